@@ -1,0 +1,122 @@
+# sf — top-level build.  `make` builds every binary into build/, `make test` runs
+# everything (deps, build, unit, integration, end-to-end), `make run` brings a node up.
+
+CC      ?= gcc
+BUILD   := build
+OBJ     := $(BUILD)/obj
+GEN     := $(BUILD)/gen
+
+PKGS    := libnats hiredis json-c libmicrohttpd libprotobuf-c libcurl libnl-3.0 \
+           libnl-route-3.0 libvirt libjwt uuid libcrypto libcrypt
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+SANITIZE ?=
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Ilib -Ibus -I$(GEN) \
+           $(PKG_CFLAGS) $(SANITIZE) -MMD -MP
+LDFLAGS += $(SANITIZE)
+LDLIBS  += $(PKG_LIBS) -lpthread
+
+# Debian packages every part of sf needs (build, run, test, test image).
+DEPS := build-essential pkg-config nats-server redis-server libnats-dev libhiredis-dev \
+        libjson-c-dev libmicrohttpd-dev libprotobuf-c-dev protobuf-c-compiler \
+        libcurl4-openssl-dev libnl-3-dev libnl-route-3-dev libcmocka-dev libvirt-dev \
+        libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils \
+        dnsmasq-base xorriso genisoimage libjwt-dev uuid-dev libssl-dev libcrypt-dev \
+        iproute2 iptables busybox-static syslinux syslinux-common mtools dosfstools \
+        fdisk kmod cpio curl python3 procps
+
+PROTO_C := $(GEN)/sf.pb-c.c
+PROTO_H := $(GEN)/sf.pb-c.h
+
+LIB_SRCS     := $(wildcard lib/*.c) $(wildcard bus/*.c)
+API_SRCS     := $(filter-out api/main.c,$(wildcard api/*.c))
+COMPUTE_SRCS := $(filter-out workers/compute/main.c,$(wildcard workers/compute/*.c))
+NETWORK_SRCS := $(filter-out workers/network/main.c,$(wildcard workers/network/*.c))
+BLOB_SRCS    := $(filter-out workers/blob/main.c,$(wildcard workers/blob/*.c))
+
+objs = $(patsubst %.c,$(OBJ)/%.o,$(1))
+
+LIBSF      := $(BUILD)/libsf.a
+LIBAPI     := $(BUILD)/libsfapi.a
+LIBCOMPUTE := $(BUILD)/libsfcompute.a
+LIBNETWORK := $(BUILD)/libsfnetwork.a
+LIBBLOB    := $(BUILD)/libsfblob.a
+MODLIBS    := $(LIBAPI) $(LIBCOMPUTE) $(LIBNETWORK) $(LIBBLOB)
+
+BINS := $(BUILD)/sf-api $(BUILD)/sf-compute $(BUILD)/sf-network $(BUILD)/sf-blob \
+        $(BUILD)/sf-ctl
+
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
+
+.PHONY: all deps test testimage run clean bench tests-build
+all: $(BINS)
+
+deps:
+	@./tools/deps.sh $(DEPS)
+
+$(PROTO_C) $(PROTO_H): schema/sf.proto
+	@mkdir -p $(GEN)
+	protoc-c --proto_path=schema --c_out=$(GEN) schema/sf.proto
+
+# Everything that may include the generated header waits for it.
+$(OBJ)/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(OBJ)/$(GEN)/sf.pb-c.o: $(PROTO_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-unused-parameter -c -o $@ $<
+
+$(LIBSF): $(call objs,$(LIB_SRCS)) $(OBJ)/$(GEN)/sf.pb-c.o
+	@rm -f $@; ar rcs $@ $^
+$(LIBAPI): $(call objs,$(API_SRCS))
+	@rm -f $@; ar rcs $@ $^
+$(LIBCOMPUTE): $(call objs,$(COMPUTE_SRCS))
+	@rm -f $@; ar rcs $@ $^
+$(LIBNETWORK): $(call objs,$(NETWORK_SRCS))
+	@rm -f $@; ar rcs $@ $^
+$(LIBBLOB): $(call objs,$(BLOB_SRCS))
+	@rm -f $@; ar rcs $@ $^
+
+$(BUILD)/sf-api: $(OBJ)/api/main.o $(LIBAPI) $(LIBSF)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/sf-compute: $(OBJ)/workers/compute/main.o $(LIBCOMPUTE) $(LIBSF)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/sf-network: $(OBJ)/workers/network/main.o $(LIBNETWORK) $(LIBSF)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/sf-blob: $(OBJ)/workers/blob/main.o $(LIBBLOB) $(LIBSF)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/sf-ctl: $(OBJ)/tools/sf-ctl.o $(LIBAPI) $(LIBSF)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Tests link against every module library; the linker pulls only what each needs.
+$(BUILD)/tests/%: $(OBJ)/tests/unit/%.o $(MODLIBS) $(LIBSF)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(MODLIBS) $(LIBSF) $(LDLIBS) -lcmocka
+$(BUILD)/tests/%: $(OBJ)/tests/integration/%.o $(MODLIBS) $(LIBSF)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(MODLIBS) $(LIBSF) $(LDLIBS) -lcmocka
+
+tests-build: $(BINS) $(UNIT_TESTS) $(INTEG_TESTS)
+
+test: deps
+	@$(MAKE) --no-print-directory tests-build
+	@$(MAKE) --no-print-directory testimage
+	@./tests/run.sh
+
+testimage: $(BUILD)/testimage/sftest.qcow2
+$(BUILD)/testimage/sftest.qcow2: tools/mk-testimage.sh
+	@mkdir -p $(BUILD)/testimage
+	./tools/mk-testimage.sh $(BUILD)/testimage
+
+run: deps
+	@$(MAKE) --no-print-directory all testimage
+	@./tools/sf-run
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(OBJ) -name '*.d' 2>/dev/null)

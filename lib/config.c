@@ -1,0 +1,100 @@
+#include "config.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void str_env(const char *name, const char *def, char *out, size_t len) {
+        const char *v = getenv(name);
+
+        snprintf(out, len, "%s", v && *v ? v : def);
+}
+
+static int int_env(const char *name, int def, int *out) {
+        const char *v = getenv(name);
+        char *end;
+        long n;
+
+        if (!v || !*v) {
+                *out = def;
+                return 0;
+        }
+        errno = 0;
+        n = strtol(v, &end, 10);
+        if (errno || *end || n < 0 || n > 1000000) {
+                log_err("config: %s=%s is not a valid number", name, v);
+                return -EINVAL;
+        }
+        *out = (int)n;
+        return 0;
+}
+
+int sf_config_load(sf_config_t *cfg) {
+        char host[64] = "localhost";
+        const char *secret_file;
+        int r = 0;
+
+        memset(cfg, 0, sizeof(*cfg));
+        if (gethostname(host, sizeof(host) - 1) == 0) {
+                char *dot = strchr(host, '.');
+                if (dot)
+                        *dot = 0;
+        }
+        str_env("SF_NODE", host, cfg->node, sizeof(cfg->node));
+        str_env("SF_REDIS_HOST", "127.0.0.1", cfg->redis_host, sizeof(cfg->redis_host));
+        str_env("SF_NATS_URL", "nats://127.0.0.1:4222", cfg->nats_url, sizeof(cfg->nats_url));
+        str_env("SF_API_BIND", "127.0.0.1", cfg->api_bind, sizeof(cfg->api_bind));
+        str_env("SF_STORAGE", "/srv/sf", cfg->storage, sizeof(cfg->storage));
+        str_env("SF_DOMAIN_TYPE", "auto", cfg->domain_type, sizeof(cfg->domain_type));
+        str_env("SF_LIBVIRT_URI", "qemu:///system", cfg->libvirt_uri, sizeof(cfg->libvirt_uri));
+        str_env("SF_ZONE", "shakenfist", cfg->zone, sizeof(cfg->zone));
+        str_env("SF_MESH_IP", "127.0.0.1", cfg->mesh_ip, sizeof(cfg->mesh_ip));
+        str_env("SF_MESH_DEV", "lo", cfg->mesh_dev, sizeof(cfg->mesh_dev));
+        str_env("SF_DNS_SERVER", "8.8.8.8", cfg->dns_server, sizeof(cfg->dns_server));
+        r |= int_env("SF_REDIS_PORT", 6379, &cfg->redis_port);
+        r |= int_env("SF_API_PORT", 13000, &cfg->api_port);
+        r |= int_env("SF_MTU", 1450, &cfg->mtu);
+        r |= int_env("SF_ACK_WAIT", 30, &cfg->ack_wait_s);
+        r |= int_env("SF_MAX_ATTEMPTS", 5, &cfg->max_attempts);
+        r |= int_env("SF_REDRIVE_AFTER", 60, &cfg->redrive_after_s);
+        {
+                char def[256];
+                snprintf(def, sizeof(def), "http://%s:%d", cfg->api_bind, cfg->api_port);
+                str_env("SF_API_URL", def, cfg->api_url, sizeof(cfg->api_url));
+        }
+        str_env("SF_AUTH_SECRET", "", cfg->auth_secret, sizeof(cfg->auth_secret));
+        secret_file = getenv("SF_AUTH_SECRET_FILE");
+        if (!cfg->auth_secret[0] && secret_file && *secret_file) {
+                FILE *f = fopen(secret_file, "re");
+                if (!f) {
+                        log_err("config: cannot read SF_AUTH_SECRET_FILE %s", secret_file);
+                        return -errno;
+                }
+                if (!fgets(cfg->auth_secret, sizeof(cfg->auth_secret), f))
+                        cfg->auth_secret[0] = 0;
+                fclose(f);
+                cfg->auth_secret[strcspn(cfg->auth_secret, "\r\n")] = 0;
+        }
+        if (strcmp(cfg->domain_type, "auto") && strcmp(cfg->domain_type, "kvm") &&
+            strcmp(cfg->domain_type, "qemu")) {
+                log_err("config: SF_DOMAIN_TYPE must be auto, kvm or qemu");
+                return -EINVAL;
+        }
+        if (!cfg->node[0] || strlen(cfg->node) > 63)
+                return -EINVAL;
+        return r ? -EINVAL : 0;
+}
+
+void sf_config_node_token(const char *node, char *out, size_t outlen) {
+        size_t i;
+
+        for (i = 0; node[i] && i + 1 < outlen; i++) {
+                char c = node[i];
+                out[i] = (c == '.' || c == '*' || c == '>' || c == ' ') ? '_' : c;
+        }
+        out[i] = 0;
+}

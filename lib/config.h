@@ -1,0 +1,33 @@
+/* Configuration: environment variables SF_*, with defaults safe for one node.
+ * `make run` writes them to build/run/sf.env; production sets them in the unit files. */
+#pragma once
+#include <limits.h>
+#include <stddef.h>
+
+typedef struct sf_config {
+        char node[64];            /* SF_NODE: this node's name (default: short hostname) */
+        char redis_host[128];     /* SF_REDIS_HOST (127.0.0.1) */
+        int redis_port;           /* SF_REDIS_PORT (6379) */
+        char nats_url[256];       /* SF_NATS_URL (nats://127.0.0.1:4222) */
+        char api_bind[64];        /* SF_API_BIND (127.0.0.1): loopback unless configured */
+        int api_port;             /* SF_API_PORT (13000) */
+        char api_url[256];        /* SF_API_URL (http://<bind>:<port>) as told to clients */
+        char storage[PATH_MAX];   /* SF_STORAGE (/srv/sf): instances/, blobs/, image_cache/, dhcp/ */
+        char domain_type[16];     /* SF_DOMAIN_TYPE: auto | kvm | qemu (auto) */
+        char libvirt_uri[128];    /* SF_LIBVIRT_URI (qemu:///system) */
+        char auth_secret[256];    /* SF_AUTH_SECRET, or the contents of SF_AUTH_SECRET_FILE */
+        char zone[64];            /* SF_ZONE (shakenfist) */
+        char mesh_ip[64];         /* SF_MESH_IP (127.0.0.1): VXLAN underlay address */
+        char mesh_dev[32];        /* SF_MESH_DEV (lo) */
+        char dns_server[64];      /* SF_DNS_SERVER (8.8.8.8) */
+        int mtu;                  /* SF_MTU (1450): guest MTU on VXLAN networks */
+        int ack_wait_s;           /* SF_ACK_WAIT (30): JetStream redelivery after a silent worker */
+        int max_attempts;         /* SF_MAX_ATTEMPTS (5): failed attempts before term + error */
+        int redrive_after_s;      /* SF_REDRIVE_AFTER (60): untouched pending intent is re-published */
+} sf_config_t;
+
+/* Fill cfg from the environment. -EINVAL with a log line on a malformed value. */
+int sf_config_load(sf_config_t *cfg);
+
+/* The node name as a NATS subject token (dots and wildcards become '_'). */
+void sf_config_node_token(const char *node, char *out, size_t outlen);
