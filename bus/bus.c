@@ -1,0 +1,248 @@
+#include "bus.h"
+
+#include <errno.h>
+#include <nats/nats.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sf_bus {
+        natsConnection *nc;
+        jsCtx *js;
+};
+
+struct sf_bus_sub {
+        natsSubscription *sub;
+};
+
+struct sf_bus_msg {
+        natsMsg *msg;
+        uint64_t delivered;
+};
+
+static int nats_errno(natsStatus s) {
+        switch (s) {
+        case NATS_OK:
+                return 0;
+        case NATS_TIMEOUT:
+                return -ETIMEDOUT;
+        case NATS_NO_MEMORY:
+                return -ENOMEM;
+        case NATS_NOT_FOUND:
+                return -ENOENT;
+        case NATS_CONNECTION_CLOSED:
+        case NATS_NO_SERVER:
+        case NATS_CONNECTION_DISCONNECTED:
+                return -ENOTCONN;
+        default:
+                return -EIO;
+        }
+}
+
+int sf_bus_connect(const char *url, sf_bus_t **ret) {
+        natsOptions *opts = NULL;
+        sf_bus_t *b = calloc(1, sizeof(*b));
+        natsStatus s;
+        int r = -ENOMEM;
+
+        if (!b)
+                goto cleanup;
+        s = natsOptions_Create(&opts);
+        if (s == NATS_OK)
+                s = natsOptions_SetURL(opts, url);
+        /* Reconnect for ever: the bus may restart under us; Redis keeps the truth. */
+        if (s == NATS_OK)
+                s = natsOptions_SetMaxReconnect(opts, -1);
+        if (s == NATS_OK)
+                s = natsOptions_SetReconnectWait(opts, 250);
+        if (s == NATS_OK)
+                s = natsOptions_SetTimeout(opts, 2000);
+        if (s == NATS_OK)
+                s = natsConnection_Connect(&b->nc, opts);
+        if (s == NATS_OK)
+                s = natsConnection_JetStream(&b->js, b->nc, NULL);
+        r = nats_errno(s);
+        if (r < 0)
+                goto cleanup;
+        *ret = b;
+        b = NULL;
+cleanup:
+        natsOptions_Destroy(opts);
+        sf_bus_free(b);
+        return r;
+}
+
+void sf_bus_free(sf_bus_t *b) {
+        if (!b)
+                return;
+        jsCtx_Destroy(b->js);
+        natsConnection_Destroy(b->nc);
+        free(b);
+}
+
+static int ensure_stream(sf_bus_t *b, const char *name, const char *subject, jsRetentionPolicy ret,
+                         int64_t max_age_ns, int64_t max_msgs_per_subject) {
+        jsStreamConfig cfg;
+        jsStreamInfo *si = NULL;
+        jsErrCode jerr = 0;
+        const char *subjects[1] = {subject};
+        natsStatus s;
+
+        jsStreamConfig_Init(&cfg);
+        cfg.Name = name;
+        cfg.Subjects = subjects;
+        cfg.SubjectsLen = 1;
+        cfg.Storage = js_FileStorage;
+        cfg.Retention = ret;
+        cfg.MaxAge = max_age_ns;
+        cfg.MaxMsgsPerSubject = max_msgs_per_subject;
+        /* Dedupe window: a re-drive of an intent after this long is a new delivery. */
+        cfg.Duplicates = (int64_t)30 * 1000000000LL;
+        s = js_AddStream(&si, b->js, &cfg, NULL, &jerr);
+        if (s != NATS_OK) {
+                jsStreamInfo_Destroy(si);
+                si = NULL;
+                s = js_UpdateStream(&si, b->js, &cfg, NULL, &jerr);
+        }
+        jsStreamInfo_Destroy(si);
+        if (s != NATS_OK) {
+                fprintf(stderr, "bus: stream %s: %s (jerr %d)\n", name, natsStatus_GetText(s),
+                        (int)jerr);
+                return nats_errno(s);
+        }
+        return 0;
+}
+
+int sf_bus_ensure_streams(sf_bus_t *b) {
+        int r = ensure_stream(b, SF_BUS_INTENTS, "sf.intent.>", js_WorkQueuePolicy, 0, -1);
+        if (r < 0)
+                return r;
+        /* Events are also kept per object in Redis; the stream is for live followers. */
+        return ensure_stream(b, SF_BUS_EVENTS, "sf.event.>", js_LimitsPolicy,
+                             (int64_t)7 * 24 * 3600 * 1000000000LL, 1000);
+}
+
+int sf_bus_publish(sf_bus_t *b, const char *subject, const char *msg_id, const void *data,
+                   size_t len) {
+        jsPubOptions po;
+        jsPubAck *pa = NULL;
+        jsErrCode jerr = 0;
+        natsStatus s;
+
+        jsPubOptions_Init(&po);
+        po.MsgId = msg_id;
+        po.MaxWait = 5000;
+        s = js_Publish(&pa, b->js, subject, data, (int)len, &po, &jerr);
+        jsPubAck_Destroy(pa);
+        return nats_errno(s);
+}
+
+int sf_bus_consumer(sf_bus_t *b, const char *stream, const char *durable, const char *filter,
+                    int ack_wait_s, sf_bus_sub_t **ret) {
+        jsConsumerConfig cc;
+        jsConsumerInfo *ci = NULL;
+        jsSubOptions so;
+        jsErrCode jerr = 0;
+        sf_bus_sub_t *sub = NULL;
+        natsStatus s;
+        int r;
+
+        jsConsumerConfig_Init(&cc);
+        cc.Durable = durable;
+        cc.AckPolicy = js_AckExplicit;
+        cc.FilterSubject = filter;
+        cc.AckWait = (int64_t)ack_wait_s * 1000000000LL;
+        cc.MaxDeliver = -1;
+        cc.MaxAckPending = 1000;
+        s = js_AddConsumer(&ci, b->js, stream, &cc, NULL, &jerr);
+        if (s != NATS_OK) {
+                /* It exists with another config (e.g. ack wait changed): update it. */
+                jsConsumerInfo_Destroy(ci);
+                ci = NULL;
+                s = js_UpdateConsumer(&ci, b->js, stream, &cc, NULL, &jerr);
+        }
+        jsConsumerInfo_Destroy(ci);
+        if (s != NATS_OK) {
+                fprintf(stderr, "bus: consumer %s: %s (jerr %d)\n", durable, natsStatus_GetText(s),
+                        (int)jerr);
+                return nats_errno(s);
+        }
+        sub = calloc(1, sizeof(*sub));
+        if (!sub)
+                return -ENOMEM;
+        jsSubOptions_Init(&so);
+        so.Stream = stream;
+        so.Consumer = durable;
+        s = js_PullSubscribe(&sub->sub, b->js, filter, durable, NULL, &so, &jerr);
+        r = nats_errno(s);
+        if (r < 0) {
+                free(sub);
+                return r;
+        }
+        *ret = sub;
+        return 0;
+}
+
+void sf_bus_sub_free(sf_bus_sub_t *s) {
+        if (!s)
+                return;
+        /* Destroy, never Unsubscribe: unsubscribing deletes a library-made durable. */
+        natsSubscription_Destroy(s->sub);
+        free(s);
+}
+
+int sf_bus_fetch(sf_bus_sub_t *s, int timeout_ms, sf_bus_msg_t **ret) {
+        natsMsgList list = {0};
+        jsErrCode jerr = 0;
+        jsMsgMetaData *meta = NULL;
+        sf_bus_msg_t *m;
+        natsStatus st;
+
+        st = natsSubscription_Fetch(&list, s->sub, 1, timeout_ms, &jerr);
+        if (st != NATS_OK || list.Count == 0) {
+                natsMsgList_Destroy(&list);
+                return st == NATS_OK ? -ETIMEDOUT : nats_errno(st);
+        }
+        m = calloc(1, sizeof(*m));
+        if (!m) {
+                natsMsgList_Destroy(&list);
+                return -ENOMEM;
+        }
+        m->msg = list.Msgs[0];
+        list.Msgs[0] = NULL;
+        natsMsgList_Destroy(&list);
+        m->delivered = 1;
+        if (natsMsg_GetMetaData(&meta, m->msg) == NATS_OK) {
+                m->delivered = meta->NumDelivered;
+                jsMsgMetaData_Destroy(meta);
+        }
+        *ret = m;
+        return 0;
+}
+
+const void *sf_bus_msg_data(sf_bus_msg_t *m, size_t *ret_len) {
+        *ret_len = (size_t)natsMsg_GetDataLength(m->msg);
+        return natsMsg_GetData(m->msg);
+}
+
+const char *sf_bus_msg_subject(sf_bus_msg_t *m) { return natsMsg_GetSubject(m->msg); }
+
+uint64_t sf_bus_msg_delivered(sf_bus_msg_t *m) { return m->delivered; }
+
+int sf_bus_ack(sf_bus_msg_t *m) { return nats_errno(natsMsg_AckSync(m->msg, NULL, NULL)); }
+
+int sf_bus_nak(sf_bus_msg_t *m, int delay_ms) {
+        return nats_errno(delay_ms > 0 ? natsMsg_NakWithDelay(m->msg, delay_ms, NULL)
+                                       : natsMsg_Nak(m->msg, NULL));
+}
+
+int sf_bus_term(sf_bus_msg_t *m) { return nats_errno(natsMsg_Term(m->msg, NULL)); }
+
+int sf_bus_progress(sf_bus_msg_t *m) { return nats_errno(natsMsg_InProgress(m->msg, NULL)); }
+
+void sf_bus_msg_free(sf_bus_msg_t *m) {
+        if (!m)
+                return;
+        natsMsg_Destroy(m->msg);
+        free(m);
+}

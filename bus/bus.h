@@ -1,0 +1,41 @@
+/* The bus: NATS JetStream streams, durable pull consumers, publish with dedupe ids.
+ * It knows subjects and bytes, never which process uses it or what a message means. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sf_bus sf_bus_t;
+typedef struct sf_bus_sub sf_bus_sub_t;
+typedef struct sf_bus_msg sf_bus_msg_t;
+
+#define SF_BUS_INTENTS "SF_INTENTS" /* work queue, file storage, subjects sf.intent.> */
+#define SF_BUS_EVENTS  "SF_EVENTS"  /* limits retention, file storage, subjects sf.event.> */
+
+int sf_bus_connect(const char *url, sf_bus_t **ret);
+void sf_bus_free(sf_bus_t *b);
+
+/* Create (or update to our config) both streams.  Idempotent. */
+int sf_bus_ensure_streams(sf_bus_t *b);
+
+/* Publish and wait for the stream's ack.  msg_id becomes Nats-Msg-Id (dedupe);
+ * NULL for none. */
+int sf_bus_publish(sf_bus_t *b, const char *subject, const char *msg_id, const void *data,
+                   size_t len);
+
+/* Create the durable pull consumer explicitly (explicit ack, filter subject,
+ * unlimited deliveries: the caller counts attempts in Redis) and bind to it.
+ * Destroying the subscription never deletes the durable. */
+int sf_bus_consumer(sf_bus_t *b, const char *stream, const char *durable, const char *filter,
+                    int ack_wait_s, sf_bus_sub_t **ret);
+void sf_bus_sub_free(sf_bus_sub_t *s);
+
+/* One message, or -ETIMEDOUT when none arrived within timeout_ms. */
+int sf_bus_fetch(sf_bus_sub_t *s, int timeout_ms, sf_bus_msg_t **ret);
+const void *sf_bus_msg_data(sf_bus_msg_t *m, size_t *ret_len);
+const char *sf_bus_msg_subject(sf_bus_msg_t *m);
+uint64_t sf_bus_msg_delivered(sf_bus_msg_t *m); /* 1 on first delivery */
+int sf_bus_ack(sf_bus_msg_t *m);                 /* synchronous: returns once the server has it */
+int sf_bus_nak(sf_bus_msg_t *m, int delay_ms);
+int sf_bus_term(sf_bus_msg_t *m);
+int sf_bus_progress(sf_bus_msg_t *m);            /* resets the ack-wait timer */
+void sf_bus_msg_free(sf_bus_msg_t *m);

@@ -1,0 +1,161 @@
+#include "lock.h"
+
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+struct sf_lock {
+        char name[160];
+        char key[192];
+        char value[128];
+        uint64_t token;
+        int ttl_ms;
+        atomic_bool lost;
+        atomic_bool stop;
+        bool has_thread;
+        pthread_t thread;
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        char host[128];
+        int port;
+};
+
+/* KEYS: lock, fence counter, fence-of-resource.  ARGV: holder, ttl. */
+static const char ACQUIRE_LUA[] =
+        "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+        "local t = redis.call('INCR', KEYS[2])\n"
+        "redis.call('SET', KEYS[1], t .. ':' .. ARGV[1], 'PX', ARGV[2])\n"
+        "redis.call('SET', KEYS[3], t)\n"
+        "return t\n";
+static const char REFRESH_LUA[] =
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+        "  return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end\n"
+        "return 0\n";
+static const char RELEASE_LUA[] =
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
+        "return 0\n";
+
+static int refresh_with(sf_store_t *s, sf_lock_t *l) {
+        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "EVAL %s 1 %s %s %d", REFRESH_LUA, l->key,
+                                                     l->value, l->ttl_ms);
+        if (!r || r->type != REDIS_REPLY_INTEGER)
+                return -EIO;
+        if (r->integer != 1) {
+                atomic_store(&l->lost, true);
+                return -ENOLCK;
+        }
+        return 0;
+}
+
+static void *keepalive_main(void *arg) {
+        sf_lock_t *l = arg;
+        sf_store_t *s = NULL;
+
+        pthread_mutex_lock(&l->mu);
+        while (!atomic_load(&l->stop)) {
+                struct timespec ts;
+                int period = l->ttl_ms / 3;
+
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_sec += period / 1000;
+                ts.tv_nsec += (long)(period % 1000) * 1000000;
+                if (ts.tv_nsec >= 1000000000) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000;
+                }
+                pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+                if (atomic_load(&l->stop))
+                        break;
+                if (!s && sf_store_connect(l->host, l->port, &s) < 0)
+                        continue;
+                if (refresh_with(s, l) == -ENOLCK) {
+                        log_warn("lock %s: lost (token %llu)", l->name, (unsigned long long)l->token);
+                        break;
+                }
+        }
+        pthread_mutex_unlock(&l->mu);
+        sf_store_free(s);
+        return NULL;
+}
+
+int sf_lock_acquire(sf_store_t *s, const char *name, const char *holder, int ttl_ms, int wait_ms,
+                    bool keepalive, sf_lock_t **ret) {
+        int64_t deadline = sf_mono_ms() + wait_ms;
+        char fence_key[192];
+        sf_lock_t *l;
+
+        if (ttl_ms < 30)
+                return -EINVAL;
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        snprintf(l->name, sizeof(l->name), "%s", name);
+        snprintf(l->key, sizeof(l->key), "sf:lock:%s", name);
+        snprintf(fence_key, sizeof(fence_key), "sf:fence:%s", name);
+        snprintf(l->host, sizeof(l->host), "%s", sf_store_host(s));
+        l->port = sf_store_port(s);
+        l->ttl_ms = ttl_ms;
+        pthread_mutex_init(&l->mu, NULL);
+        pthread_cond_init(&l->cv, NULL);
+        for (int delay = 10;; delay = delay < 200 ? delay * 2 : 200) {
+                _cleanup_reply_ redisReply *r = sf_store_cmd(s, "EVAL %s 3 %s sf:fencectr %s %s %d",
+                                                             ACQUIRE_LUA, l->key, fence_key, holder,
+                                                             ttl_ms);
+                if (!r || r->type != REDIS_REPLY_INTEGER) {
+                        sf_lock_release(NULL, l);
+                        return -EIO;
+                }
+                if (r->integer > 0) {
+                        l->token = (uint64_t)r->integer;
+                        break;
+                }
+                if (sf_mono_ms() >= deadline) {
+                        sf_lock_release(NULL, l);
+                        return -EBUSY;
+                }
+                struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)delay * 1000000};
+                nanosleep(&ts, NULL);
+        }
+        snprintf(l->value, sizeof(l->value), "%llu:%s", (unsigned long long)l->token, holder);
+        if (keepalive) {
+                if (pthread_create(&l->thread, NULL, keepalive_main, l) == 0)
+                        l->has_thread = true;
+                else
+                        log_warn("lock %s: no keepalive thread", name);
+        }
+        *ret = l;
+        return 0;
+}
+
+int sf_lock_refresh(sf_store_t *s, sf_lock_t *l) { return refresh_with(s, l); }
+
+bool sf_lock_lost(const sf_lock_t *l) { return atomic_load(&((sf_lock_t *)l)->lost); }
+
+uint64_t sf_lock_token(const sf_lock_t *l) { return l->token; }
+
+sf_fence_t sf_lock_fence(const sf_lock_t *l) {
+        return (sf_fence_t){.resource = l->name, .token = l->token};
+}
+
+void sf_lock_release(sf_store_t *s, sf_lock_t *l) {
+        if (!l)
+                return;
+        if (l->has_thread) {
+                pthread_mutex_lock(&l->mu);
+                atomic_store(&l->stop, true);
+                pthread_cond_signal(&l->cv);
+                pthread_mutex_unlock(&l->mu);
+                pthread_join(l->thread, NULL);
+        }
+        if (s && l->token)
+                freeReplyObject(sf_store_cmd(s, "EVAL %s 1 %s %s", RELEASE_LUA, l->key, l->value));
+        pthread_cond_destroy(&l->cv);
+        pthread_mutex_destroy(&l->mu);
+        free(l);
+}

@@ -1,0 +1,29 @@
+/* Distributed locks in Redis with fencing tokens.
+ *
+ * sf:lock:<name> = "<token>:<holder>" set with NX PX; the token comes from INCR
+ * sf:fencectr and is also recorded as the newest token of <name> (sf:fence:<name>).
+ * A background thread (its own Redis connection) refreshes the TTL while the lock
+ * is held.  Expiry alone is not safety: a paused holder can outlive its TTL, so every
+ * side-effecting write carries the token (sf_lock_fence) and Redis refuses a write
+ * whose token is older than the newest one for that resource. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store.h"
+
+typedef struct sf_lock sf_lock_t;
+
+/* Acquire name for ttl_ms, waiting up to wait_ms (0: one try).  -EBUSY if still held
+ * by somebody else.  With keepalive, a thread refreshes it every ttl/3. */
+int sf_lock_acquire(sf_store_t *s, const char *name, const char *holder, int ttl_ms, int wait_ms,
+                    bool keepalive, sf_lock_t **ret);
+/* Extend the TTL; -ENOLCK if the lock is no longer ours. */
+int sf_lock_refresh(sf_store_t *s, sf_lock_t *l);
+/* True once a refresh found the lock taken over or expired. */
+bool sf_lock_lost(const sf_lock_t *l);
+uint64_t sf_lock_token(const sf_lock_t *l);
+/* The fence to pass to sf_store_put/update for writes made under this lock. */
+sf_fence_t sf_lock_fence(const sf_lock_t *l);
+/* Release (only if still ours) and free.  Accepts NULL. */
+void sf_lock_release(sf_store_t *s, sf_lock_t *l);

@@ -1,0 +1,307 @@
+#include "store.h"
+
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+struct sf_store {
+        redisContext *c;
+        char host[128];
+        int port;
+};
+
+/* KEYS[1] object hash, KEYS[2] fence key (or "-"), KEYS[3..] index sets.
+ * ARGV[1] expected rev, ARGV[2] doc, ARGV[3] fence token ("0" = none), ARGV[4] uuid. */
+static const char PUT_LUA[] =
+        "local cur = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')\n"
+        "if cur ~= tonumber(ARGV[1]) then return {-1, cur} end\n"
+        "if ARGV[3] ~= '0' then\n"
+        "  local hi = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
+        "  if tonumber(ARGV[3]) < hi then return {-2, hi} end\n"
+        "  redis.call('SET', KEYS[2], ARGV[3])\n"
+        "end\n"
+        "redis.call('HSET', KEYS[1], 'rev', cur + 1, 'doc', ARGV[2])\n"
+        "for i = 3, #KEYS do redis.call('SADD', KEYS[i], ARGV[4]) end\n"
+        "return {0, cur + 1}\n";
+
+static int store_reconnect(sf_store_t *s) {
+        struct timeval tv = {.tv_sec = 2, .tv_usec = 0};
+
+        if (s->c)
+                redisFree(s->c);
+        s->c = redisConnectWithTimeout(s->host, s->port, tv);
+        if (!s->c || s->c->err) {
+                log_err("redis %s:%d: %s", s->host, s->port, s->c ? s->c->errstr : "oom");
+                if (s->c)
+                        redisFree(s->c);
+                s->c = NULL;
+                return -ECONNREFUSED;
+        }
+        /* A reply that never comes must not hang a worker for ever. */
+        tv.tv_sec = 10;
+        redisSetTimeout(s->c, tv);
+        redisEnableKeepAlive(s->c);
+        return 0;
+}
+
+int sf_store_connect(const char *host, int port, sf_store_t **ret) {
+        sf_store_t *s = calloc(1, sizeof(*s));
+        int r;
+
+        if (!s)
+                return -ENOMEM;
+        snprintf(s->host, sizeof(s->host), "%s", host);
+        s->port = port;
+        r = store_reconnect(s);
+        if (r < 0) {
+                free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+void sf_store_free(sf_store_t *s) {
+        if (!s)
+                return;
+        if (s->c)
+                redisFree(s->c);
+        free(s);
+}
+
+const char *sf_store_host(const sf_store_t *s) { return s->host; }
+int sf_store_port(const sf_store_t *s) { return s->port; }
+
+redisReply *sf_store_cmdargv(sf_store_t *s, int argc, const char **argv, const size_t *lens) {
+        for (int attempt = 0; attempt < 2; attempt++) {
+                redisReply *r;
+
+                if (!s->c && store_reconnect(s) < 0)
+                        continue;
+                r = redisCommandArgv(s->c, argc, argv, lens);
+                if (r)
+                        return r;
+                log_warn("redis: %s; reconnecting", s->c->errstr);
+                redisFree(s->c);
+                s->c = NULL;
+        }
+        return NULL;
+}
+
+redisReply *sf_store_cmd(sf_store_t *s, const char *fmt, ...) {
+        for (int attempt = 0; attempt < 2; attempt++) {
+                redisReply *r;
+                va_list ap;
+
+                if (!s->c && store_reconnect(s) < 0)
+                        continue;
+                va_start(ap, fmt);
+                r = redisvCommand(s->c, fmt, ap);
+                va_end(ap);
+                if (r)
+                        return r;
+                log_warn("redis: %s; reconnecting", s->c->errstr);
+                redisFree(s->c);
+                s->c = NULL;
+        }
+        return NULL;
+}
+
+int sf_store_get(sf_store_t *s, const char *type, const char *uuid, json_object **ret_doc,
+                 uint64_t *ret_rev) {
+        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "HMGET sf:obj:%s:%s rev doc", type, uuid);
+        json_object *doc;
+
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+                return -EIO;
+        if (r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
+                return -ENOENT;
+        doc = json_tokener_parse(r->element[1]->str);
+        if (!doc || !json_object_is_type(doc, json_type_object)) {
+                json_object_put(doc);
+                log_err("store: %s/%s holds a corrupt document", type, uuid);
+                return -EBADMSG;
+        }
+        if (ret_rev)
+                *ret_rev = strtoull(r->element[0]->str, NULL, 10);
+        if (ret_doc)
+                *ret_doc = doc;
+        else
+                json_object_put(doc);
+        return 0;
+}
+
+int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t expect_rev,
+                 json_object *doc, const sf_fence_t *fence, uint64_t *ret_rev) {
+        const char *argv[16];
+        char keybuf[3][256], revs[24], toks[24], nkeys[16];
+        const char *fields[3] = {"namespace", "name", "node"};
+        const char *names[3] = {"ns", "name", "node"};
+        int argc = 0, nk = 0;
+        const char *text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN);
+        _cleanup_reply_ redisReply *r = NULL;
+
+        snprintf(keybuf[0], sizeof(keybuf[0]), "sf:obj:%s:%s", type, uuid);
+        snprintf(keybuf[1], sizeof(keybuf[1]), "sf:fence:%s", fence ? fence->resource : "-");
+        snprintf(keybuf[2], sizeof(keybuf[2]), "sf:idx:%s:all", type);
+        nk = 3;
+        argv[argc++] = "EVAL";
+        argv[argc++] = PUT_LUA;
+        /* Keys: object, fence, all-index, then up to three field indexes. */
+        char idx[3][256];
+        int nidx = 0;
+        for (int i = 0; i < 3; i++) {
+                const char *v = sf_json_str(doc, fields[i]);
+                if (v && *v)
+                        snprintf(idx[nidx++], sizeof(idx[0]), "sf:idx:%s:%s:%s", type, names[i], v);
+        }
+        snprintf(nkeys, sizeof(nkeys), "%d", nk + nidx);
+        argv[argc++] = nkeys;
+        argv[argc++] = keybuf[0];
+        argv[argc++] = keybuf[1];
+        argv[argc++] = keybuf[2];
+        for (int i = 0; i < nidx; i++)
+                argv[argc++] = idx[i];
+        snprintf(revs, sizeof(revs), "%llu", (unsigned long long)expect_rev);
+        snprintf(toks, sizeof(toks), "%llu", (unsigned long long)(fence ? fence->token : 0));
+        argv[argc++] = revs;
+        argv[argc++] = text;
+        argv[argc++] = toks;
+        argv[argc++] = uuid;
+        r = sf_store_cmdargv(s, argc, argv, NULL);
+        if (!r)
+                return -EIO;
+        if (r->type == REDIS_REPLY_ERROR) {
+                log_err("store put %s/%s: %s", type, uuid, r->str);
+                return -EIO;
+        }
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+                return -EIO;
+        if (r->element[0]->integer == -1)
+                return -ESTALE;
+        if (r->element[0]->integer == -2)
+                return -ENOLCK;
+        if (ret_rev)
+                *ret_rev = (uint64_t)r->element[1]->integer;
+        return 0;
+}
+
+int sf_store_update(sf_store_t *s, const char *type, const char *uuid, const sf_fence_t *fence,
+                    sf_store_mutate_fn fn, void *userdata, json_object **ret_doc) {
+        for (int attempt = 0; attempt < 100; attempt++) {
+                _cleanup_json_ json_object *doc = NULL;
+                uint64_t rev;
+                int r;
+
+                r = sf_store_get(s, type, uuid, &doc, &rev);
+                if (r < 0)
+                        return r;
+                r = fn(doc, userdata);
+                if (r < 0)
+                        return r;
+                if (r == 0) {
+                        r = sf_store_put(s, type, uuid, rev, doc, fence, NULL);
+                        if (r == -ESTALE) {
+                                /* Somebody else wrote first: back off a random little while
+                                 * (so one writer cannot starve), re-read, re-apply. */
+                                uint32_t rnd = 0;
+                                sf_random_bytes(&rnd, sizeof(rnd));
+                                struct timespec ts = {0, (long)(rnd % (uint32_t)(attempt + 1)) * 200000L};
+                                nanosleep(&ts, NULL);
+                                continue;
+                        }
+                        if (r < 0)
+                                return r;
+                }
+                if (ret_doc)
+                        *ret_doc = json_object_get(doc);
+                return 0;
+        }
+        return -ESTALE;
+}
+
+int sf_store_index(sf_store_t *s, const char *type, const char *index, const char *value,
+                   char ***ret, size_t *ret_n) {
+        _cleanup_reply_ redisReply *r = NULL;
+        char **v;
+
+        if (strcmp(index, "all") == 0)
+                r = sf_store_cmd(s, "SMEMBERS sf:idx:%s:all", type);
+        else
+                r = sf_store_cmd(s, "SMEMBERS sf:idx:%s:%s:%s", type, index, value);
+        if (!r || r->type != REDIS_REPLY_ARRAY)
+                return -EIO;
+        v = calloc(r->elements + 1, sizeof(char *));
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < r->elements; i++) {
+                v[i] = strdup(r->element[i]->str);
+                if (!v[i]) {
+                        sf_strv_free(v);
+                        return -ENOMEM;
+                }
+        }
+        *ret = v;
+        if (ret_n)
+                *ret_n = r->elements;
+        return 0;
+}
+
+int sf_store_purge(sf_store_t *s, const char *type, const char *uuid) {
+        _cleanup_json_ json_object *doc = NULL;
+        const char *fields[3] = {"namespace", "name", "node"};
+        const char *names[3] = {"ns", "name", "node"};
+        int r = sf_store_get(s, type, uuid, &doc, NULL);
+
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        for (int i = 0; i < 3; i++) {
+                const char *v = sf_json_str(doc, fields[i]);
+                if (v && *v)
+                        freeReplyObject(
+                                sf_store_cmd(s, "SREM sf:idx:%s:%s:%s %s", type, names[i], v, uuid));
+        }
+        freeReplyObject(sf_store_cmd(s, "SREM sf:idx:%s:all %s", type, uuid));
+        freeReplyObject(sf_store_cmd(s, "DEL sf:obj:%s:%s sf:events:%s:%s", type, uuid, type, uuid));
+        return 0;
+}
+
+void sf_strv_free(char **v) {
+        if (!v)
+                return;
+        for (char **p = v; *p; p++)
+                free(*p);
+        free(v);
+}
+
+const char *sf_json_str(json_object *o, const char *key) {
+        json_object *v;
+
+        if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+                return NULL;
+        return json_object_get_string(v);
+}
+
+int64_t sf_json_int(json_object *o, const char *key, int64_t def) {
+        json_object *v;
+
+        if (!o || !json_object_object_get_ex(o, key, &v) ||
+            !(json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)))
+                return def;
+        return json_object_get_int64(v);
+}
+
+bool sf_json_bool(json_object *o, const char *key, bool def) {
+        json_object *v;
+
+        if (!o || !json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
+                return def;
+        return json_object_get_boolean(v);
+}

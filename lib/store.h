@@ -1,0 +1,64 @@
+/* Redis, the source of truth.  Every object is one hash sf:obj:<type>:<uuid> holding a
+ * JSON document and a revision; every write is a compare-and-set on that revision in
+ * one Lua script, optionally fenced by a lock token.  One sf_store_t per thread:
+ * hiredis contexts are not thread-safe. */
+#pragma once
+#include <hiredis/hiredis.h>
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sf_store sf_store_t;
+
+/* A fencing token obtained with a lock on `resource` (see lock.h).  A write carrying
+ * it is refused with -ENOLCK once a newer token for that resource exists. */
+typedef struct sf_fence {
+        const char *resource;
+        uint64_t token;
+} sf_fence_t;
+
+int sf_store_connect(const char *host, int port, sf_store_t **ret);
+void sf_store_free(sf_store_t *s);
+const char *sf_store_host(const sf_store_t *s);
+int sf_store_port(const sf_store_t *s);
+
+/* A raw command; reconnects once if the connection broke.  NULL on failure
+ * (logged).  Replies of type ERROR are returned as is: check them. */
+redisReply *sf_store_cmd(sf_store_t *s, const char *fmt, ...);
+redisReply *sf_store_cmdargv(sf_store_t *s, int argc, const char **argv, const size_t *lens);
+
+/* The current document and revision; -ENOENT if absent. */
+int sf_store_get(sf_store_t *s, const char *type, const char *uuid, json_object **ret_doc,
+                 uint64_t *ret_rev);
+
+/* Write doc if the stored revision is still expect_rev (0: must not exist yet).
+ * -ESTALE on a revision conflict, -ENOLCK on a stale fence.  Index sets for the doc's
+ * "namespace", "name" and "node" fields are updated in the same script. */
+int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t expect_rev,
+                 json_object *doc, const sf_fence_t *fence, uint64_t *ret_rev);
+
+/* Read-modify-write with CAS retries.  fn returns 0 to write, 1 for "nothing to do"
+ * (no write, success), or a negative errno to abort with it.  *ret_doc (optional)
+ * gets the resulting document (caller puts it). */
+typedef int (*sf_store_mutate_fn)(json_object *doc, void *userdata);
+int sf_store_update(sf_store_t *s, const char *type, const char *uuid, const sf_fence_t *fence,
+                    sf_store_mutate_fn fn, void *userdata, json_object **ret_doc);
+
+/* Members of an index: index is "all", "ns", "name" or "node"; value is ignored for
+ * "all".  Returns a NULL-terminated vector (free with sf_strv_free). */
+int sf_store_index(sf_store_t *s, const char *type, const char *index, const char *value,
+                   char ***ret, size_t *ret_n);
+/* Remove an object for good (hard delete) with its index entries. */
+int sf_store_purge(sf_store_t *s, const char *type, const char *uuid);
+
+void sf_strv_free(char **v);
+
+/* json-c helpers used everywhere. */
+const char *sf_json_str(json_object *o, const char *key); /* NULL if absent or not a string */
+int64_t sf_json_int(json_object *o, const char *key, int64_t def);
+bool sf_json_bool(json_object *o, const char *key, bool def);
+static inline void sf_json_putp(json_object **o) { if (*o) json_object_put(*o); }
+#define _cleanup_json_ __attribute__((cleanup(sf_json_putp)))
+static inline void sf_reply_freep(redisReply **r) { if (*r) freeReplyObject(*r); }
+#define _cleanup_reply_ __attribute__((cleanup(sf_reply_freep)))

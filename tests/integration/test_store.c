@@ -1,0 +1,219 @@
+/* Integration: Redis CAS, locks with fencing, intents recorded before publish.
+ * Needs redis-server and nats-server (tests/run.sh starts them; SF_REDIS_PORT, SF_NATS_URL). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctx.h"
+#include "intent.h"
+#include "ipam.h"
+#include "lock.h"
+#include "store.h"
+#include "util.h"
+
+static sf_ctx_t ctx;
+
+static void msleep(int ms) {
+        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+}
+
+static int setup(void **state) {
+        (void)state;
+        return sf_ctx_open(&ctx, true, 5);
+}
+
+static int teardown(void **state) {
+        (void)state;
+        sf_ctx_close(&ctx);
+        return 0;
+}
+
+static void test_cas_conflict(void **state) {
+        char uuid[SF_UUID_LEN];
+        _cleanup_json_ json_object *doc = json_object_new_object(), *got = NULL;
+        uint64_t rev = 0;
+
+        (void)state;
+        sf_uuid_new(uuid);
+        json_object_object_add(doc, "name", json_object_new_string("casobj"));
+        assert_int_equal(sf_store_put(ctx.store, "thing", uuid, 0, doc, NULL, &rev), 0);
+        assert_int_equal(rev, 1);
+        /* A second creator loses. */
+        assert_int_equal(sf_store_put(ctx.store, "thing", uuid, 0, doc, NULL, NULL), -ESTALE);
+        /* A writer holding an old revision loses. */
+        assert_int_equal(sf_store_put(ctx.store, "thing", uuid, 1, doc, NULL, &rev), 0);
+        assert_int_equal(rev, 2);
+        assert_int_equal(sf_store_put(ctx.store, "thing", uuid, 1, doc, NULL, NULL), -ESTALE);
+        assert_int_equal(sf_store_get(ctx.store, "thing", uuid, &got, &rev), 0);
+        assert_int_equal(rev, 2);
+        assert_string_equal(sf_json_str(got, "name"), "casobj");
+        assert_int_equal(sf_store_get(ctx.store, "thing", "no-such", NULL, NULL), -ENOENT);
+}
+
+static int incr(json_object *doc, void *ud) {
+        (void)ud;
+        json_object_object_add(doc, "n", json_object_new_int64(sf_json_int(doc, "n", 0) + 1));
+        return 0;
+}
+
+typedef struct {
+        const char *uuid;
+        int n;
+} racer_t;
+
+static void *racer(void *arg) {
+        racer_t *r = arg;
+        sf_store_t *s = NULL;
+        int rc;
+
+        if (sf_store_connect(ctx.cfg.redis_host, ctx.cfg.redis_port, &s) < 0)
+                return NULL;
+        for (int i = 0; i < r->n; i++)
+                if ((rc = sf_store_update(s, "thing", r->uuid, NULL, incr, NULL, NULL)) < 0) { fprintf(stderr, "racer: %d\n", rc);
+                        break;
+                }
+        sf_store_free(s);
+        return NULL;
+}
+
+static void test_cas_concurrent_updates(void **state) {
+        char uuid[SF_UUID_LEN];
+        _cleanup_json_ json_object *doc = json_object_new_object(), *got = NULL;
+        racer_t r = {.uuid = uuid, .n = 300};
+        pthread_t t[3];
+
+        (void)state;
+        sf_uuid_new(uuid);
+        assert_int_equal(sf_store_put(ctx.store, "thing", uuid, 0, doc, NULL, NULL), 0);
+        for (int i = 0; i < 3; i++)
+                pthread_create(&t[i], NULL, racer, &r);
+        for (int i = 0; i < 3; i++)
+                pthread_join(t[i], NULL);
+        assert_int_equal(sf_store_get(ctx.store, "thing", uuid, &got, NULL), 0);
+        /* No lost update: every increment landed exactly once. */
+        assert_int_equal(sf_json_int(got, "n", 0), 900);
+}
+
+static void test_lock_expiry_and_fencing(void **state) {
+        char name[64], uuid[SF_UUID_LEN];
+        sf_lock_t *a = NULL, *b = NULL;
+        _cleanup_json_ json_object *doc = json_object_new_object();
+        sf_fence_t fa, fb;
+        uint64_t rev = 0;
+
+        (void)state;
+        sf_uuid_new(uuid);
+        snprintf(name, sizeof(name), "test/%s", uuid);
+        assert_int_equal(sf_lock_acquire(ctx.store, name, "holder-a", 300, 0, false, &a), 0);
+        assert_int_equal(sf_lock_acquire(ctx.store, name, "holder-b", 300, 0, false, &b), -EBUSY);
+        fa = sf_lock_fence(a);
+        assert_int_equal(sf_store_put(ctx.store, "thing", uuid, 0, doc, &fa, &rev), 0);
+        /* A stalls past its TTL; B takes over with a newer token. */
+        msleep(400);
+        assert_int_equal(sf_lock_acquire(ctx.store, name, "holder-b", 5000, 0, false, &b), 0);
+        assert_true(sf_lock_token(b) > sf_lock_token(a));
+        assert_int_equal(sf_lock_refresh(ctx.store, a), -ENOLCK);
+        assert_true(sf_lock_lost(a));
+        /* A wakes up and writes: refused even though its revision is current. */
+        assert_int_equal(sf_store_put(ctx.store, "thing", uuid, rev, doc, &fa, NULL), -ENOLCK);
+        fb = sf_lock_fence(b);
+        assert_int_equal(sf_store_put(ctx.store, "thing", uuid, rev, doc, &fb, &rev), 0);
+        assert_int_equal(rev, 2);
+        /* A's release must not free B's lock. */
+        sf_lock_release(ctx.store, a);
+        assert_int_equal(sf_lock_acquire(ctx.store, name, "holder-c", 300, 0, false, &a), -EBUSY);
+        sf_lock_release(ctx.store, b);
+        assert_int_equal(sf_lock_acquire(ctx.store, name, "holder-c", 300, 0, false, &a), 0);
+        sf_lock_release(ctx.store, a);
+}
+
+static void test_lock_keepalive(void **state) {
+        char name[64], uuid[SF_UUID_LEN];
+        sf_lock_t *a = NULL, *b = NULL;
+
+        (void)state;
+        sf_uuid_new(uuid);
+        snprintf(name, sizeof(name), "test/%s", uuid);
+        assert_int_equal(sf_lock_acquire(ctx.store, name, "a", 300, 0, true, &a), 0);
+        msleep(1000); /* > 3 TTLs: only the refresher keeps it */
+        assert_int_equal(sf_lock_acquire(ctx.store, name, "b", 300, 0, false, &b), -EBUSY);
+        assert_false(sf_lock_lost(a));
+        sf_lock_release(ctx.store, a);
+        assert_int_equal(sf_lock_acquire(ctx.store, name, "b", 300, 1000, false, &b), 0);
+        sf_lock_release(ctx.store, b);
+}
+
+static void test_intent_recorded_before_publish(void **state) {
+        char id[SF_UUID_LEN], st[16], node[32], uuid[SF_UUID_LEN];
+        const char *args[] = {"disk", "0", NULL};
+        Sf__Intent *in = NULL;
+        int attempts = -1, n = 0;
+
+        (void)state;
+        sf_uuid_new(uuid);
+        snprintf(node, sizeof(node), "it-%.8s", uuid);
+        assert_int_equal(sf_intent_submit(&ctx, node, "compute", "instance.create", "instance", uuid,
+                                          "system", args, id), 0);
+        assert_int_equal(sf_intent_load(ctx.store, id, &in, st, &attempts), 0);
+        assert_string_equal(st, "pending");
+        assert_int_equal(attempts, 0);
+        assert_string_equal(in->kind, "instance.create");
+        assert_string_equal(in->object_uuid, uuid);
+        assert_string_equal(sf_intent_arg(in, "disk"), "0");
+        sf__intent__free_unpacked(in, NULL);
+        /* Untouched for 0 s: re-driven; once done it is left alone. */
+        assert_int_equal(sf_intent_redrive(&ctx, node, 0, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(sf_intent_finish(ctx.store, id, "done", NULL), 0);
+        assert_int_equal(sf_intent_redrive(&ctx, node, 0, &n), 0);
+        assert_int_equal(n, 0);
+}
+
+static void test_ipam(void **state) {
+        char uuid[SF_UUID_LEN], ip[16], ip2[16];
+        sf_cidr_t c;
+        const char *err = NULL;
+
+        (void)state;
+        sf_uuid_new(uuid);
+        assert_int_equal(sf_cidr_parse("10.9.8.0/29", &c, &err), 0);
+        assert_int_equal(sf_ipam_init(ctx.store, uuid, &c), 0);
+        /* /29: 8 addresses, minus network, broadcast, router = 5 usable. */
+        assert_int_equal(sf_ipam_reserve(ctx.store, uuid, &c, "10.9.8.1", "i1", ip), -EADDRINUSE);
+        assert_int_equal(sf_ipam_reserve(ctx.store, uuid, &c, "10.9.9.1", "i1", ip), -ERANGE);
+        assert_int_equal(sf_ipam_reserve(ctx.store, uuid, &c, "10.9.8.5", "i1", ip), 0);
+        assert_string_equal(ip, "10.9.8.5");
+        assert_int_equal(sf_ipam_reserve(ctx.store, uuid, &c, "10.9.8.5", "i1", ip), 0);
+        assert_int_equal(sf_ipam_reserve(ctx.store, uuid, &c, "10.9.8.5", "i2", ip), -EADDRINUSE);
+        for (int i = 0; i < 4; i++)
+                { char o[8]; snprintf(o, sizeof(o), "x%d", i); assert_int_equal(sf_ipam_reserve(ctx.store, uuid, &c, NULL, o, ip2), 0); }
+        assert_int_equal(sf_ipam_reserve(ctx.store, uuid, &c, NULL, "y", ip2), -ENOSPC);
+        /* A release by the wrong owner frees nothing. */
+        assert_int_equal(sf_ipam_release(ctx.store, uuid, "10.9.8.5", "i2"), 0);
+        assert_int_equal(sf_ipam_reserve(ctx.store, uuid, &c, NULL, "y", ip2), -ENOSPC);
+        assert_int_equal(sf_ipam_release(ctx.store, uuid, "10.9.8.5", "i1"), 0);
+        assert_int_equal(sf_ipam_reserve(ctx.store, uuid, &c, NULL, "y", ip2), 0);
+        assert_string_equal(ip2, "10.9.8.5");
+        sf_ipam_drop(ctx.store, uuid);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_cas_conflict),
+                cmocka_unit_test(test_cas_concurrent_updates),
+                cmocka_unit_test(test_lock_expiry_and_fencing),
+                cmocka_unit_test(test_lock_keepalive),
+                cmocka_unit_test(test_intent_recorded_before_publish),
+                cmocka_unit_test(test_ipam),
+        };
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
