@@ -1,0 +1,199 @@
+/* Integration: a worker killed (-9) mid-handler; the intent is redelivered and has
+ * exactly one effect.  The test re-executes itself as the worker process
+ * (`test_worker --worker`) so that the kill is a real process death. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "ctx.h"
+#include "exec.h"
+#include "intent.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+#include "worker.h"
+
+static sf_ctx_t ctx;
+static char node[40];
+
+static void msleep(int ms) {
+        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+}
+
+/* ---- the worker side ---- */
+
+static volatile sig_atomic_t stop_flag;
+static void on_term(int sig) { (void)sig; stop_flag = 1; }
+
+static int apply_once(json_object *doc, void *ud) {
+        const char *id = ud;
+        json_object *applied;
+
+        if (!json_object_object_get_ex(doc, "applied", &applied)) {
+                applied = json_object_new_array();
+                json_object_object_add(doc, "applied", applied);
+        }
+        for (size_t i = 0; i < json_object_array_length(applied); i++)
+                if (strcmp(json_object_get_string(json_object_array_get_idx(applied, i)), id) == 0)
+                        return 1; /* this intent's effect is already committed */
+        json_object_array_add(applied, json_object_new_string(id));
+        json_object_object_add(doc, "effects",
+                               json_object_new_int64(sf_json_int(doc, "effects", 0) + 1));
+        return 0;
+}
+
+static int handle_bump(sf_work_t *w) {
+        const char *crash = getenv("SF_TEST_CRASH");
+        int attempts = 0;
+
+        sf_intent_load(w->ctx->store, w->intent->id, NULL, NULL, &attempts);
+        if (crash && strcmp(crash, "before-commit") == 0 && attempts == 1)
+                raise(SIGKILL);
+        if (sf_store_update(w->ctx->store, "counter", w->intent->object_uuid, NULL, apply_once,
+                            (void *)w->intent->id, NULL) < 0) {
+                sf_work_error(w, "store update failed");
+                return SF_WORK_RETRY;
+        }
+        if (crash && strcmp(crash, "after-commit") == 0 && attempts == 1)
+                raise(SIGKILL); /* committed, not yet marked done nor acked */
+        return SF_WORK_DONE;
+}
+
+static int worker_main(void) {
+        static const sf_handler_t handlers[] = {{.kind = "counter.bump", .fn = handle_bump}};
+        sf_worker_t w = {.name = "testw", .handlers = handlers, .nhandlers = 1};
+        sf_ctx_t wctx;
+
+        sf_log_init("testworker");
+        signal(SIGTERM, on_term);
+        if (sf_ctx_open(&wctx, true, 5) < 0)
+                return 1;
+        sf_worker_run(&wctx, &w, &stop_flag);
+        sf_ctx_close(&wctx);
+        return 0;
+}
+
+/* ---- the test side ---- */
+
+static pid_t spawn_worker(const char *crash) {
+        char *argv[] = {(char *)"/proc/self/exe", (char *)"--worker", NULL};
+        pid_t pid = 0;
+
+        if (crash)
+                setenv("SF_TEST_CRASH", crash, 1);
+        else
+                unsetenv("SF_TEST_CRASH");
+        assert_int_equal(sf_exec_spawn(argv, "/dev/stderr", &pid), 0);
+        return pid;
+}
+
+static void run_case(const char *crash) {
+        char uuid[SF_UUID_LEN], id[SF_UUID_LEN], st[16] = "";
+        _cleanup_json_ json_object *doc = json_object_new_object(), *got = NULL;
+        int status = 0;
+        pid_t pid;
+
+        sf_uuid_new(uuid);
+        assert_int_equal(sf_store_put(ctx.store, "counter", uuid, 0, doc, NULL, NULL), 0);
+        assert_int_equal(sf_intent_submit(&ctx, node, "testw", "counter.bump", "counter", uuid, "system",
+                                          NULL, id), 0);
+        pid = spawn_worker(crash);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        /* Not done: the message was never acked. */
+        assert_int_equal(sf_intent_load(ctx.store, id, NULL, st, NULL), 0);
+        assert_string_equal(st, "pending");
+
+        pid = spawn_worker(NULL);
+        for (int i = 0; i < 150; i++) {
+                sf_intent_load(ctx.store, id, NULL, st, NULL);
+                if (strcmp(st, "pending") != 0)
+                        break;
+                msleep(100);
+        }
+        kill(pid, SIGTERM);
+        waitpid(pid, &status, 0);
+        assert_string_equal(st, "done");
+        assert_int_equal(sf_store_get(ctx.store, "counter", uuid, &got, NULL), 0);
+        assert_int_equal(sf_json_int(got, "effects", 0), 1);
+}
+
+static void test_kill_after_commit(void **state) {
+        (void)state;
+        run_case("after-commit");
+}
+
+static void test_kill_before_commit(void **state) {
+        (void)state;
+        run_case("before-commit");
+}
+
+static void test_duplicate_publish_one_effect(void **state) {
+        char uuid[SF_UUID_LEN], id[SF_UUID_LEN], st[16] = "";
+        _cleanup_json_ json_object *doc = json_object_new_object(), *got = NULL;
+        int n = 0, status;
+        pid_t pid;
+
+        (void)state;
+        sf_uuid_new(uuid);
+        assert_int_equal(sf_store_put(ctx.store, "counter", uuid, 0, doc, NULL, NULL), 0);
+        assert_int_equal(sf_intent_submit(&ctx, node, "testw", "counter.bump", "counter", uuid, "system",
+                                          NULL, id), 0);
+        msleep(1100);
+        /* The reconciler re-publishes (outside the dedupe window it would be a second
+         * message); either way the effect happens once. */
+        assert_int_equal(sf_intent_redrive(&ctx, node, 1, &n), 0);
+        assert_true(n >= 1);
+        pid = spawn_worker(NULL);
+        for (int i = 0; i < 100; i++) {
+                sf_intent_load(ctx.store, id, NULL, st, NULL);
+                if (strcmp(st, "done") == 0)
+                        break;
+                msleep(100);
+        }
+        msleep(500);
+        kill(pid, SIGTERM);
+        waitpid(pid, &status, 0);
+        assert_string_equal(st, "done");
+        assert_int_equal(sf_store_get(ctx.store, "counter", uuid, &got, NULL), 0);
+        assert_int_equal(sf_json_int(got, "effects", 0), 1);
+}
+
+static int setup(void **state) {
+        char u[SF_UUID_LEN];
+
+        (void)state;
+        sf_uuid_new(u);
+        snprintf(node, sizeof(node), "wt-%.8s", u);
+        setenv("SF_NODE", node, 1);
+        setenv("SF_ACK_WAIT", "1", 1); /* fast redelivery after the kill */
+        return sf_ctx_open(&ctx, true, 5);
+}
+
+static int teardown(void **state) {
+        (void)state;
+        sf_ctx_close(&ctx);
+        return 0;
+}
+
+int main(int argc, char **argv) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_kill_after_commit),
+                cmocka_unit_test(test_kill_before_commit),
+                cmocka_unit_test(test_duplicate_publish_one_effect),
+        };
+
+        if (argc > 1 && strcmp(argv[1], "--worker") == 0)
+                return worker_main();
+        return cmocka_run_group_tests(tests, setup, teardown);
+}

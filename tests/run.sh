@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Runs every test: unit (cmocka), integration (real redis-server + nats-server on free
+# loopback ports), end-to-end (tests/e2e/*.sh: the whole node, a real TCG VM).
+# Prints a final line "N passed, N failed" and exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+W=$(mktemp -d /tmp/sf-test.XXXXXX)
+chmod 755 "$W"
+PIDS=()
+passed=0
+failed=0
+failed_names=()
+
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    rm -rf "$W"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Count cmocka cases from a binary's output; a crash counts as one failure.
+run_cmocka() {
+    local bin=$1 name out rc p f
+    name=$(basename "$bin")
+    out=$("$bin" 2>&1); rc=$?
+    echo "$out" > "$W/$name.log"
+    p=$(echo "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+    f=$(echo "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+    p=${p:-0}; f=${f:-0}
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    passed=$((passed + p)); failed=$((failed + f))
+    if [ "$f" -gt 0 ]; then
+        failed_names+=("$name")
+        echo "FAIL $name ($p passed, $f failed)"; echo "$out" | grep -E 'ERROR|FAILED|LINE|error' | head -20
+    else
+        echo "ok   $name ($p)"
+    fi
+}
+
+echo "== unit"
+for t in build/tests/test_*; do
+    src=tests/unit/$(basename "$t").c
+    [ -f "$src" ] && run_cmocka "$t"
+done
+
+echo "== integration"
+RPORT=$(free_port); NPORT=$(free_port)
+redis-server --bind 127.0.0.1 --port "$RPORT" --save '' --appendonly no --dir "$W" \
+    > "$W/redis.log" 2>&1 & PIDS+=($!)
+nats-server -js -a 127.0.0.1 -p "$NPORT" -sd "$W/js" > "$W/nats.log" 2>&1 & PIDS+=($!)
+for _ in $(seq 50); do
+    redis-cli -p "$RPORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.1
+done
+export SF_REDIS_HOST=127.0.0.1 SF_REDIS_PORT=$RPORT SF_NATS_URL=nats://127.0.0.1:$NPORT
+for t in build/tests/test_*; do
+    src=tests/integration/$(basename "$t").c
+    [ -f "$src" ] && run_cmocka "$t"
+done
+unset SF_REDIS_HOST SF_REDIS_PORT SF_NATS_URL
+
+echo "== end-to-end"
+for e in tests/e2e/*.sh; do
+    [ -f "$e" ] || continue
+    name=$(basename "$e" .sh)
+    if "$e" > "$W/e2e-$name.log" 2>&1; then
+        passed=$((passed + 1)); echo "ok   e2e/$name"
+    else
+        failed=$((failed + 1)); failed_names+=("e2e/$name"); echo "FAIL e2e/$name"
+        tail -40 "$W/e2e-$name.log"
+    fi
+done
+
+[ ${#failed_names[@]} -gt 0 ] && echo "failed: ${failed_names[*]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
