@@ -142,7 +142,8 @@ int sf_intent_finish(sf_store_t *s, const char *id, const char *state, const cha
         return r && r->type == REDIS_REPLY_INTEGER ? 0 : -EIO;
 }
 
-int sf_intent_redrive(sf_ctx_t *ctx, const char *node, int older_than_s, int *ret_n) {
+int sf_intent_redrive(sf_ctx_t *ctx, const char *node, const char *worker, int older_than_s,
+                      int *ret_n) {
         _cleanup_reply_ redisReply *ids = sf_store_cmd(ctx->store, "ZRANGE sf:intents:pending 0 -1");
         int64_t cutoff = sf_now_us() - (int64_t)older_than_s * 1000000;
         char prefix[256] = "";
@@ -151,7 +152,7 @@ int sf_intent_redrive(sf_ctx_t *ctx, const char *node, int older_than_s, int *re
         if (!ids || ids->type != REDIS_REPLY_ARRAY)
                 return -EIO;
         if (node) {
-                sf_intent_subject(node, "", prefix, sizeof(prefix));
+                sf_intent_subject(node, worker ? worker : "", prefix, sizeof(prefix));
         }
         for (size_t i = 0; i < ids->elements; i++) {
                 const char *id = ids->element[i]->str;

@@ -32,8 +32,9 @@ int sf_intent_attempt(sf_store_t *s, const char *id, int delta, int *ret_attempt
 int sf_intent_touch(sf_store_t *s, const char *id);
 /* done / failed: leaves the pending set.  error (optional) is kept for operators. */
 int sf_intent_finish(sf_store_t *s, const char *id, const char *state, const char *error);
-/* Re-publish pending intents last touched more than older_than_s ago (for node, or all
- * nodes if NULL).  *ret_n = how many. */
-int sf_intent_redrive(sf_ctx_t *ctx, const char *node, int older_than_s, int *ret_n);
+/* Re-publish pending intents last touched more than older_than_s ago, for node and
+ * worker (NULL: any).  *ret_n = how many. */
+int sf_intent_redrive(sf_ctx_t *ctx, const char *node, const char *worker, int older_than_s,
+                      int *ret_n);
 /* An argument of the intent, or NULL. */
 const char *sf_intent_arg(const Sf__Intent *in, const char *key);

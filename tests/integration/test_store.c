@@ -171,10 +171,10 @@ static void test_intent_recorded_before_publish(void **state) {
         assert_string_equal(sf_intent_arg(in, "disk"), "0");
         sf__intent__free_unpacked(in, NULL);
         /* Untouched for 0 s: re-driven; once done it is left alone. */
-        assert_int_equal(sf_intent_redrive(&ctx, node, 0, &n), 0);
+        assert_int_equal(sf_intent_redrive(&ctx, node, NULL, 0, &n), 0);
         assert_int_equal(n, 1);
         assert_int_equal(sf_intent_finish(ctx.store, id, "done", NULL), 0);
-        assert_int_equal(sf_intent_redrive(&ctx, node, 0, &n), 0);
+        assert_int_equal(sf_intent_redrive(&ctx, node, NULL, 0, &n), 0);
         assert_int_equal(n, 0);
 }
 

@@ -152,7 +152,7 @@ static void test_duplicate_publish_one_effect(void **state) {
         msleep(1100);
         /* The reconciler re-publishes (outside the dedupe window it would be a second
          * message); either way the effect happens once. */
-        assert_int_equal(sf_intent_redrive(&ctx, node, 1, &n), 0);
+        assert_int_equal(sf_intent_redrive(&ctx, node, NULL, 1, &n), 0);
         assert_true(n >= 1);
         pid = spawn_worker(NULL);
         for (int i = 0; i < 100; i++) {

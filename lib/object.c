@@ -1,0 +1,106 @@
+#include "object.h"
+
+#include "event.h"
+#include "log.h"
+#include "state.h"
+#include "store.h"
+#include "util.h"
+
+#include <errno.h>
+#include <string.h>
+
+int sf_obj_create(sf_ctx_t *ctx, const char *type, const char *uuid, json_object *doc) {
+        _cleanup_json_ json_object *extra = json_object_new_object();
+        const char *ns = sf_json_str(doc, "namespace");
+        int r;
+
+        r = sf_store_put(ctx->store, type, uuid, 0, doc, NULL, NULL);
+        if (r == -ESTALE)
+                return -EEXIST;
+        if (r < 0)
+                return r;
+        json_object_object_add(extra, "object_type", json_object_new_string(type));
+        json_object_object_add(extra, "object_uuid", json_object_new_string(uuid));
+        sf_event_emit(ctx, type, uuid, ns, "audit", "db record created", NULL, -1);
+        if (ns && strcmp(type, "namespace") != 0)
+                sf_event_emit(ctx, "namespace", ns, ns, "audit", "db record created", extra, -1);
+        return 0;
+}
+
+typedef struct {
+        const char *type, *to, *error_message;
+        char from[32];
+        double now;
+} state_change_t;
+
+static int apply_state(json_object *doc, void *ud) {
+        state_change_t *c = ud;
+        const char *cur = sf_json_str(doc, "state");
+
+        snprintf(c->from, sizeof(c->from), "%s", cur ? cur : "");
+        if (cur && strcmp(cur, c->to) == 0 && !c->error_message)
+                return 1;
+        if (!sf_state_ok(c->type, cur, c->to))
+                return -EINVAL;
+        json_object_object_add(doc, "state", json_object_new_string(c->to));
+        json_object_object_add(doc, "state_updated", json_object_new_double(c->now));
+        if (c->error_message)
+                json_object_object_add(doc, "error_message", json_object_new_string(c->error_message));
+        return 0;
+}
+
+int sf_obj_set_state(sf_ctx_t *ctx, const char *type, const char *uuid, const char *to,
+                     const char *error_message, const sf_fence_t *fence, json_object **ret_doc) {
+        state_change_t c = {.type = type, .to = to, .error_message = error_message, .now = sf_now()};
+        _cleanup_json_ json_object *doc = NULL;
+        int r;
+
+        r = sf_store_update(ctx->store, type, uuid, fence, apply_state, &c, &doc);
+        if (r == -EINVAL)
+                log_warn("%s %s: refused transition %s -> %s", type, uuid, c.from[0] ? c.from : "(none)",
+                         to);
+        if (r < 0)
+                return r;
+        if (strcmp(c.from, to) != 0) {
+                _cleanup_json_ json_object *extra = json_object_new_object();
+                json_object_object_add(extra, "attribute", json_object_new_string("state"));
+                json_object_object_add(extra, "value", json_object_new_string(to));
+                json_object_object_add(extra, "update_time", json_object_new_double(c.now));
+                if (error_message)
+                        json_object_object_add(extra, "message", json_object_new_string(error_message));
+                sf_event_emit(ctx, type, uuid, sf_json_str(doc, "namespace"), "mutate", "set attribute",
+                              extra, -1);
+        }
+        if (ret_doc)
+                *ret_doc = json_object_get(doc);
+        return 0;
+}
+
+typedef struct {
+        const char *field;
+        json_object *value;
+} field_change_t;
+
+static int apply_field(json_object *doc, void *ud) {
+        field_change_t *c = ud;
+
+        json_object_object_add(doc, c->field, json_object_get(c->value));
+        return 0;
+}
+
+int sf_obj_set_field(sf_ctx_t *ctx, const char *type, const char *uuid, const char *field,
+                     json_object *value, const sf_fence_t *fence) {
+        field_change_t c = {.field = field, .value = value};
+        _cleanup_json_ json_object *doc = NULL, *extra = json_object_new_object();
+        int r;
+
+        r = sf_store_update(ctx->store, type, uuid, fence, apply_field, &c, &doc);
+        if (r == 0) {
+                json_object_object_add(extra, "attribute", json_object_new_string(field));
+                json_object_object_add(extra, "value", json_object_get(value));
+                sf_event_emit(ctx, type, uuid, sf_json_str(doc, "namespace"), "mutate", "set attribute",
+                              extra, -1);
+        }
+        json_object_put(value);
+        return r;
+}

@@ -1,0 +1,21 @@
+/* Object-level operations shared by the API and the workers: create a record, move it
+ * through its state machine, both with the events api.md §5 describes. */
+#pragma once
+#include <json-c/json.h>
+
+#include "ctx.h"
+
+/* Create doc (must carry "uuid"/"name" as the type needs, plus "namespace"); sets
+ * "state" (if absent: the machine's first state is the caller's job) and emits
+ * "db record created".  -EEXIST if it already exists. */
+int sf_obj_create(sf_ctx_t *ctx, const char *type, const char *uuid, json_object *doc);
+
+/* Move to state `to` if the state machine allows it (-EINVAL otherwise; setting the
+ * current state again is a no-op).  error_message (non-NULL) is stored as
+ * "error_message".  ret_doc (optional) receives the new document. */
+int sf_obj_set_state(sf_ctx_t *ctx, const char *type, const char *uuid, const char *to,
+                     const char *error_message, const sf_fence_t *fence, json_object **ret_doc);
+
+/* Set one field (value consumed) with a "set attribute" event. */
+int sf_obj_set_field(sf_ctx_t *ctx, const char *type, const char *uuid, const char *field,
+                     json_object *value, const sf_fence_t *fence);
