@@ -13,7 +13,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 SANITIZE ?=
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Ilib -Ibus -I$(GEN) \
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Ilib -Ibus -Iapi -I$(GEN) -I$(dir $<) \
            $(PKG_CFLAGS) $(SANITIZE) -MMD -MP
 LDFLAGS += $(SANITIZE)
 LDLIBS  += $(PKG_LIBS) -lpthread

@@ -55,6 +55,9 @@ int sf_config_load(sf_config_t *cfg) {
         str_env("SF_MESH_IP", "127.0.0.1", cfg->mesh_ip, sizeof(cfg->mesh_ip));
         str_env("SF_MESH_DEV", "lo", cfg->mesh_dev, sizeof(cfg->mesh_dev));
         str_env("SF_DNS_SERVER", "8.8.8.8", cfg->dns_server, sizeof(cfg->dns_server));
+        str_env("SF_NETWORK_NODE", cfg->node, cfg->network_node, sizeof(cfg->network_node));
+        str_env("SF_FLOATING_NETWORK", "192.168.20.0/24", cfg->floating_network,
+                sizeof(cfg->floating_network));
         r |= int_env("SF_REDIS_PORT", 6379, &cfg->redis_port);
         r |= int_env("SF_API_PORT", 13000, &cfg->api_port);
         r |= int_env("SF_MTU", 1450, &cfg->mtu);

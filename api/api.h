@@ -1,0 +1,74 @@
+/* sf-api internals shared by the handler files. */
+#pragma once
+#include <json-c/json.h>
+#include <stdbool.h>
+
+#include "auth.h"
+#include "ctx.h"
+#include "http.h"
+
+/* Upstream schema versions (api.md §4.1): emitted, never a revision counter. */
+#define SF_VERSION_INSTANCE 13
+#define SF_VERSION_NETWORK 4
+#define SF_VERSION_INTERFACE 3
+#define SF_VERSION_ARTIFACT 6
+#define SF_VERSION_BLOB 6
+#define SF_VERSION_NAMESPACE 5
+
+typedef struct sf_caller {
+        char ns[64];
+        char keyname[64];
+        bool system;
+} sf_caller_t;
+
+/* This thread's context (own Redis connection; the bus is shared). */
+sf_ctx_t *sf_api_ctx(void);
+/* Process-wide setup before the server starts. */
+int sf_api_init(const sf_config_t *cfg, sf_bus_t *bus);
+
+/* 0 with *caller filled, or a negative errno with resp filled (401). */
+int sf_api_auth(sf_http_req_t *req, sf_http_resp_t *resp, sf_caller_t *caller);
+
+/* Namespace operations also used by sf-ctl. */
+int sf_api_ns_ensure(sf_ctx_t *ctx, const char *ns);
+int sf_api_ns_set_key(sf_ctx_t *ctx, const char *ns, const char *keyname, const char *secret);
+
+/* Views: the exact upstream JSON shapes.  Return new objects. */
+json_object *sf_view_instance(sf_ctx_t *ctx, json_object *doc);
+json_object *sf_view_network(json_object *doc);
+json_object *sf_view_interface(json_object *doc);
+json_object *sf_view_namespace(json_object *doc);
+
+/* Look up an object by UUID (any state) or by name among active objects visible to the
+ * caller.  On failure resp is filled (404 "<type> not found", 400 ambiguous). */
+int sf_api_lookup(sf_ctx_t *ctx, const sf_caller_t *caller, const char *type, const char *ref,
+                  sf_http_resp_t *resp, json_object **ret_doc);
+/* Can caller see an instance/network/interface of namespace ns (own or system)? */
+bool sf_api_owns(const sf_caller_t *caller, const char *ns);
+
+/* Handlers. */
+int sf_api_root(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_auth_post(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_namespaces_get(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_namespaces_post(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_namespace_get(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_namespace_keys_get(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_namespace_keys_post(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_namespace_key_delete(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_networks_get(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_networks_post(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_network_get(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_network_delete(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_network_events(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_network_interfaces(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_instances_get(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_instances_post(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_instance_get(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_instance_delete(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_instance_events(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_instance_interfaces(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_instance_consoledata(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_interface_get(sf_http_req_t *req, sf_http_resp_t *resp);
+
+/* Shared by the events routes. */
+int sf_api_events(sf_http_req_t *req, sf_http_resp_t *resp, const char *type, const char *uuid);

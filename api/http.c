@@ -1,0 +1,589 @@
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "json.h"
+#include "log.h"
+#include "util.h"
+
+/* Werkzeug's NotFound page, byte for byte (clients only see it on unknown URLs). */
+static const char page_404[] =
+        "<!doctype html>\n"
+        "<html lang=en>\n"
+        "<title>404 Not Found</title>\n"
+        "<h1>Not Found</h1>\n"
+        "<p>The requested URL was not found on the server. If you entered the URL manually "
+        "please check your spelling and try again.</p>\n";
+#define CT_JSON "application/json"
+#define CT_HTML "text/html; charset=utf-8"
+/* Beyond this much discarded body past the cap the connection is simply dropped. */
+#define DISCARD_LIMIT (64u * 1024 * 1024)
+
+struct sf_http_server {
+        struct MHD_Daemon *d;
+        const sf_http_route_t *routes;
+        size_t nroutes;
+        void *user;
+        int port;
+};
+
+/* Per-request state kept across MHD's access-handler calls. */
+typedef struct conn_ctx {
+        const sf_http_route_t *route; /* NULL => 404/405 */
+        bool path_known;
+        int match_err;
+        char *scratch;
+        const char *params[SF_HTTP_MAX_PARAMS];
+        size_t nparams;
+        char *buf;
+        size_t len, cap, max, discarded;
+        bool too_big, raw;
+        int64_t start_ms;
+} conn_ctx_t;
+
+static void json_putp(json_object **o) { if (*o) json_object_put(*o); }
+#define _cleanup_jsonc_ __attribute__((cleanup(json_putp)))
+
+/* ---- response helpers ---- */
+
+static void resp_reset(sf_http_resp_t *r) {
+        free(r->body);
+        if (r->mhd)
+                MHD_destroy_response(r->mhd);
+        r->body = NULL;
+        r->len = 0;
+        r->mhd = NULL;
+        r->content_type = NULL;
+}
+
+static int resp_set(sf_http_resp_t *r, int status, const char *ct, char *body, size_t len) {
+        resp_reset(r);
+        r->status = status;
+        r->content_type = ct;
+        r->body = body;
+        r->len = len;
+        return 0;
+}
+
+int sf_http_json(sf_http_resp_t *r, int status, json_object *obj) {
+        _cleanup_jsonc_ json_object *o = obj;
+        _cleanup_free_ char *s = sf_json_dumps(o);
+        char *body;
+        size_t n;
+
+        if (!s)
+                return -ENOMEM;
+        n = strlen(s);
+        body = realloc(s, n + 2);
+        if (!body)
+                return -ENOMEM;
+        s = NULL;
+        body[n] = '\n';
+        body[n + 1] = 0;
+        return resp_set(r, status, CT_JSON, body, n + 1);
+}
+
+int sf_http_error(sf_http_resp_t *r, int status, const char *fmt, ...) {
+        _cleanup_jsonc_ json_object *o = NULL;
+        _cleanup_free_ char *msg = NULL;
+        char *body;
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+                msg = NULL;
+                return -ENOMEM;
+        }
+        o = json_object_new_object();
+        if (!o || json_object_object_add(o, "error", json_object_new_string(msg)) ||
+            json_object_object_add(o, "status", json_object_new_int(status)))
+                return -ENOMEM;
+        body = sf_json_dumps(o);
+        if (!body)
+                return -ENOMEM;
+        return resp_set(r, status, CT_JSON, body, strlen(body));
+}
+
+int sf_http_raw(sf_http_resp_t *r, int status, const char *content_type, const void *data, size_t len) {
+        char *body = malloc(len + 1);
+
+        if (!body)
+                return -ENOMEM;
+        if (len)
+                memcpy(body, data, len);
+        body[len] = 0;
+        return resp_set(r, status, content_type, body, len);
+}
+
+/* ---- routing ---- */
+
+static bool method_matches(const char *route_method, const char *method) {
+        return strcmp(route_method, method) == 0 ||
+               (strcmp(method, "HEAD") == 0 && strcmp(route_method, "GET") == 0);
+}
+
+/* Match path against pattern segment by segment. Captures are copied NUL-terminated into
+ * scratch. Returns the number of captures, -1 on mismatch, -2 if out of room. */
+static int pattern_match(const char *pattern, const char *path, char *scratch, size_t scratch_len,
+                         const char **params) {
+        const char *p = pattern, *u = path;
+        size_t used = 0;
+        int np = 0;
+
+        if (*p != '/' || *u != '/')
+                return -1;
+        while (*p && *u) {
+                size_t pl, ul;
+
+                if (*p != '/' || *u != '/')
+                        return -1;
+                p++, u++;
+                pl = strcspn(p, "/");
+                ul = strcspn(u, "/");
+                if (pl == 2 && p[0] == '{' && p[1] == '}') {
+                        if (ul == 0)
+                                return -1;
+                        if (np >= SF_HTTP_MAX_PARAMS || used + ul + 1 > scratch_len)
+                                return -2;
+                        memcpy(scratch + used, u, ul);
+                        scratch[used + ul] = 0;
+                        params[np++] = scratch + used;
+                        used += ul + 1;
+                } else if (pl != ul || memcmp(p, u, pl) != 0) {
+                        return -1;
+                }
+                p += pl, u += ul;
+        }
+        return (*p || *u) ? -1 : np;
+}
+
+int sf_http_route_match(const sf_http_route_t *routes, size_t n, const char *method, const char *path,
+                        char *scratch, size_t scratch_len, const char *params[SF_HTTP_MAX_PARAMS],
+                        size_t *ret_nparams, const sf_http_route_t **ret_route, bool *ret_path_known) {
+        const char *tmp[SF_HTTP_MAX_PARAMS];
+        bool known = false, overflow = false;
+
+        for (size_t i = 0; i < n; i++) {
+                int np = pattern_match(routes[i].pattern, path, scratch, scratch_len, tmp);
+
+                if (np == -2)
+                        overflow = true;
+                if (np < 0)
+                        continue;
+                known = true;
+                if (!method_matches(routes[i].method, method))
+                        continue;
+                *ret_path_known = true;
+                memcpy(params, tmp, sizeof(tmp[0]) * (size_t)np);
+                *ret_nparams = (size_t)np;
+                *ret_route = &routes[i];
+                return 0;
+        }
+        *ret_path_known = known;
+        return overflow && !known ? -ENAMETOOLONG : -ENOENT;
+}
+
+/* ---- request body helpers ---- */
+
+int sf_http_check_keys(sf_http_req_t *req, sf_http_resp_t *resp, const char *const *allowed) {
+        json_object_object_foreach(req->body, key, val) {
+                const char *name = key;
+                bool ok = false;
+
+                (void)val;
+                if (strcmp(key, "uuid") == 0) {
+                        name = "passed_uuid";
+                } else {
+                        for (size_t i = 0; allowed && allowed[i]; i++)
+                                if (strcmp(allowed[i], key) == 0)
+                                        ok = true;
+                }
+                if (!ok) {
+                        int r = sf_http_error(resp, 400, "%s() got an unexpected keyword argument '%s'",
+                                              req->handler_name ? req->handler_name : "handler", name);
+                        return r < 0 ? r : -EINVAL;
+                }
+        }
+        return 0;
+}
+
+int sf_http_body_str(sf_http_req_t *req, const char *key, const char **ret) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(req->body, key, &v) || !v)
+                return -ENOENT;
+        if (!json_object_is_type(v, json_type_string))
+                return -EINVAL;
+        *ret = json_object_get_string(v);
+        return 0;
+}
+
+int sf_http_body_bool(sf_http_req_t *req, const char *key, bool def, bool *ret) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(req->body, key, &v) || !v) {
+                *ret = def;
+                return 0;
+        }
+        if (json_object_is_type(v, json_type_boolean))
+                *ret = json_object_get_boolean(v);
+        else if (json_object_is_type(v, json_type_int))
+                *ret = json_object_get_int64(v) != 0;
+        else
+                return -EINVAL;
+        return 0;
+}
+
+int sf_http_body_int(sf_http_req_t *req, const char *key, int64_t def, int64_t *ret) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(req->body, key, &v) || !v) {
+                *ret = def;
+                return 0;
+        }
+        switch (json_object_get_type(v)) {
+        case json_type_int:
+                *ret = json_object_get_int64(v);
+                return 0;
+        case json_type_double: {
+                double d = json_object_get_double(v);
+
+                if (d != (double)(int64_t)d)
+                        return -EINVAL;
+                *ret = (int64_t)d;
+                return 0;
+        }
+        case json_type_string: {
+                const char *s = json_object_get_string(v);
+                char *end;
+                long long n;
+
+                while (isspace((unsigned char)*s))
+                        s++;
+                if (!*s)
+                        return -EINVAL;
+                errno = 0;
+                n = strtoll(s, &end, 10);
+                while (isspace((unsigned char)*end))
+                        end++;
+                if (errno || *end)
+                        return -EINVAL;
+                *ret = n;
+                return 0;
+        }
+        default:
+                return -EINVAL;
+        }
+}
+
+/* Python's json.loads of the body, or {} on anything else (upstream §1.2). */
+static json_object *parse_body(const char *buf, size_t len) {
+        struct json_tokener *tok;
+        json_object *o = NULL;
+        size_t off;
+
+        if (len == 0 || len > INT32_MAX)
+                return json_object_new_object();
+        tok = json_tokener_new();
+        if (!tok)
+                return NULL;
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+        o = json_tokener_parse_ex(tok, buf, (int)len);
+        off = json_tokener_get_error(tok) == json_tokener_success ? tok->char_offset : 0;
+        json_tokener_free(tok);
+        /* Trailing non-whitespace makes json.loads fail too. */
+        while (o && off < len && (buf[off] == ' ' || buf[off] == '\t' || buf[off] == '\n' || buf[off] == '\r'))
+                off++;
+        if (!json_object_is_type(o, json_type_object) || off != len) {
+                json_object_put(o);
+                o = json_object_new_object();
+        }
+        return o;
+}
+
+/* ---- MHD glue ---- */
+
+static void ctx_free(conn_ctx_t *c) {
+        if (!c)
+                return;
+        free(c->scratch);
+        free(c->buf);
+        free(c);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe) {
+        (void)cls, (void)conn, (void)toe;
+        ctx_free(*req_cls);
+        *req_cls = NULL;
+}
+
+static int body_append(conn_ctx_t *c, const char *data, size_t n) {
+        if (c->too_big || c->len + n > c->max) {
+                /* Keep reading (and dropping) so the client gets our 413, not a reset. */
+                c->too_big = true;
+                c->discarded += n;
+                return c->discarded > DISCARD_LIMIT ? -EFBIG : 0;
+        }
+        if (c->len + n + 1 > c->cap) {
+                size_t cap = c->cap ? c->cap : 4096;
+                char *nb;
+
+                while (c->len + n + 1 > cap)
+                        cap *= 2;
+                nb = realloc(c->buf, cap);
+                if (!nb)
+                        return -ENOMEM;
+                c->buf = nb;
+                c->cap = cap;
+        }
+        memcpy(c->buf + c->len, data, n);
+        c->len += n;
+        c->buf[c->len] = 0;
+        return 0;
+}
+
+/* Comma separated methods served on a known path, for 405/OPTIONS "Allow". */
+static void allow_header(const sf_http_server_t *s, const char *path, char *out, size_t outlen) {
+        size_t used = 0, sl = strlen(path) + 1;
+        char *scratch = malloc(sl);
+        const char *params[SF_HTTP_MAX_PARAMS];
+
+        out[0] = 0;
+        if (!scratch)
+                return;
+        for (size_t i = 0; i < s->nroutes; i++) {
+                const char *m = s->routes[i].method;
+
+                if (pattern_match(s->routes[i].pattern, path, scratch, sl, params) < 0 || strstr(out, m))
+                        continue;
+                used += (size_t)snprintf(out + used, outlen - used, "%s%s%s", used ? ", " : "", m,
+                                         strcmp(m, "GET") == 0 ? ", HEAD" : "");
+                if (used >= outlen)
+                        break;
+        }
+        if (used < outlen)
+                snprintf(out + used, outlen - used, "%sOPTIONS", used ? ", " : "");
+        free(scratch);
+}
+
+static enum MHD_Result queue(struct MHD_Connection *conn, sf_http_resp_t *r, const char *request_id,
+                             const char *allow) {
+        struct MHD_Response *mr = r->mhd;
+        enum MHD_Result ret;
+
+        if (mr) {
+                r->mhd = NULL;
+        } else {
+                mr = MHD_create_response_from_buffer(r->len, r->body ? r->body : (char *)"",
+                                                     r->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+                if (!mr)
+                        return MHD_NO;
+                r->body = NULL; /* MHD owns it now */
+                MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                        r->content_type ? r->content_type : CT_JSON);
+        }
+        MHD_add_response_header(mr, "X-Request-ID", request_id);
+        if (allow && *allow)
+                MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, allow);
+        ret = MHD_queue_response(conn, (unsigned)r->status, mr);
+        MHD_destroy_response(mr);
+        return ret;
+}
+
+/* Python method names are the lower-case HTTP verbs. */
+static const char *handler_name(const char *method) {
+        static const char *const names[][2] = {
+                {"GET", "get"}, {"POST", "post"}, {"PUT", "put"}, {"DELETE", "delete"}, {"PATCH", "patch"}};
+
+        for (size_t i = 0; i < SF_ARRAY_SIZE(names); i++)
+                if (strcmp(method, names[i][0]) == 0)
+                        return names[i][1];
+        return "handler";
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls) {
+        sf_http_server_t *s = cls;
+        conn_ctx_t *c = *req_cls;
+        sf_http_req_t req = {0};
+        sf_http_resp_t resp = {0};
+        char allow[128] = "";
+        enum MHD_Result ret;
+        int r = 0;
+
+        (void)version;
+        if (!c) {
+                size_t sl = strlen(url) + 1;
+                const char *ct;
+
+                c = calloc(1, sizeof(*c));
+                if (!c)
+                        return MHD_NO;
+                c->start_ms = sf_mono_ms();
+                c->scratch = malloc(sl);
+                if (!c->scratch) {
+                        free(c);
+                        return MHD_NO;
+                }
+                c->match_err = sf_http_route_match(s->routes, s->nroutes, method, url, c->scratch, sl,
+                                                   c->params, &c->nparams, &c->route, &c->path_known);
+                ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+                c->raw = ct && strncasecmp(ct, "application/octet-stream", 24) == 0;
+                c->max = c->raw ? SF_HTTP_MAX_RAW_BODY : SF_HTTP_MAX_BODY;
+                *req_cls = c;
+                return MHD_YES;
+        }
+        if (*upload_data_size) {
+                r = body_append(c, upload_data, *upload_data_size);
+                *upload_data_size = 0;
+                return r < 0 ? MHD_NO : MHD_YES;
+        }
+
+        sf_uuid_new(req.request_id);
+        if (!c->route && c->path_known && strcmp(method, "OPTIONS") == 0) {
+                allow_header(s, url, allow, sizeof(allow));
+                r = sf_http_raw(&resp, 200, CT_HTML, "", 0);
+        } else if (!c->route && c->path_known) {
+                allow_header(s, url, allow, sizeof(allow));
+                json_object *o = json_object_new_object();
+
+                if (!o || json_object_object_add(o, "message", json_object_new_string(
+                                "The method is not allowed for the requested URL."))) {
+                        json_object_put(o);
+                        r = -ENOMEM;
+                } else {
+                        r = sf_http_json(&resp, 405, o);
+                }
+        } else if (!c->route) {
+                r = sf_http_raw(&resp, 404, CT_HTML, page_404, sizeof(page_404) - 1);
+        } else if (c->too_big) {
+                r = sf_http_error(&resp, 413, "request body too large (limit %zu bytes)", c->max);
+        } else {
+                _cleanup_jsonc_ json_object *body = parse_body(c->buf, c->raw ? 0 : c->len);
+
+                if (!body) {
+                        r = -ENOMEM;
+                } else {
+                        req.method = method;
+                        req.path = url;
+                        req.body = body;
+                        req.raw_body = c->buf ? c->buf : "";
+                        req.raw_len = c->len;
+                        req.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                                        MHD_HTTP_HEADER_AUTHORIZATION);
+                        memcpy(req.params, c->params, sizeof(req.params));
+                        req.nparams = c->nparams;
+                        req.conn = conn;
+                        req.user = s->user;
+                        req.handler_name = handler_name(c->route->method);
+                        r = c->route->fn(&req, &resp);
+                        if (r >= 0 && resp.status == 0)
+                                r = sf_http_json(&resp, 200, NULL);
+                }
+        }
+        if (r < 0 && resp.status == 0) {
+                log_err("%s %s: handler failed: %s", method, url, strerror(-r));
+                if (sf_http_error(&resp, 500, "server error: %s", strerror(-r)) < 0) {
+                        resp_reset(&resp);
+                        resp.status = 500;
+                }
+        }
+        if (resp.status >= 500)
+                log_warn("%s %s => %d [%s]", method, url, resp.status, req.request_id);
+        else
+                log_debug("%s %s => %d in %lld ms [%s]", method, url, resp.status,
+                          (long long)(sf_mono_ms() - c->start_ms), req.request_id);
+        ret = queue(conn, &resp, req.request_id, allow);
+        resp_reset(&resp);
+        return ret;
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap) {
+        char line[512];
+        size_t n;
+
+        (void)cls;
+        vsnprintf(line, sizeof(line), fmt, ap);
+        n = strlen(line);
+        while (n && line[n - 1] == '\n')
+                line[--n] = 0;
+        log_warn("http: %s", line);
+}
+
+int sf_http_start(const char *bind_addr, int port, const sf_http_route_t *routes, size_t nroutes,
+                  void *user, sf_http_server_t **ret) {
+        struct sockaddr_storage ss = {0};
+        unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+        const union MHD_DaemonInfo *info;
+        sf_http_server_t *s = NULL;
+        int r = 0;
+
+        if (!bind_addr || port < 0 || port > 65535 || (!routes && nroutes) || !ret)
+                return -EINVAL;
+        if (inet_pton(AF_INET, bind_addr, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+                ((struct sockaddr_in *)&ss)->sin_family = AF_INET;
+                ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+        } else if (inet_pton(AF_INET6, bind_addr, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+                ((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
+                ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+                flags |= MHD_USE_IPv6;
+        } else {
+                log_err("http: bad bind address '%s'", bind_addr);
+                return -EINVAL;
+        }
+        flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->routes = routes;
+        s->nroutes = nroutes;
+        s->user = user;
+        errno = 0;
+        s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s,
+                                /* First, so MHD's own messages go through sf_log too. */
+                                MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s,
+                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                                MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)SF_HTTP_THREADS,
+                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
+                                MHD_OPTION_END);
+        if (!s->d) {
+                r = errno ? -errno : -EADDRNOTAVAIL;
+                log_err("http: cannot listen on %s:%d: %s", bind_addr, port, strerror(-r));
+                goto cleanup;
+        }
+        info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+        s->port = info && info->port ? info->port : port;
+        log_info("http: listening on %s port %d", bind_addr, s->port);
+        *ret = s;
+        s = NULL;
+cleanup:
+        free(s);
+        return r;
+}
+
+void sf_http_stop(sf_http_server_t *s) {
+        if (!s)
+                return;
+        if (s->d)
+                MHD_stop_daemon(s->d);
+        free(s);
+}
+
+int sf_http_port(sf_http_server_t *s) { return s ? s->port : -EINVAL; }

@@ -1,0 +1,778 @@
+/* Instance endpoints (api.md §2.3) and the create flow's API half (§7 step 1). */
+#include "api.h"
+
+#include "event.h"
+#include "intent.h"
+#include "ipam.h"
+#include "log.h"
+#include "object.h"
+#include "state.h"
+#include "store.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define NODE_LIVE_S 120 /* NODE_CHECKIN_MAXIMUM */
+
+/* ---- request validation ---- */
+
+typedef struct net_req {
+        char network_uuid[SF_UUID_LEN];
+        char address[16];
+        char mac[18];
+        char model[16];
+        json_object *net; /* network doc */
+} net_req_t;
+
+typedef struct create_req {
+        const char *name, *ns, *ssh_key, *user_data, *placed_on, *configdrive, *nvram;
+        int64_t cpus, memory;
+        bool uefi, secure_boot;
+        json_object *disks, *video, *metadata, *side_channels;
+        net_req_t nets[16];
+        size_t nnets;
+        char artifacts[16][SF_UUID_LEN]; /* per disk: artifact uuid or "" */
+        size_t ndisks;
+} create_req_t;
+
+static void create_req_done(create_req_t *c) {
+        for (size_t i = 0; i < c->nnets; i++)
+                json_object_put(c->nets[i].net);
+        json_object_put(c->video);
+}
+
+static bool valid_mac(const char *m) {
+        unsigned v[6];
+        char tail;
+
+        return m && strlen(m) == 17 &&
+               sscanf(m, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) == 6;
+}
+
+static bool valid_base64(const char *s) {
+        size_t len = strlen(s), out = 3 * (len / 4) + 3;
+        _cleanup_free_ unsigned char *buf = malloc(out + 1);
+
+        if (!buf || len % 4 != 0)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (!(s[i] == '+' || s[i] == '/' || s[i] == '=' || (s[i] >= '0' && s[i] <= '9') ||
+                      (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')))
+                        return false;
+        return EVP_DecodeBlock(buf, (const unsigned char *)s, (int)len) >= 0;
+}
+
+static bool url_ok(const char *u) {
+        return strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0;
+}
+
+/* Find a visible image artifact for url that is not dead, or create one (state initial). */
+static int artifact_for_url(sf_ctx_t *ctx, const char *ns, const char *url, char out[SF_UUID_LEN]) {
+        _cleanup_reply_ redisReply *m = sf_store_cmd(ctx->store, "SMEMBERS sf:artifacts:url:%s", url);
+        _cleanup_json_ json_object *doc = NULL;
+        int r;
+
+        if (!m || m->type != REDIS_REPLY_ARRAY)
+                return -EIO;
+        for (size_t i = 0; i < m->elements; i++) {
+                _cleanup_json_ json_object *a = NULL;
+                const char *st, *ans;
+                if (sf_store_get(ctx->store, "artifact", m->element[i]->str, &a, NULL) < 0)
+                        continue;
+                st = sf_json_str(a, "state") ?: "";
+                ans = sf_json_str(a, "namespace") ?: "";
+                if ((strcmp(st, "initial") == 0 || strcmp(st, "created") == 0) &&
+                    (strcmp(ans, ns) == 0 || strcmp(ans, "system") == 0 || sf_json_bool(a, "shared", false))) {
+                        snprintf(out, SF_UUID_LEN, "%s", m->element[i]->str);
+                        return 0;
+                }
+        }
+        sf_uuid_new(out);
+        doc = json_object_new_object();
+        json_object_object_add(doc, "uuid", json_object_new_string(out));
+        json_object_object_add(doc, "namespace", json_object_new_string(ns));
+        json_object_object_add(doc, "state", json_object_new_string("initial"));
+        json_object_object_add(doc, "state_updated", json_object_new_double(sf_now()));
+        json_object_object_add(doc, "metadata", json_object_new_object());
+        json_object_object_add(doc, "artifact_type", json_object_new_string("image"));
+        json_object_object_add(doc, "source_url", json_object_new_string(url));
+        json_object_object_add(doc, "max_versions", json_object_new_int(3));
+        json_object_object_add(doc, "shared", json_object_new_boolean(false));
+        json_object_object_add(doc, "index", json_object_new_int(0));
+        json_object_object_add(doc, "blobs", json_object_new_object());
+        r = sf_obj_create(ctx, "artifact", out, doc);
+        if (r < 0)
+                return r;
+        freeReplyObject(sf_store_cmd(ctx->store, "SADD sf:artifacts:url:%s %s", url, out));
+        return 0;
+}
+
+static int parse_disks(sf_ctx_t *ctx, sf_http_req_t *req, sf_http_resp_t *resp, create_req_t *c) {
+        static const char *const buses[] = {"virtio", "sata", "scsi", "usb", "nvme"};
+        json_object *d;
+
+        if (!json_object_object_get_ex(req->body, "disk", &d) || !d ||
+            !json_object_is_type(d, json_type_array) || json_object_array_length(d) == 0)
+                return sf_http_error(resp, 400, "instance must specify at least one disk"), -EINVAL;
+        if (json_object_array_length(d) > 16)
+                return sf_http_error(resp, 400, "too many disks"), -EINVAL;
+        c->disks = d;
+        c->ndisks = json_object_array_length(d);
+        for (size_t i = 0; i < c->ndisks; i++) {
+                json_object *spec = json_object_array_get_idx(d, i), *v;
+                const char *bus, *type, *base;
+                bool known = false;
+
+                if (!json_object_is_type(spec, json_type_object))
+                        return sf_http_error(resp, 400, "disk specification should contain JSON objects"),
+                               -EINVAL;
+                bus = sf_json_str(spec, "bus");
+                if (bus && strcmp(bus, "ide") == 0)
+                        return sf_http_error(resp, 400, "IDE disks are no longer supported"), -EINVAL;
+                for (size_t b = 0; bus && b < SF_ARRAY_SIZE(buses); b++)
+                        known |= strcmp(bus, buses[b]) == 0;
+                if (bus && !known)
+                        return sf_http_error(resp, 400, "invalid disk bus %s", bus), -EINVAL;
+                type = sf_json_str(spec, "type");
+                if (type && strcmp(type, "disk") != 0 && strcmp(type, "cdrom") != 0)
+                        return sf_http_error(resp, 400, "invalid disk type %s", type), -EINVAL;
+                if (json_object_object_get_ex(spec, "size", &v) && v &&
+                    (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
+                     json_object_get_int64(v) > 65536))
+                        return sf_http_error(resp, 400, "disk size must be a positive integer (GiB)"), -EINVAL;
+                base = sf_json_str(spec, "base");
+                c->artifacts[i][0] = 0;
+                if (!base || !*base || strcmp(base, "none") == 0) {
+                        if (sf_json_int(spec, "size", 0) <= 0)
+                                return sf_http_error(resp, 400, "a blank disk needs a size"), -EINVAL;
+                        continue;
+                }
+                if (!url_ok(base) || strlen(base) > 2048 || strpbrk(base, " \t\r\n"))
+                        return sf_http_error(resp, 400,
+                                             "unsupported disk base \"%s\": only http and https URLs are supported",
+                                             base),
+                               -EINVAL;
+                if (artifact_for_url(ctx, c->ns, base, c->artifacts[i]) < 0)
+                        return -EIO;
+        }
+        return 0;
+}
+
+static int parse_networks(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_t *req,
+                          sf_http_resp_t *resp, create_req_t *c) {
+        static const char *const models[] = {"virtio", "e1000", "rtl8139", "ne2k_pci", "pcnet",
+                                             "i82551", "i82557b", "i82559er"};
+        json_object *list;
+
+        if (!json_object_object_get_ex(req->body, "network", &list) || !list)
+                return 0;
+        if (!json_object_is_type(list, json_type_array))
+                return sf_http_error(resp, 400, "network specification should be a list"), -EINVAL;
+        if (json_object_array_length(list) > SF_ARRAY_SIZE(c->nets))
+                return sf_http_error(resp, 400, "too many network interfaces"), -EINVAL;
+        for (size_t i = 0; i < json_object_array_length(list); i++) {
+                json_object *spec = json_object_array_get_idx(list, i), *net = NULL;
+                net_req_t *n = &c->nets[c->nnets];
+                const char *ref, *addr, *mac, *model, *state;
+                bool known = false;
+                sf_caller_t scope = *caller;
+                sf_cidr_t cidr;
+                uint32_t ip;
+
+                if (!json_object_is_type(spec, json_type_object) || !(ref = sf_json_str(spec, "network_uuid")))
+                        return sf_http_error(resp, 400, "network specification is missing network_uuid"),
+                               -EINVAL;
+                /* Networks are looked up in the instance's namespace. */
+                snprintf(scope.ns, sizeof(scope.ns), "%s", c->ns);
+                if (sf_api_lookup(ctx, &scope, "network", ref, resp, &net) < 0) {
+                        if (resp->status == 404)
+                                sf_http_error(resp, 404, "network %s not found", ref);
+                        return -ENOENT;
+                }
+                n->net = net;
+                c->nnets++;
+                snprintf(n->network_uuid, sizeof(n->network_uuid), "%s", sf_json_str(net, "uuid"));
+                addr = sf_json_str(spec, "address");
+                n->address[0] = 0;
+                if (addr && *addr && strcmp(addr, "none") != 0) {
+                        if (sf_cidr_parse(sf_json_str(net, "netblock"), &cidr, NULL) < 0 ||
+                            sf_ip_parse(addr, &ip) < 0 || !sf_cidr_contains(&cidr, ip))
+                                return sf_http_error(resp, 400,
+                                                     "network specification requests an address outside the "
+                                                     "range of the network"),
+                                       -EINVAL;
+                        snprintf(n->address, sizeof(n->address), "%s", addr);
+                }
+                if (addr && strcmp(addr, "none") == 0)
+                        snprintf(n->address, sizeof(n->address), "none");
+                state = sf_json_str(net, "state") ?: "";
+                if (strcmp(state, "created") != 0)
+                        return sf_http_error(resp, 406, "network %s is not ready (%s)", n->network_uuid, state),
+                               -EAGAIN;
+                if (strcmp(sf_json_str(net, "namespace") ?: "", c->ns) != 0)
+                        return sf_http_error(resp, 404, "network %s does not exist", n->network_uuid), -ENOENT;
+                mac = sf_json_str(spec, "macaddress");
+                if (mac && !valid_mac(mac))
+                        return sf_http_error(resp, 400, "invalid MAC address %s", mac), -EINVAL;
+                snprintf(n->mac, sizeof(n->mac), "%s", mac ? mac : "");
+                model = sf_json_str(spec, "model");
+                for (size_t m = 0; model && m < SF_ARRAY_SIZE(models); m++)
+                        known |= strcmp(model, models[m]) == 0;
+                if (model && !known)
+                        return sf_http_error(resp, 400, "invalid network model %s", model), -EINVAL;
+                snprintf(n->model, sizeof(n->model), "%s", model ? model : "virtio");
+                if (sf_json_bool(spec, "float", false))
+                        return sf_http_error(resp, 400, "floating addresses are not supported yet"), -EINVAL;
+        }
+        return 0;
+}
+
+static int parse_create(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_t *req,
+                        sf_http_resp_t *resp, create_req_t *c) {
+        static const char *const allowed[] = {
+                "name", "cpus", "memory", "disk", "network", "ssh_key", "user_data", "placed_on",
+                "namespace", "video", "uefi", "secure_boot", "nvram_template", "configdrive",
+                "metadata", "side_channels", NULL};
+        json_object *v;
+        int r;
+
+        if (sf_http_check_keys(req, resp, allowed) < 0)
+                return -EINVAL;
+        r = sf_http_body_str(req, "namespace", &c->ns);
+        if (r == -EINVAL)
+                return sf_http_error(resp, 400, "namespace is not a string"), -EINVAL;
+        if (!c->ns)
+                c->ns = caller->ns;
+        if (strcmp(c->ns, caller->ns) != 0) {
+                _cleanup_json_ json_object *nsdoc = NULL;
+                if (!caller->system || sf_store_get(ctx->store, "namespace", c->ns, &nsdoc, NULL) < 0)
+                        return sf_http_error(resp, 404, "namespace not found"), -ENOENT;
+        }
+        if (sf_http_body_str(req, "name", &c->name) < 0)
+                return sf_http_error(resp, 400, "post() missing 1 required positional argument: 'name'"),
+                       -EINVAL;
+        if (!sf_name_valid(c->name))
+                return sf_http_error(resp, 400,
+                                     "instance name %s is not useable as a DNS and Linux host name. It must "
+                                     "consist of only letters, numbers and hyphens, and be at most 63 "
+                                     "characters long",
+                                     c->name),
+                       -EINVAL;
+        if (!json_object_object_get_ex(req->body, "cpus", &v) || !v)
+                return sf_http_error(resp, 400, "post() missing 1 required positional argument: 'cpus'"),
+                       -EINVAL;
+        if (sf_http_body_int(req, "cpus", 0, &c->cpus) < 0 || c->cpus < 1 || c->cpus > 64)
+                return sf_http_error(resp, 400, "cpus must be an integer between 1 and 64"), -EINVAL;
+        if (!json_object_object_get_ex(req->body, "memory", &v) || !v)
+                return sf_http_error(resp, 400, "post() missing 1 required positional argument: 'memory'"),
+                       -EINVAL;
+        if (sf_http_body_int(req, "memory", 0, &c->memory) < 0 || c->memory < 16 || c->memory > 1048576)
+                return sf_http_error(resp, 400, "memory must be an integer number of MiB (16 or more)"), -EINVAL;
+        if (sf_http_body_bool(req, "uefi", false, &c->uefi) < 0 ||
+            sf_http_body_bool(req, "secure_boot", false, &c->secure_boot) < 0)
+                return sf_http_error(resp, 400, "uefi and secure_boot must be booleans"), -EINVAL;
+        if (c->secure_boot && !c->uefi)
+                return sf_http_error(resp, 400, "secure boot requires UEFI be enabled"), -EINVAL;
+        if (c->uefi)
+                return sf_http_error(resp, 400, "UEFI instances are not supported yet"), -EINVAL;
+        if (sf_http_body_str(req, "placed_on", &c->placed_on) == -EINVAL)
+                return sf_http_error(resp, 400, "placed_on is not a string"), -EINVAL;
+        if (c->placed_on) {
+                _cleanup_json_ json_object *node = NULL;
+                if (sf_store_get(ctx->store, "node", c->placed_on, &node, NULL) < 0)
+                        return sf_http_error(resp, 404, "Specified node does not exist"), -ENOENT;
+                if (sf_now() - (double)sf_json_int(node, "lastseen", 0) > NODE_LIVE_S)
+                        return sf_http_error(resp, 404, "Specified node not ready"), -ENOENT;
+        }
+        r = sf_http_body_str(req, "configdrive", &c->configdrive);
+        if (r == -EINVAL || (c->configdrive && strcmp(c->configdrive, "openstack-disk") != 0 &&
+                             strcmp(c->configdrive, "none") != 0))
+                return sf_http_error(resp, 400, "invalid config drive type"), -EINVAL;
+        if (!c->configdrive)
+                c->configdrive = "openstack-disk";
+        if (sf_http_body_str(req, "nvram_template", &c->nvram) == 0)
+                return sf_http_error(resp, 400, "nvram templates are not supported yet"), -EINVAL;
+        if (sf_http_body_str(req, "ssh_key", &c->ssh_key) == -EINVAL)
+                return sf_http_error(resp, 400, "ssh_key is not a string"), -EINVAL;
+        r = sf_http_body_str(req, "user_data", &c->user_data);
+        if (r == -EINVAL || (c->user_data && !valid_base64(c->user_data)))
+                return sf_http_error(resp, 400, "user_data must be base64 encoded"), -EINVAL;
+        r = parse_disks(ctx, req, resp, c);
+        if (r < 0)
+                return r;
+        r = parse_networks(ctx, caller, req, resp, c);
+        if (r < 0)
+                return r;
+        if (json_object_object_get_ex(req->body, "video", &v) && v) {
+                const char *model = sf_json_str(v, "model"), *vdi;
+                json_object *mem;
+                if (!json_object_is_type(v, json_type_object) || !model)
+                        return sf_http_error(resp, 400, "video specification requires a model"), -EINVAL;
+                if (!json_object_object_get_ex(v, "memory", &mem) || !json_object_is_type(mem, json_type_int))
+                        return sf_http_error(resp, 400, "video specification requires a memory size"), -EINVAL;
+                vdi = sf_json_str(v, "vdi") ?: "spice";
+                if (strcmp(vdi, "vnc") && strcmp(vdi, "spice") && strcmp(vdi, "spiceconcurrent"))
+                        return sf_http_error(resp, 400, "invalid vdi type %s", vdi), -EINVAL;
+                c->video = json_object_new_object();
+                json_object_object_add(c->video, "model", json_object_new_string(model));
+                json_object_object_add(c->video, "memory", json_object_get(mem));
+                json_object_object_add(c->video, "vdi", json_object_new_string(vdi));
+        } else {
+                c->video = json_object_new_object();
+                json_object_object_add(c->video, "model", json_object_new_string("cirrus"));
+                json_object_object_add(c->video, "memory", json_object_new_int(16384));
+                json_object_object_add(c->video, "vdi", json_object_new_string("spice"));
+        }
+        if (json_object_object_get_ex(req->body, "metadata", &v) && v) {
+                json_object *t;
+                if (!json_object_is_type(v, json_type_object))
+                        return sf_http_error(resp, 400, "metadata must be a JSON dictionary"), -EINVAL;
+                if (json_object_object_get_ex(v, "tags", &t) && !json_object_is_type(t, json_type_array))
+                        return sf_http_error(resp, 400, "value for \"tags\" key should be a JSON list"), -EINVAL;
+                if (json_object_object_get_ex(v, "affinity", &t)) {
+                        if (!json_object_is_type(t, json_type_object))
+                                return sf_http_error(resp, 400,
+                                                     "value for \"affinity\" key should be a valid JSON dictionary"),
+                                       -EINVAL;
+                        json_object_object_foreach(t, k, av) {
+                                (void)k;
+                                if (!json_object_is_type(av, json_type_int))
+                                        return sf_http_error(resp, 400,
+                                                             "affinity dictionary values should be integers"),
+                                               -EINVAL;
+                        }
+                }
+                c->metadata = v;
+        }
+        if (json_object_object_get_ex(req->body, "side_channels", &v) && v) {
+                if (!json_object_is_type(v, json_type_array))
+                        return sf_http_error(resp, 400, "side_channels must be a list of strings"), -EINVAL;
+                for (size_t i = 0; i < json_object_array_length(v); i++)
+                        if (!json_object_is_type(json_object_array_get_idx(v, i), json_type_string) ||
+                            !sf_name_valid(json_object_get_string(json_object_array_get_idx(v, i))))
+                                return sf_http_error(resp, 400, "side_channels must be a list of names"), -EINVAL;
+                c->side_channels = v;
+        }
+        return 0;
+}
+
+/* ---- scheduling ---- */
+
+static int schedule(sf_ctx_t *ctx, const create_req_t *c, sf_http_resp_t *resp, char out[64]) {
+        char **nodes = NULL;
+        double best = -1;
+        bool any_metrics = false, any_ram = false;
+        int r;
+
+        r = sf_store_index(ctx->store, "node", "all", NULL, &nodes, NULL);
+        if (r < 0)
+                return r;
+        out[0] = 0;
+        for (char **p = nodes; *p; p++) {
+                _cleanup_json_ json_object *n = NULL;
+                json_object *m;
+                double avail;
+
+                if (c->placed_on && strcmp(*p, c->placed_on) != 0)
+                        continue;
+                if (sf_store_get(ctx->store, "node", *p, &n, NULL) < 0)
+                        continue;
+                if (!sf_json_bool(n, "is_hypervisor", false) ||
+                    sf_now() - (double)sf_json_int(n, "lastseen", 0) > NODE_LIVE_S ||
+                    !json_object_object_get_ex(n, "metrics", &m))
+                        continue;
+                any_metrics = true;
+                avail = (double)sf_json_int(m, "memory_available", 0);
+                if (avail < (double)c->memory)
+                        continue;
+                any_ram = true;
+                if (avail > best) {
+                        best = avail;
+                        snprintf(out, 64, "%s", *p);
+                }
+        }
+        sf_strv_free(nodes);
+        if (!any_metrics)
+                return sf_http_error(resp, 507, "No nodes with metrics"), -ENOSPC;
+        if (!any_ram || !out[0])
+                return sf_http_error(resp, 507, "No nodes with enough idle RAM"), -ENOSPC;
+        return 0;
+}
+
+/* ---- create ---- */
+
+static int new_mac(sf_ctx_t *ctx, const char *want, const char *owner, char out[18]) {
+        for (int attempt = 0; attempt < 50; attempt++) {
+                unsigned char b[3];
+                char mac[18];
+                if (want)
+                        snprintf(mac, sizeof(mac), "%s", want);
+                else {
+                        sf_random_bytes(b, sizeof(b));
+                        snprintf(mac, sizeof(mac), "02:00:00:%02x:%02x:%02x", b[0], b[1], b[2]);
+                }
+                _cleanup_reply_ redisReply *r = sf_store_cmd(ctx->store, "SET sf:mac:%s %s NX", mac, owner);
+                if (!r)
+                        return -EIO;
+                if (r->type == REDIS_REPLY_STATUS) {
+                        memcpy(out, mac, 18);
+                        return 0;
+                }
+                if (want)
+                        return -EADDRINUSE;
+        }
+        return -ENOSPC;
+}
+
+/* Undo what a failed create reserved, and leave the instance listed in error. */
+static void create_failed(sf_ctx_t *ctx, const char *uuid, json_object *ifaces, const char *msg) {
+        for (size_t i = 0; ifaces && i < json_object_array_length(ifaces); i++) {
+                _cleanup_json_ json_object *d = NULL;
+                const char *iu = json_object_get_string(json_object_array_get_idx(ifaces, i));
+                if (sf_store_get(ctx->store, "networkinterface", iu, &d, NULL) < 0)
+                        continue;
+                if (sf_json_str(d, "ipv4"))
+                        sf_ipam_release(ctx->store, sf_json_str(d, "network_uuid"), sf_json_str(d, "ipv4"), iu);
+                if (sf_json_str(d, "macaddr"))
+                        freeReplyObject(sf_store_cmd(ctx->store, "DEL sf:mac:%s", sf_json_str(d, "macaddr")));
+                sf_obj_set_state(ctx, "networkinterface", iu, "deleted", NULL, NULL, NULL);
+        }
+        sf_obj_set_state(ctx, "instance", uuid, "initial-error", msg, NULL, NULL);
+        sf_obj_set_state(ctx, "instance", uuid, "error", NULL, NULL, NULL);
+}
+
+int sf_api_instances_post(sf_http_req_t *req, sf_http_resp_t *resp) {
+        sf_ctx_t *ctx = sf_api_ctx();
+        create_req_t c = {0};
+        char uuid[SF_UUID_LEN], node[64] = "";
+        _cleanup_json_ json_object *doc = NULL, *ifaces = json_object_new_array(), *disk_arts = NULL,
+                                   *final = NULL;
+        sf_caller_t caller;
+        int r;
+
+        if (sf_api_auth(req, resp, &caller) < 0)
+                return 0;
+        r = parse_create(ctx, &caller, req, resp, &c);
+        if (r < 0)
+                goto cleanup;
+
+        sf_uuid_new(uuid);
+        doc = json_object_new_object();
+        json_object_object_add(doc, "uuid", json_object_new_string(uuid));
+        json_object_object_add(doc, "name", json_object_new_string(c.name));
+        json_object_object_add(doc, "namespace", json_object_new_string(c.ns));
+        json_object_object_add(doc, "state", json_object_new_string("initial"));
+        json_object_object_add(doc, "state_updated", json_object_new_double(sf_now()));
+        json_object_object_add(doc, "metadata", c.metadata ? json_object_get(c.metadata) : json_object_new_object());
+        json_object_object_add(doc, "cpus", json_object_new_int64(c.cpus));
+        json_object_object_add(doc, "memory", json_object_new_int64(c.memory));
+        json_object_object_add(doc, "disk_spec", json_object_get(c.disks));
+        json_object_object_add(doc, "ssh_key", c.ssh_key ? json_object_new_string(c.ssh_key) : NULL);
+        json_object_object_add(doc, "user_data", c.user_data ? json_object_new_string(c.user_data) : NULL);
+        json_object_object_add(doc, "video", json_object_get(c.video));
+        json_object_object_add(doc, "uefi", json_object_new_boolean(c.uefi));
+        json_object_object_add(doc, "configdrive", json_object_new_string(c.configdrive));
+        json_object_object_add(doc, "nvram_template", NULL);
+        json_object_object_add(doc, "secure_boot", json_object_new_boolean(c.secure_boot));
+        json_object_object_add(doc, "machine_type", json_object_new_string(c.secure_boot ? "q35" : "pc"));
+        json_object_object_add(doc, "side_channels", c.side_channels ? json_object_get(c.side_channels) : NULL);
+        json_object_object_add(doc, "agent_state", NULL);
+        json_object_object_add(doc, "agent_start_time", NULL);
+        json_object_object_add(doc, "agent_system_boot_time", NULL);
+        json_object_object_add(doc, "error_message", NULL);
+        if (c.placed_on)
+                json_object_object_add(doc, "requested_placement", json_object_new_string(c.placed_on));
+        json_object_object_add(doc, "console_port", NULL);
+        json_object_object_add(doc, "node", NULL);
+        json_object_object_add(doc, "power_state", json_object_new_string("initial"));
+        json_object_object_add(doc, "vdi_port", NULL);
+        json_object_object_add(doc, "vdi_tls_port", NULL);
+        json_object_object_add(doc, "interfaces", json_object_new_array());
+        json_object_object_add(doc, "disks", json_object_new_array());
+        disk_arts = json_object_new_array();
+        for (size_t i = 0; i < c.ndisks; i++)
+                json_object_array_add(disk_arts, c.artifacts[i][0] ? json_object_new_string(c.artifacts[i]) : NULL);
+        json_object_object_add(doc, "artifacts", json_object_get(disk_arts));
+        r = sf_obj_create(ctx, "instance", uuid, doc);
+        if (r < 0)
+                goto cleanup;
+
+        /* Addresses and interfaces (api.md §2.3.1: after the record exists). */
+        for (size_t i = 0; i < c.nnets; i++) {
+                net_req_t *n = &c.nets[i];
+                _cleanup_json_ json_object *idoc = json_object_new_object();
+                char iu[SF_UUID_LEN], ip[16] = "", mac[18];
+                sf_cidr_t cidr;
+
+                sf_uuid_new(iu);
+                sf_cidr_parse(sf_json_str(n->net, "netblock"), &cidr, NULL);
+                if (strcmp(n->address, "none") != 0) {
+                        r = sf_ipam_reserve(ctx->store, n->network_uuid, &cidr, n->address[0] ? n->address : NULL,
+                                            iu, ip);
+                        if (r == -EADDRINUSE || r == -ERANGE) {
+                                sf_http_error(resp, 409, "address %s in use", n->address);
+                                create_failed(ctx, uuid, ifaces, "address in use");
+                                goto cleanup;
+                        }
+                        if (r == -ENOSPC) {
+                                sf_http_error(resp, 507, "No free addresses on network");
+                                create_failed(ctx, uuid, ifaces, "No free addresses on network");
+                                goto cleanup;
+                        }
+                        if (r < 0)
+                                goto cleanup;
+                }
+                r = new_mac(ctx, n->mac[0] ? n->mac : NULL, iu, mac);
+                if (r < 0) {
+                        if (ip[0])
+                                sf_ipam_release(ctx->store, n->network_uuid, ip, iu);
+                        sf_http_error(resp, 409, "mac address %s in use", n->mac);
+                        create_failed(ctx, uuid, ifaces, "mac address in use");
+                        goto cleanup;
+                }
+                json_object_object_add(idoc, "uuid", json_object_new_string(iu));
+                json_object_object_add(idoc, "namespace", json_object_new_string(c.ns));
+                json_object_object_add(idoc, "state", json_object_new_string("initial"));
+                json_object_object_add(idoc, "state_updated", json_object_new_double(sf_now()));
+                json_object_object_add(idoc, "metadata", json_object_new_object());
+                json_object_object_add(idoc, "network_uuid", json_object_new_string(n->network_uuid));
+                json_object_object_add(idoc, "instance_uuid", json_object_new_string(uuid));
+                json_object_object_add(idoc, "macaddr", json_object_new_string(mac));
+                json_object_object_add(idoc, "ipv4", ip[0] ? json_object_new_string(ip) : NULL);
+                json_object_object_add(idoc, "order", json_object_new_int((int)i));
+                json_object_object_add(idoc, "model", json_object_new_string(n->model));
+                json_object_object_add(idoc, "floating", NULL);
+                r = sf_obj_create(ctx, "networkinterface", iu, idoc);
+                if (r < 0)
+                        goto cleanup;
+                freeReplyObject(sf_store_cmd(ctx->store, "SADD sf:netifaces:%s %s", n->network_uuid, iu));
+                json_object_array_add(ifaces, json_object_new_string(iu));
+        }
+
+        r = schedule(ctx, &c, resp, node);
+        if (r < 0) {
+                create_failed(ctx, uuid, ifaces, "scheduling failed");
+                r = resp->status ? 0 : r;
+                goto cleanup;
+        }
+        {
+                _cleanup_json_ json_object *extra = json_object_new_object(), *cands = json_object_new_array();
+                json_object_array_add(cands, json_object_new_string(node));
+                json_object_object_add(extra, "candidates", json_object_get(cands));
+                sf_event_emit(ctx, "instance", uuid, c.ns, "audit", "schedule final candidates", extra, -1);
+        }
+        sf_obj_set_field(ctx, "instance", uuid, "interfaces", json_object_get(ifaces), NULL);
+        sf_obj_set_field(ctx, "instance", uuid, "node", json_object_new_string(node), NULL);
+
+        /* Intents: recorded in Redis, then published; each worker converges its part. */
+        for (size_t i = 0; i < json_object_array_length(ifaces); i++) {
+                const char *iu = json_object_get_string(json_object_array_get_idx(ifaces, i));
+                r = sf_intent_submit(ctx, node, "network", "network.attach", "networkinterface", iu, c.ns, NULL,
+                                     NULL);
+                if (r < 0)
+                        goto cleanup;
+        }
+        for (size_t i = 0; i < c.ndisks; i++) {
+                bool dup = false;
+                if (!c.artifacts[i][0])
+                        continue;
+                for (size_t j = 0; j < i; j++)
+                        dup |= strcmp(c.artifacts[i], c.artifacts[j]) == 0;
+                if (dup)
+                        continue;
+                r = sf_intent_submit(ctx, node, "blob", "blob.fetch", "artifact", c.artifacts[i], c.ns, NULL, NULL);
+                if (r < 0)
+                        goto cleanup;
+        }
+        r = sf_intent_submit(ctx, node, "compute", "instance.create", "instance", uuid, c.ns, NULL, NULL);
+        if (r < 0)
+                goto cleanup;
+        r = sf_store_get(ctx->store, "instance", uuid, &final, NULL);
+        if (r < 0)
+                goto cleanup;
+        r = sf_http_json(resp, 200, sf_view_instance(ctx, final));
+cleanup:
+        create_req_done(&c);
+        return resp->status ? 0 : r;
+}
+
+/* ---- read ---- */
+
+int sf_api_instances_get(sf_http_req_t *req, sf_http_resp_t *resp) {
+        static const char *const allowed[] = {"all", NULL};
+        sf_ctx_t *ctx = sf_api_ctx();
+        sf_caller_t caller;
+        char **ids = NULL;
+        json_object *list;
+        bool all = false;
+        int r;
+
+        if (sf_api_auth(req, resp, &caller) < 0)
+                return 0;
+        if (sf_http_check_keys(req, resp, allowed) < 0)
+                return 0;
+        if (sf_http_body_bool(req, "all", false, &all) < 0)
+                return sf_http_error(resp, 400, "all must be a boolean");
+        r = caller.system ? sf_store_index(ctx->store, "instance", "all", NULL, &ids, NULL)
+                          : sf_store_index(ctx->store, "instance", "ns", caller.ns, &ids, NULL);
+        if (r < 0)
+                return r;
+        list = json_object_new_array();
+        for (char **p = ids; *p; p++) {
+                _cleanup_json_ json_object *doc = NULL;
+                if (sf_store_get(ctx->store, "instance", *p, &doc, NULL) < 0)
+                        continue;
+                if (!sf_api_owns(&caller, sf_json_str(doc, "namespace")))
+                        continue;
+                if (!all && !sf_state_active("instance", sf_json_str(doc, "state")))
+                        continue;
+                json_object_array_add(list, sf_view_instance(ctx, doc));
+        }
+        sf_strv_free(ids);
+        return sf_http_json(resp, 200, list);
+}
+
+int sf_api_instance_get(sf_http_req_t *req, sf_http_resp_t *resp) {
+        static const char *const allowed[] = {"namespace", NULL};
+        _cleanup_json_ json_object *doc = NULL;
+        sf_caller_t caller;
+
+        if (sf_api_auth(req, resp, &caller) < 0)
+                return 0;
+        if (sf_http_check_keys(req, resp, allowed) < 0)
+                return 0;
+        if (sf_api_lookup(sf_api_ctx(), &caller, "instance", req->params[0], resp, &doc) < 0)
+                return 0;
+        return sf_http_json(resp, 200, sf_view_instance(sf_api_ctx(), doc));
+}
+
+int sf_api_instance_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
+        static const char *const allowed[] = {"namespace", NULL};
+        sf_ctx_t *ctx = sf_api_ctx();
+        _cleanup_json_ json_object *doc = NULL, *after = NULL;
+        const char *ns = NULL, *uuid, *node, *state;
+        sf_caller_t caller;
+        int r;
+
+        if (sf_api_auth(req, resp, &caller) < 0)
+                return 0;
+        if (sf_http_check_keys(req, resp, allowed) < 0)
+                return 0;
+        if (sf_api_lookup(ctx, &caller, "instance", req->params[0], resp, &doc) < 0)
+                return 0;
+        uuid = sf_json_str(doc, "uuid");
+        state = sf_json_str(doc, "state") ?: "";
+        if (strcmp(state, "deleted") == 0)
+                return sf_http_error(resp, 404, "instance not found");
+        sf_http_body_str(req, "namespace", &ns);
+        if (ns && strcmp(ns, sf_json_str(doc, "namespace") ?: "") != 0)
+                return sf_http_error(resp, 404, "instance not in namespace");
+        node = sf_json_str(doc, "node");
+        if (!node || !*node) {
+                /* Never placed: nothing exists on any node; finish here. */
+                const char *to = strstr(state, "error") ? "error" : "deleted";
+                if (strcmp(state, "initial") == 0)
+                        to = "deleted";
+                sf_obj_set_state(ctx, "instance", uuid, to, NULL, NULL, NULL);
+        } else {
+                r = sf_intent_submit(ctx, node, "compute", "instance.delete", "instance", uuid,
+                                     sf_json_str(doc, "namespace"), NULL, NULL);
+                if (r < 0)
+                        return r;
+        }
+        if (sf_store_get(ctx->store, "instance", uuid, &after, NULL) < 0)
+                return -EIO;
+        return sf_http_json(resp, 200, sf_view_instance(ctx, after));
+}
+
+int sf_api_instance_events(sf_http_req_t *req, sf_http_resp_t *resp) {
+        _cleanup_json_ json_object *doc = NULL;
+        sf_caller_t caller;
+
+        if (sf_api_auth(req, resp, &caller) < 0)
+                return 0;
+        if (sf_api_lookup(sf_api_ctx(), &caller, "instance", req->params[0], resp, &doc) < 0)
+                return 0;
+        return sf_api_events(req, resp, "instance", sf_json_str(doc, "uuid"));
+}
+
+int sf_api_instance_interfaces(sf_http_req_t *req, sf_http_resp_t *resp) {
+        sf_ctx_t *ctx = sf_api_ctx();
+        _cleanup_json_ json_object *doc = NULL, *view = NULL;
+        json_object *ifaces;
+        sf_caller_t caller;
+
+        if (sf_api_auth(req, resp, &caller) < 0)
+                return 0;
+        if (sf_api_lookup(ctx, &caller, "instance", req->params[0], resp, &doc) < 0)
+                return 0;
+        view = sf_view_instance(ctx, doc);
+        json_object_object_get_ex(view, "interfaces", &ifaces);
+        return sf_http_json(resp, 200, json_object_get(ifaces));
+}
+
+int sf_api_interface_get(sf_http_req_t *req, sf_http_resp_t *resp) {
+        sf_ctx_t *ctx = sf_api_ctx();
+        _cleanup_json_ json_object *doc = NULL;
+        char uuid[SF_UUID_LEN];
+        sf_caller_t caller;
+
+        if (sf_api_auth(req, resp, &caller) < 0)
+                return 0;
+        if (!sf_uuid_parse(req->params[0], uuid) ||
+            sf_store_get(ctx->store, "networkinterface", uuid, &doc, NULL) < 0 ||
+            !sf_api_owns(&caller, sf_json_str(doc, "namespace")))
+                return sf_http_error(resp, 404, "interface not found");
+        return sf_http_json(resp, 200, sf_view_interface(doc));
+}
+
+int sf_api_instance_consoledata(sf_http_req_t *req, sf_http_resp_t *resp) {
+        static const char *const allowed[] = {"length", NULL};
+        sf_ctx_t *ctx = sf_api_ctx();
+        _cleanup_json_ json_object *doc = NULL;
+        _cleanup_free_ char *path = NULL, *buf = NULL;
+        _cleanup_close_ int fd = -1;
+        int64_t length = 10240;
+        json_object *lv;
+        sf_caller_t caller;
+        struct stat st;
+        off_t start;
+        ssize_t n;
+        size_t want;
+
+        if (sf_api_auth(req, resp, &caller) < 0)
+                return 0;
+        if (sf_http_check_keys(req, resp, allowed) < 0)
+                return 0;
+        if (sf_api_lookup(ctx, &caller, "instance", req->params[0], resp, &doc) < 0)
+                return 0;
+        if (json_object_object_get_ex(req->body, "length", &lv) && lv) {
+                if (sf_http_body_int(req, "length", 10240, &length) < 0)
+                        return sf_http_error(resp, 400, "length is not an integer");
+        }
+        /* The console log lives on the hypervisor; one node here, so read it locally. */
+        path = sf_strdupf("%s/instances/%s/console.log", ctx->cfg.storage, sf_json_str(doc, "uuid"));
+        if (!path)
+                return -ENOMEM;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return sf_http_raw(resp, 200, "applicaton/octet-stream", "", 0);
+        start = (length < 0 || length >= st.st_size) ? 0 : st.st_size - length;
+        want = (size_t)(st.st_size - start);
+        if (want > 64 * 1024 * 1024)
+                want = 64 * 1024 * 1024;
+        buf = malloc(want + 1);
+        if (!buf)
+                return -ENOMEM;
+        n = pread(fd, buf, want, start);
+        if (n < 0)
+                return -errno;
+        /* Upstream's mimetype typo, preserved for wire compatibility (api.md §1.3). */
+        return sf_http_raw(resp, 200, "applicaton/octet-stream", buf, (size_t)n);
+}

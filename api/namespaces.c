@@ -1,0 +1,298 @@
+/* POST /auth and the namespace/key endpoints (api.md §2.2, §3). */
+#include "api.h"
+
+#include "event.h"
+#include "log.h"
+#include "object.h"
+#include "store.h"
+#include "util.h"
+
+#include <errno.h>
+#include <string.h>
+
+static bool ns_name_valid(const char *s) {
+        size_t n = 0;
+
+        if (!s || !*s)
+                return false;
+        for (; s[n]; n++)
+                if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
+                      (s[n] >= '0' && s[n] <= '9') || s[n] == '-' || s[n] == '_'))
+                        return false;
+        return n <= 63;
+}
+
+/* Is caller trusted by namespace doc (api.md §3.4)? */
+static bool trusted_by(const sf_caller_t *caller, json_object *ns) {
+        json_object *trust, *full;
+
+        if (caller->system || strcmp(sf_json_str(ns, "name") ?: "", caller->ns) == 0)
+                return true;
+        if (!json_object_object_get_ex(ns, "trust", &trust) ||
+            !json_object_object_get_ex(trust, "full", &full))
+                return false;
+        for (size_t i = 0; i < json_object_array_length(full); i++)
+                if (strcmp(json_object_get_string(json_object_array_get_idx(full, i)), caller->ns) == 0)
+                        return true;
+        return false;
+}
+
+int sf_api_ns_ensure(sf_ctx_t *ctx, const char *ns) {
+        _cleanup_json_ json_object *doc = json_object_new_object(), *trust = json_object_new_object(),
+                                   *full = json_object_new_array();
+        int r;
+
+        json_object_object_add(doc, "uuid", json_object_new_string(ns));
+        json_object_object_add(doc, "name", json_object_new_string(ns));
+        json_object_object_add(doc, "namespace", json_object_new_string(ns));
+        json_object_object_add(doc, "state", json_object_new_string("created"));
+        json_object_object_add(doc, "state_updated", json_object_new_double(sf_now()));
+        json_object_object_add(doc, "keys", json_object_new_object());
+        json_object_array_add(full, json_object_new_string("system"));
+        json_object_object_add(trust, "full", json_object_get(full));
+        json_object_object_add(doc, "trust", json_object_get(trust));
+        json_object_object_add(doc, "metadata", json_object_new_object());
+        r = sf_obj_create(ctx, "namespace", ns, doc);
+        return r == -EEXIST ? 0 : r;
+}
+
+typedef struct {
+        const char *keyname;
+        const char *hash; /* NULL: delete */
+        char nonce[SF_AUTH_NONCE_LEN + 1];
+} key_change_t;
+
+static int apply_key(json_object *doc, void *ud) {
+        key_change_t *c = ud;
+        json_object *keys, *k;
+
+        if (!json_object_object_get_ex(doc, "keys", &keys)) {
+                keys = json_object_new_object();
+                json_object_object_add(doc, "keys", keys);
+        }
+        if (!c->hash) {
+                if (!json_object_object_get_ex(keys, c->keyname, NULL))
+                        return -ENOENT;
+                json_object_object_del(keys, c->keyname);
+                return 0;
+        }
+        k = json_object_new_object();
+        json_object_object_add(k, "hash", json_object_new_string(c->hash));
+        json_object_object_add(k, "nonce", json_object_new_string(c->nonce));
+        json_object_object_add(keys, c->keyname, k);
+        return 0;
+}
+
+int sf_api_ns_set_key(sf_ctx_t *ctx, const char *ns, const char *keyname, const char *secret) {
+        _cleanup_free_ char *hash = NULL;
+        key_change_t c = {.keyname = keyname};
+        int r;
+
+        r = sf_auth_hash_key(secret, &hash);
+        if (r < 0)
+                return r;
+        c.hash = hash;
+        sf_auth_nonce(c.nonce);
+        return sf_store_update(ctx->store, "namespace", ns, NULL, apply_key, &c, NULL);
+}
+
+int sf_api_auth_post(sf_http_req_t *req, sf_http_resp_t *resp) {
+        static const char *const allowed[] = {"namespace", "key", NULL};
+        sf_ctx_t *ctx = sf_api_ctx();
+        _cleanup_json_ json_object *ns = NULL;
+        const char *nsname = NULL, *key = NULL, *match = NULL;
+        _cleanup_free_ char *token = NULL;
+        json_object *keys, *out, *kv;
+        int r;
+
+        if (sf_http_check_keys(req, resp, allowed) < 0)
+                return 0;
+        if (sf_http_body_str(req, "namespace", &nsname) < 0 || !*nsname)
+                return sf_http_error(resp, 400, "missing namespace in request");
+        if (!ns_name_valid(nsname) || sf_store_get(ctx->store, "namespace", nsname, &ns, NULL) < 0)
+                return sf_http_error(resp, 404, "namespace not found");
+        if (!json_object_object_get_ex(req->body, "key", &kv) || !kv)
+                return sf_http_error(resp, 400, "missing key in request");
+        if (!json_object_is_type(kv, json_type_string))
+                return sf_http_error(resp, 400, "key is not a string");
+        key = json_object_get_string(kv);
+        if (strcmp(sf_json_str(ns, "state") ?: "", "created") != 0)
+                return sf_http_error(resp, 404, "namespace not found");
+        if (json_object_object_get_ex(ns, "keys", &keys)) {
+                json_object_object_foreach(keys, name, val) {
+                        const char *hash = sf_json_str(val, "hash");
+                        if (hash && sf_auth_verify_key(key, hash) == 0) {
+                                match = name;
+                                r = sf_auth_token_issue(ctx->cfg.auth_secret, ctx->cfg.zone, nsname, name,
+                                                        sf_json_str(val, "nonce") ?: "", 900, &token);
+                                if (r < 0)
+                                        return r;
+                                break;
+                        }
+                }
+        }
+        if (!match) {
+                _cleanup_json_ json_object *extra = json_object_new_object();
+                json_object_object_add(extra, "remote-address", NULL);
+                sf_event_emit(ctx, "namespace", nsname, nsname, "audit", "attempt to use incorrect namespace key",
+                              extra, -1);
+                return sf_http_error(resp, 401, "unauthorized");
+        }
+        out = json_object_new_object();
+        json_object_object_add(out, "access_token", json_object_new_string(token));
+        json_object_object_add(out, "token_type", json_object_new_string("Bearer"));
+        json_object_object_add(out, "expires_in", json_object_new_int(900));
+        return sf_http_json(resp, 200, out);
+}
+
+int sf_api_namespaces_get(sf_http_req_t *req, sf_http_resp_t *resp) {
+        sf_ctx_t *ctx = sf_api_ctx();
+        sf_caller_t caller;
+        json_object *list;
+        char **names = NULL;
+        int r;
+
+        if (sf_api_auth(req, resp, &caller) < 0)
+                return 0;
+        r = sf_store_index(ctx->store, "namespace", "all", NULL, &names, NULL);
+        if (r < 0)
+                return r;
+        list = json_object_new_array();
+        for (char **p = names; *p; p++) {
+                _cleanup_json_ json_object *doc = NULL;
+                if (sf_store_get(ctx->store, "namespace", *p, &doc, NULL) < 0)
+                        continue;
+                if (strcmp(sf_json_str(doc, "state") ?: "", "created") != 0 || !trusted_by(&caller, doc))
+                        continue;
+                json_object_array_add(list, sf_view_namespace(doc));
+        }
+        sf_strv_free(names);
+        return sf_http_json(resp, 200, list);
+}
+
+int sf_api_namespaces_post(sf_http_req_t *req, sf_http_resp_t *resp) {
+        static const char *const allowed[] = {"namespace", "key_name", "key", NULL};
+        sf_ctx_t *ctx = sf_api_ctx();
+        const char *ns = NULL, *key_name = NULL;
+        _cleanup_json_ json_object *doc = NULL;
+        json_object *kv = NULL;
+        sf_caller_t caller;
+        int r;
+
+        if (sf_api_auth(req, resp, &caller) < 0)
+                return 0;
+        if (!caller.system)
+                return sf_http_error(resp, 401, "unauthorized");
+        if (sf_http_check_keys(req, resp, allowed) < 0)
+                return 0;
+        if (sf_http_body_str(req, "namespace", &ns) < 0 || !*ns)
+                return sf_http_error(resp, 400, "no namespace specified");
+        if (!ns_name_valid(ns))
+                return sf_http_error(resp, 400, "namespace name is invalid");
+        r = sf_http_body_str(req, "key_name", &key_name);
+        if (r == -EINVAL)
+                return sf_http_error(resp, 400, "key name is not a string");
+        if (key_name) {
+                if (strcmp(key_name, "service_key") == 0 || strncmp(key_name, "_service_key", 12) == 0)
+                        return sf_http_error(resp, 403, "illegal key name");
+                if (!ns_name_valid(key_name))
+                        return sf_http_error(resp, 400, "key name is invalid");
+                if (!json_object_object_get_ex(req->body, "key", &kv) || !kv)
+                        return sf_http_error(resp, 400, "no key specified");
+                if (!json_object_is_type(kv, json_type_string) || !*json_object_get_string(kv))
+                        return sf_http_error(resp, 400, "key is not a string");
+        }
+        r = sf_api_ns_ensure(ctx, ns);
+        if (r == 0 && key_name)
+                r = sf_api_ns_set_key(ctx, ns, key_name, json_object_get_string(kv));
+        if (r == 0)
+                r = sf_store_get(ctx->store, "namespace", ns, &doc, NULL);
+        if (r < 0)
+                return r;
+        return sf_http_json(resp, 200, sf_view_namespace(doc));
+}
+
+/* The namespace in params[0] if the caller is trusted by it; else fills 404. */
+static int trusted_ns(sf_http_req_t *req, sf_http_resp_t *resp, sf_caller_t *caller,
+                      json_object **ret) {
+        sf_ctx_t *ctx = sf_api_ctx();
+        json_object *doc = NULL;
+
+        if (sf_api_auth(req, resp, caller) < 0)
+                return -EACCES;
+        if (!ns_name_valid(req->params[0]) ||
+            sf_store_get(ctx->store, "namespace", req->params[0], &doc, NULL) < 0 ||
+            strcmp(sf_json_str(doc, "state") ?: "", "created") != 0 || !trusted_by(caller, doc)) {
+                json_object_put(doc);
+                sf_http_error(resp, 404, "namespace not found");
+                return -ENOENT;
+        }
+        *ret = doc;
+        return 0;
+}
+
+int sf_api_namespace_get(sf_http_req_t *req, sf_http_resp_t *resp) {
+        _cleanup_json_ json_object *doc = NULL;
+        sf_caller_t caller;
+
+        if (trusted_ns(req, resp, &caller, &doc) < 0)
+                return 0;
+        return sf_http_json(resp, 200, sf_view_namespace(doc));
+}
+
+int sf_api_namespace_keys_get(sf_http_req_t *req, sf_http_resp_t *resp) {
+        _cleanup_json_ json_object *doc = NULL;
+        sf_caller_t caller;
+        json_object *view, *keys;
+
+        if (trusted_ns(req, resp, &caller, &doc) < 0)
+                return 0;
+        view = sf_view_namespace(doc);
+        json_object_object_get_ex(view, "keys", &keys);
+        keys = json_object_get(keys);
+        json_object_put(view);
+        return sf_http_json(resp, 200, keys);
+}
+
+int sf_api_namespace_keys_post(sf_http_req_t *req, sf_http_resp_t *resp) {
+        static const char *const allowed[] = {"key_name", "key", NULL};
+        _cleanup_json_ json_object *doc = NULL;
+        const char *key_name = NULL, *key = NULL;
+        sf_caller_t caller;
+        int r;
+
+        if (trusted_ns(req, resp, &caller, &doc) < 0)
+                return 0;
+        if (sf_http_check_keys(req, resp, allowed) < 0)
+                return 0;
+        if (sf_http_body_str(req, "key_name", &key_name) < 0 || !*key_name)
+                return sf_http_error(resp, 400, "no key name specified");
+        if (sf_http_body_str(req, "key", &key) < 0 || !*key)
+                return sf_http_error(resp, 400, "no key specified");
+        if (strncmp(key_name, "_service_key", 12) == 0 || strcmp(key_name, "service_key") == 0)
+                return sf_http_error(resp, 403, "illegal key name");
+        if (!ns_name_valid(key_name))
+                return sf_http_error(resp, 400, "key name is invalid");
+        r = sf_api_ns_set_key(sf_api_ctx(), req->params[0], key_name, key);
+        if (r < 0)
+                return r;
+        return sf_http_json(resp, 200, json_object_new_string(key_name));
+}
+
+int sf_api_namespace_key_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
+        _cleanup_json_ json_object *doc = NULL;
+        key_change_t c = {.keyname = req->params[1], .hash = NULL};
+        sf_caller_t caller;
+        int r;
+
+        if (trusted_ns(req, resp, &caller, &doc) < 0)
+                return 0;
+        if (!req->params[1] || !*req->params[1])
+                return sf_http_error(resp, 400, "no key name specified");
+        r = sf_store_update(sf_api_ctx()->store, "namespace", req->params[0], NULL, apply_key, &c, NULL);
+        if (r == -ENOENT)
+                return sf_http_error(resp, 404, "key name not found in namespace");
+        if (r < 0)
+                return r;
+        return sf_http_json(resp, 200, NULL);
+}

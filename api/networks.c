@@ -1,0 +1,265 @@
+/* Network endpoints (api.md §2.4). */
+#include "api.h"
+
+#include "intent.h"
+#include "ipam.h"
+#include "log.h"
+#include "object.h"
+#include "state.h"
+#include "store.h"
+#include "util.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define FLOATING_NET "floating"
+
+static bool net_name_valid(const char *s) {
+        size_t n = 0;
+
+        for (; s[n]; n++)
+                if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
+                      (s[n] >= '0' && s[n] <= '9') || s[n] == '-' || s[n] == '_' || s[n] == '.'))
+                        return false;
+        return n > 0 && n <= 63;
+}
+
+/* A VXLAN id nobody holds: random, claimed with SET NX (api.md §7.3). */
+static int alloc_vxid(sf_ctx_t *ctx, const char *uuid, uint32_t *ret) {
+        for (int attempt = 0; attempt < 100; attempt++) {
+                uint32_t id;
+                sf_random_bytes(&id, sizeof(id));
+                id = 1 + id % 16777215u;
+                _cleanup_reply_ redisReply *r = sf_store_cmd(ctx->store, "SET sf:vxid:%u %s NX", id, uuid);
+                if (!r)
+                        return -EIO;
+                if (r->type == REDIS_REPLY_STATUS) {
+                        *ret = id;
+                        return 0;
+                }
+        }
+        return -ENOSPC;
+}
+
+int sf_api_networks_post(sf_http_req_t *req, sf_http_resp_t *resp) {
+        static const char *const allowed[] = {"netblock", "provide_dhcp", "provide_nat", "name",
+                                              "namespace", NULL};
+        sf_ctx_t *ctx = sf_api_ctx();
+        const char *netblock = NULL, *name = NULL, *ns = NULL, *err = NULL;
+        char uuid[SF_UUID_LEN], fgw[16] = "", canon[32], addr[16];
+        _cleanup_json_ json_object *doc = NULL;
+        bool dhcp = false, nat = false;
+        sf_caller_t caller;
+        sf_cidr_t c;
+        uint32_t vxid;
+        int r;
+
+        if (sf_api_auth(req, resp, &caller) < 0)
+                return 0;
+        if (sf_http_check_keys(req, resp, allowed) < 0)
+                return 0;
+        r = sf_http_body_str(req, "netblock", &netblock);
+        if (r < 0)
+                return sf_http_error(resp, 400, "cannot parse netblock: %s",
+                                     r == -ENOENT ? "no netblock specified" : "not a string");
+        if (sf_cidr_parse(netblock, &c, &err) < 0) {
+                if (strstr(err, "minimum"))
+                        return sf_http_error(resp, 400, "%s", err);
+                return sf_http_error(resp, 400, "cannot parse netblock: %s", netblock);
+        }
+        if (sf_http_body_bool(req, "provide_dhcp", false, &dhcp) < 0 ||
+            sf_http_body_bool(req, "provide_nat", false, &nat) < 0)
+                return sf_http_error(resp, 400, "provide_dhcp and provide_nat must be booleans");
+        r = sf_http_body_str(req, "name", &name);
+        if (r == -EINVAL || (name && !net_name_valid(name)))
+                return sf_http_error(resp, 400, "network name is invalid");
+        r = sf_http_body_str(req, "namespace", &ns);
+        if (r == -EINVAL)
+                return sf_http_error(resp, 400, "namespace is not a string");
+        if (!ns)
+                ns = caller.ns;
+        if (strcmp(ns, caller.ns) != 0 && !caller.system)
+                return sf_http_error(resp, 401, "only admins can create resources in a different namespace");
+        {
+                _cleanup_json_ json_object *nsdoc = NULL;
+                if (sf_store_get(ctx->store, "namespace", ns, &nsdoc, NULL) < 0 ||
+                    strcmp(sf_json_str(nsdoc, "state") ?: "", "created") != 0)
+                        return sf_http_error(resp, 404, "namespace not found");
+        }
+        sf_uuid_new(uuid);
+        r = alloc_vxid(ctx, uuid, &vxid);
+        if (r < 0)
+                return r == -ENOSPC ? sf_http_error(resp, 507, "no free VXLAN ids") : r;
+        if (nat) {
+                sf_cidr_t fc;
+                if (sf_cidr_parse(ctx->cfg.floating_network, &fc, &err) < 0)
+                        return sf_http_error(resp, 500, "server error: bad floating network");
+                sf_ipam_init(ctx->store, FLOATING_NET, &fc);
+                r = sf_ipam_reserve(ctx->store, FLOATING_NET, &fc, NULL, uuid, fgw);
+                if (r == -ENOSPC)
+                        return sf_http_error(resp, 507, "No free addresses on floating network");
+                if (r < 0)
+                        return r;
+        }
+        sf_cidr_addr(&c, 0, addr);
+        snprintf(canon, sizeof(canon), "%s/%d", addr, c.prefix);
+        doc = json_object_new_object();
+        json_object_object_add(doc, "uuid", json_object_new_string(uuid));
+        json_object_object_add(doc, "name", name ? json_object_new_string(name) : NULL);
+        json_object_object_add(doc, "namespace", json_object_new_string(ns));
+        json_object_object_add(doc, "state", json_object_new_string("initial"));
+        json_object_object_add(doc, "state_updated", json_object_new_double(sf_now()));
+        json_object_object_add(doc, "metadata", json_object_new_object());
+        json_object_object_add(doc, "netblock", json_object_new_string(canon));
+        json_object_object_add(doc, "provide_dhcp", json_object_new_boolean(dhcp));
+        json_object_object_add(doc, "provide_nat", json_object_new_boolean(nat));
+        json_object_object_add(doc, "floating_gateway", fgw[0] ? json_object_new_string(fgw) : NULL);
+        json_object_object_add(doc, "vxid", json_object_new_int64(vxid));
+        json_object_object_add(doc, "node", json_object_new_string(ctx->cfg.network_node));
+        r = sf_ipam_init(ctx->store, uuid, &c);
+        if (r == 0)
+                r = sf_obj_create(ctx, "network", uuid, doc);
+        if (r == 0)
+                r = sf_intent_submit(ctx, ctx->cfg.network_node, "network", "network.create", "network", uuid,
+                                     ns, NULL, NULL);
+        if (r < 0)
+                return r;
+        return sf_http_json(resp, 200, sf_view_network(doc));
+}
+
+int sf_api_networks_get(sf_http_req_t *req, sf_http_resp_t *resp) {
+        static const char *const allowed[] = {"all", NULL};
+        sf_ctx_t *ctx = sf_api_ctx();
+        sf_caller_t caller;
+        char **ids = NULL;
+        json_object *list;
+        bool all = false;
+        int r;
+
+        if (sf_api_auth(req, resp, &caller) < 0)
+                return 0;
+        if (sf_http_check_keys(req, resp, allowed) < 0)
+                return 0;
+        if (sf_http_body_bool(req, "all", false, &all) < 0)
+                return sf_http_error(resp, 400, "all must be a boolean");
+        r = caller.system ? sf_store_index(ctx->store, "network", "all", NULL, &ids, NULL)
+                          : sf_store_index(ctx->store, "network", "ns", caller.ns, &ids, NULL);
+        if (r < 0)
+                return r;
+        list = json_object_new_array();
+        for (char **p = ids; *p; p++) {
+                _cleanup_json_ json_object *doc = NULL;
+                if (sf_store_get(ctx->store, "network", *p, &doc, NULL) < 0)
+                        continue;
+                if (!sf_api_owns(&caller, sf_json_str(doc, "namespace")))
+                        continue;
+                if (!all && !sf_state_active("network", sf_json_str(doc, "state")))
+                        continue;
+                json_object *v = sf_view_network(doc);
+                /* [dev] name; v0.7.2's list reported vxlan_id 0 (a bug): report the real one. */
+                json_object_object_add(v, "vxlan_id", json_object_new_int64(sf_json_int(doc, "vxid", 0)));
+                json_object_array_add(list, v);
+        }
+        sf_strv_free(ids);
+        return sf_http_json(resp, 200, list);
+}
+
+int sf_api_network_get(sf_http_req_t *req, sf_http_resp_t *resp) {
+        _cleanup_json_ json_object *doc = NULL;
+        sf_caller_t caller;
+
+        if (sf_api_auth(req, resp, &caller) < 0)
+                return 0;
+        if (sf_api_lookup(sf_api_ctx(), &caller, "network", req->params[0], resp, &doc) < 0)
+                return 0;
+        return sf_http_json(resp, 200, sf_view_network(doc));
+}
+
+/* Interfaces registered on a network (set sf:netifaces:<uuid>) that are not deleted. */
+static int network_active_interfaces(sf_ctx_t *ctx, const char *netuuid, int *ret) {
+        _cleanup_reply_ redisReply *m = sf_store_cmd(ctx->store, "SMEMBERS sf:netifaces:%s", netuuid);
+        int n = 0;
+
+        if (!m || m->type != REDIS_REPLY_ARRAY)
+                return -EIO;
+        for (size_t i = 0; i < m->elements; i++) {
+                _cleanup_json_ json_object *d = NULL;
+                if (sf_store_get(ctx->store, "networkinterface", m->element[i]->str, &d, NULL) < 0)
+                        continue;
+                if (strcmp(sf_json_str(d, "state") ?: "", "deleted") != 0)
+                        n++;
+        }
+        *ret = n;
+        return 0;
+}
+
+int sf_api_network_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
+        static const char *const allowed[] = {"namespace", NULL};
+        sf_ctx_t *ctx = sf_api_ctx();
+        _cleanup_json_ json_object *doc = NULL, *after = NULL;
+        const char *ns = NULL, *state, *uuid;
+        sf_caller_t caller;
+        int r, active = 0;
+
+        if (sf_api_auth(req, resp, &caller) < 0)
+                return 0;
+        if (sf_http_check_keys(req, resp, allowed) < 0)
+                return 0;
+        if (strcmp(req->params[0], "floating") == 0)
+                return sf_http_error(resp, 403, "you cannot delete the floating network");
+        if (sf_api_lookup(ctx, &caller, "network", req->params[0], resp, &doc) < 0)
+                return 0;
+        sf_http_body_str(req, "namespace", &ns);
+        if (ns && strcmp(ns, sf_json_str(doc, "namespace") ?: "") != 0)
+                return sf_http_error(resp, 404, "network not in namespace");
+        state = sf_json_str(doc, "state") ?: "";
+        uuid = sf_json_str(doc, "uuid");
+        if (strcmp(state, "deleted") == 0)
+                return sf_http_json(resp, 200, NULL);
+        r = network_active_interfaces(ctx, uuid, &active);
+        if (r < 0)
+                return r;
+        if (active > 0 && strcmp(state, "created") == 0)
+                sf_obj_set_state(ctx, "network", uuid, "delete-wait", NULL, NULL, NULL);
+        r = sf_intent_submit(ctx, sf_json_str(doc, "node") ?: ctx->cfg.network_node, "network",
+                             "network.delete", "network", uuid, sf_json_str(doc, "namespace"), NULL, NULL);
+        if (r < 0)
+                return r;
+        if (sf_store_get(ctx->store, "network", uuid, &after, NULL) < 0)
+                return -EIO;
+        return sf_http_json(resp, 200, sf_view_network(after));
+}
+
+int sf_api_network_events(sf_http_req_t *req, sf_http_resp_t *resp) {
+        _cleanup_json_ json_object *doc = NULL;
+        sf_caller_t caller;
+
+        if (sf_api_auth(req, resp, &caller) < 0)
+                return 0;
+        if (sf_api_lookup(sf_api_ctx(), &caller, "network", req->params[0], resp, &doc) < 0)
+                return 0;
+        return sf_api_events(req, resp, "network", sf_json_str(doc, "uuid"));
+}
+
+int sf_api_network_interfaces(sf_http_req_t *req, sf_http_resp_t *resp) {
+        sf_ctx_t *ctx = sf_api_ctx();
+        _cleanup_json_ json_object *doc = NULL;
+        _cleanup_reply_ redisReply *m = NULL;
+        sf_caller_t caller;
+        json_object *list;
+
+        if (sf_api_auth(req, resp, &caller) < 0)
+                return 0;
+        if (sf_api_lookup(ctx, &caller, "network", req->params[0], resp, &doc) < 0)
+                return 0;
+        m = sf_store_cmd(ctx->store, "SMEMBERS sf:netifaces:%s", sf_json_str(doc, "uuid"));
+        if (!m || m->type != REDIS_REPLY_ARRAY)
+                return -EIO;
+        list = json_object_new_array();
+        for (size_t i = 0; i < m->elements; i++) {
+                _cleanup_json_ json_object *d = NULL;
+                if (sf_store_get(ctx->store, "networkinterface", m->element[i]->str, &d, NULL) == 0)
+                        json_object_array_add(list, sf_view_interface(d));
+        }
+        return sf_http_json(resp, 200, list);
+}

@@ -1,0 +1,316 @@
+#include "virt.h"
+
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <libvirt/virterror.h>
+
+static void virt_quiet(void *opaque, virErrorPtr err) {
+        (void)opaque;
+        (void)err; /* callers log what matters; don't let libvirt print to stderr */
+}
+
+static const char *virt_msg(void) {
+        const char *m = virGetLastErrorMessage();
+        return m ? m : "unknown libvirt error";
+}
+
+static int virt_code(void) {
+        virErrorPtr e = virGetLastError();
+        return e ? e->code : VIR_ERR_OK;
+}
+
+static void domain_freep(virDomainPtr *d) {
+        if (*d)
+                virDomainFree(*d);
+}
+#define _cleanup_domain_ __attribute__((cleanup(domain_freep)))
+
+int sf_virt_open(const char *uri, virConnectPtr *ret) {
+        virConnectPtr c;
+
+        virSetErrorFunc(NULL, virt_quiet);
+        c = virConnectOpen(uri);
+        if (!c) {
+                log_err("libvirt: cannot connect to %s: %s", uri ? uri : "(default)", virt_msg());
+                return -ECONNREFUSED;
+        }
+        *ret = c;
+        return 0;
+}
+
+void sf_virt_close(virConnectPtr c) {
+        if (c)
+                virConnectClose(c);
+}
+
+int sf_virt_define_start(virConnectPtr c, const char *xml) {
+        _cleanup_domain_ virDomainPtr d = NULL;
+        int state = 0, reason = 0;
+        const char *name;
+
+        if (!c || !xml)
+                return -EINVAL;
+        d = virDomainDefineXML(c, xml);
+        if (!d) {
+                log_err("libvirt: define failed: %s", virt_msg());
+                return -EINVAL;
+        }
+        name = virDomainGetName(d);
+        /* Come back after a host reboot; the reconciler still decides what stays. */
+        if (virDomainSetAutostart(d, 1) < 0)
+                log_warn("libvirt: %s: cannot set autostart: %s", name, virt_msg());
+        if (virDomainGetState(d, &state, &reason, 0) < 0) {
+                log_err("libvirt: %s: cannot get state: %s", name, virt_msg());
+                return -EIO;
+        }
+        if (state == VIR_DOMAIN_RUNNING)
+                return 0;
+        if (state == VIR_DOMAIN_PAUSED) {
+                if (virDomainResume(d) < 0) {
+                        log_err("libvirt: %s: resume failed: %s", name, virt_msg());
+                        return -EIO;
+                }
+                return 0;
+        }
+        if (virDomainCreate(d) < 0) {
+                /* Lost a race with another start: that is what we wanted. */
+                if (virt_code() == VIR_ERR_OPERATION_INVALID && virDomainIsActive(d) == 1)
+                        return 0;
+                log_err("libvirt: %s: start failed: %s", name, virt_msg());
+                return -EIO;
+        }
+        log_info("libvirt: %s started", name);
+        return 0;
+}
+
+int sf_virt_state(virConnectPtr c, const char *name, int *ret_state) {
+        _cleanup_domain_ virDomainPtr d = NULL;
+        int state = 0, reason = 0;
+
+        if (!c || !name || !ret_state)
+                return -EINVAL;
+        d = virDomainLookupByName(c, name);
+        if (!d) {
+                if (virt_code() == VIR_ERR_NO_DOMAIN)
+                        return -ENOENT;
+                log_err("libvirt: lookup %s failed: %s", name, virt_msg());
+                return -EIO;
+        }
+        if (virDomainGetState(d, &state, &reason, 0) < 0) {
+                if (virt_code() == VIR_ERR_NO_DOMAIN)
+                        return -ENOENT;
+                log_err("libvirt: %s: cannot get state: %s", name, virt_msg());
+                return -EIO;
+        }
+        *ret_state = state;
+        return 0;
+}
+
+int sf_virt_destroy_undefine(virConnectPtr c, const char *name) {
+        _cleanup_domain_ virDomainPtr d = NULL;
+        const unsigned flags = VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+                               VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA | VIR_DOMAIN_UNDEFINE_NVRAM;
+
+        if (!c || !name)
+                return -EINVAL;
+        d = virDomainLookupByName(c, name);
+        if (!d) {
+                if (virt_code() == VIR_ERR_NO_DOMAIN)
+                        return 0;
+                log_err("libvirt: lookup %s failed: %s", name, virt_msg());
+                return -EIO;
+        }
+        if (virDomainIsActive(d) == 1 && virDomainDestroy(d) < 0) {
+                /* Stopped or vanished meanwhile: fine. */
+                if (virt_code() == VIR_ERR_NO_DOMAIN)
+                        return 0;
+                if (virt_code() != VIR_ERR_OPERATION_INVALID) {
+                        log_err("libvirt: %s: destroy failed: %s", name, virt_msg());
+                        return -EIO;
+                }
+        }
+        /* A transient domain is gone once destroyed. */
+        if (virDomainIsPersistent(d) != 1)
+                return 0;
+        if (virDomainUndefineFlags(d, flags) < 0) {
+                if (virt_code() == VIR_ERR_NO_DOMAIN)
+                        return 0;
+                /* Drivers without nvram/checkpoint support reject those flags. */
+                if (virDomainUndefine(d) < 0 && virt_code() != VIR_ERR_NO_DOMAIN) {
+                        log_err("libvirt: %s: undefine failed: %s", name, virt_msg());
+                        return -EIO;
+                }
+        }
+        log_info("libvirt: %s destroyed and undefined", name);
+        return 0;
+}
+
+void sf_virt_strv_free(char **v, size_t n) {
+        if (!v)
+                return;
+        for (size_t i = 0; i < n; i++)
+                free(v[i]);
+        free(v);
+}
+
+int sf_virt_list_sf(virConnectPtr c, char ***ret_uuids, size_t *ret_n) {
+        virDomainPtr *doms = NULL;
+        char **uuids = NULL;
+        size_t n = 0;
+        int count, r = 0;
+
+        if (!c || !ret_uuids || !ret_n)
+                return -EINVAL;
+        count = virConnectListAllDomains(c, &doms, 0);
+        if (count < 0) {
+                log_err("libvirt: cannot list domains: %s", virt_msg());
+                return -EIO;
+        }
+        uuids = calloc((size_t)count + 1, sizeof(*uuids));
+        if (!uuids) {
+                r = -ENOMEM;
+                goto cleanup;
+        }
+        for (int i = 0; i < count; i++) {
+                const char *name = virDomainGetName(doms[i]);
+                char uuid[SF_UUID_LEN];
+
+                if (!name || strncmp(name, "sf:", 3) != 0 || !sf_uuid_parse(name + 3, uuid))
+                        continue;
+                uuids[n] = strdup(uuid);
+                if (!uuids[n]) {
+                        r = -ENOMEM;
+                        goto cleanup;
+                }
+                n++;
+        }
+cleanup:
+        for (int i = 0; i < count; i++)
+                virDomainFree(doms[i]);
+        free(doms);
+        if (r < 0) {
+                sf_virt_strv_free(uuids, n);
+                return r;
+        }
+        *ret_uuids = uuids;
+        *ret_n = n;
+        return 0;
+}
+
+/* Runs in the forked child: only raw syscalls, no malloc, no stdio. Exit 0 = KVM ran
+ * our guest code. */
+static void __attribute__((noreturn)) kvm_probe_child(void) {
+        static const uint8_t code[] = {0xb0, 0x42, 0xe6, 0x10, 0xf4}; /* mov $0x42,%al; out %al,$0x10; hlt */
+        struct kvm_sregs sregs;
+        struct kvm_regs regs;
+        struct kvm_run *run;
+        uint8_t *mem;
+        int kvm, vm, vcpu, size;
+
+        alarm(3);
+        kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+        if (kvm < 0 || ioctl(kvm, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
+                _exit(2);
+        vm = ioctl(kvm, KVM_CREATE_VM, 0);
+        if (vm < 0)
+                _exit(3);
+        mem = mmap(NULL, 0x1000, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (mem == MAP_FAILED)
+                _exit(4);
+        memcpy(mem, code, sizeof(code));
+        struct kvm_userspace_memory_region region = {
+                .slot = 0,
+                .guest_phys_addr = 0x1000,
+                .memory_size = 0x1000,
+                .userspace_addr = (uint64_t)(uintptr_t)mem,
+        };
+        if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+                _exit(5);
+        vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+        size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+        if (vcpu < 0 || size < (int)sizeof(*run))
+                _exit(6);
+        run = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
+        if (run == MAP_FAILED)
+                _exit(7);
+        if (ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0)
+                _exit(8);
+        sregs.cs.base = 0;
+        sregs.cs.selector = 0;
+        if (ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0)
+                _exit(9);
+        memset(&regs, 0, sizeof(regs));
+        regs.rip = 0x1000;
+        regs.rflags = 2;
+        if (ioctl(vcpu, KVM_SET_REGS, &regs) < 0)
+                _exit(10);
+        if (ioctl(vcpu, KVM_RUN, 0) < 0)
+                _exit(11);
+        if (run->exit_reason != KVM_EXIT_IO || run->io.direction != KVM_EXIT_IO_OUT || run->io.port != 0x10 ||
+            run->io.size != 1 || run->io.count != 1 || ((uint8_t *)run)[run->io.data_offset] != 0x42)
+                _exit(12);
+        _exit(0);
+}
+
+/* True only if a real guest instruction stream ran under KVM. */
+static bool kvm_works(void) {
+        int status = 0;
+        pid_t pid = fork();
+
+        if (pid < 0)
+                return false;
+        if (pid == 0) {
+                signal(SIGALRM, SIG_DFL);
+                kvm_probe_child();
+        }
+        /* alarm(3) in the child should end it; belt and braces in case it is wedged. */
+        for (int waited_ms = 0;; waited_ms += 10) {
+                pid_t w = waitpid(pid, &status, WNOHANG);
+                if (w == pid)
+                        break;
+                if (w < 0 && errno != EINTR)
+                        return false;
+                if (waited_ms >= 5000) {
+                        kill(pid, SIGKILL);
+                        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                                ;
+                        log_warn("kvm probe: child wedged, killed");
+                        return false;
+                }
+                usleep(10 * 1000);
+        }
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                return true;
+        if (WIFEXITED(status))
+                log_info("kvm probe: failed at step %d", WEXITSTATUS(status));
+        else if (WIFSIGNALED(status))
+                log_info("kvm probe: killed by signal %d (timeout?)", WTERMSIG(status));
+        return false;
+}
+
+int sf_virt_detect_type(const char *requested, char ret[8]) {
+        if (!requested || !ret)
+                return -EINVAL;
+        if (strcmp(requested, "kvm") == 0 || strcmp(requested, "qemu") == 0) {
+                snprintf(ret, 8, "%s", requested);
+                return 0;
+        }
+        if (strcmp(requested, "auto") != 0) {
+                log_err("domain type '%s' is not kvm, qemu or auto", requested);
+                return -EINVAL;
+        }
+        snprintf(ret, 8, "%s", kvm_works() ? "kvm" : "qemu");
+        log_info("domain type auto: using %s", ret);
+        return 0;
+}

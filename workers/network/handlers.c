@@ -1,0 +1,271 @@
+/* sf-network: converge networks on this node (api.md §7.3) from their Redis records.
+ *   network.create  plumb the network (VXLAN, bridge, netns, dnsmasq, NAT); -> created
+ *   network.attach  an interface: make sure its network is plumbed, add its DHCP host; -> created
+ *   network.refresh rewrite the DHCP hosts from the interface records
+ *   network.delete  wait until no interface uses it, tear everything down; -> deleted */
+#include "handlers.h"
+
+#include "event.h"
+#include "intent.h"
+#include "ipam.h"
+#include "log.h"
+#include "netplumb.h"
+#include "object.h"
+#include "store.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The plumbing description of a network document. */
+static int plumb_of(sf_ctx_t *ctx, json_object *net, sf_netplumb_t *p) {
+        sf_cidr_t c, fc;
+        const char *nb = sf_json_str(net, "netblock"), *fgw = sf_json_str(net, "floating_gateway");
+
+        memset(p, 0, sizeof(*p));
+        if (!nb || sf_cidr_parse(nb, &c, NULL) < 0)
+                return -EINVAL;
+        if (snprintf(p->uuid, sizeof(p->uuid), "%s", sf_json_str(net, "uuid") ?: "") >= (int)sizeof(p->uuid))
+                return -EINVAL;
+        p->vxid = (uint32_t)sf_json_int(net, "vxid", 0);
+        snprintf(p->netblock, sizeof(p->netblock), "%s", nb);
+        sf_cidr_addr(&c, 1, p->router);
+        p->prefix = c.prefix;
+        p->provide_dhcp = sf_json_bool(net, "provide_dhcp", false);
+        p->provide_nat = sf_json_bool(net, "provide_nat", false);
+        snprintf(p->mesh_dev, sizeof(p->mesh_dev), "%s", ctx->cfg.mesh_dev);
+        if (snprintf(p->mesh_ip, sizeof(p->mesh_ip), "%s", ctx->cfg.mesh_ip) >= (int)sizeof(p->mesh_ip))
+                return -EINVAL;
+        p->mtu = ctx->cfg.mtu;
+        if (snprintf(p->dhcp_dir, sizeof(p->dhcp_dir), "%s/dhcp/%s", ctx->cfg.storage, p->uuid) >=
+            (int)sizeof(p->dhcp_dir))
+                return -ENAMETOOLONG;
+        snprintf(p->zone, sizeof(p->zone), "%s", ctx->cfg.zone);
+        if (snprintf(p->dns_server, sizeof(p->dns_server), "%s", ctx->cfg.dns_server) >=
+            (int)sizeof(p->dns_server))
+                return -EINVAL;
+        if (p->provide_nat && fgw) {
+                if (sf_cidr_parse(ctx->cfg.floating_network, &fc, NULL) < 0)
+                        return -EINVAL;
+                if (snprintf(p->floating_gateway, sizeof(p->floating_gateway), "%s", fgw) >=
+                    (int)sizeof(p->floating_gateway))
+                        return -EINVAL;
+                sf_cidr_addr(&fc, 1, p->egress_gateway);
+                p->egress_prefix = fc.prefix;
+        } else {
+                p->provide_nat = false;
+        }
+        return 0;
+}
+
+/* DHCP hosts = every live interface on the network with an address. */
+static int refresh_hosts(sf_ctx_t *ctx, const sf_netplumb_t *p) {
+        _cleanup_reply_ redisReply *m = sf_store_cmd(ctx->store, "SMEMBERS sf:netifaces:%s", p->uuid);
+        _cleanup_free_ sf_dhcp_host_t *hosts = NULL;
+        size_t n = 0;
+
+        if (!m || m->type != REDIS_REPLY_ARRAY)
+                return -EIO;
+        hosts = calloc(m->elements + 1, sizeof(*hosts));
+        if (!hosts)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->elements; i++) {
+                _cleanup_json_ json_object *iface = NULL, *inst = NULL;
+                const char *st, *ip, *mac;
+
+                if (sf_store_get(ctx->store, "networkinterface", m->element[i]->str, &iface, NULL) < 0)
+                        continue;
+                st = sf_json_str(iface, "state") ?: "";
+                ip = sf_json_str(iface, "ipv4");
+                mac = sf_json_str(iface, "macaddr");
+                if (strcmp(st, "deleted") == 0 || strcmp(st, "error") == 0 || !ip || !mac)
+                        continue;
+                snprintf(hosts[n].mac, sizeof(hosts[n].mac), "%s", mac);
+                snprintf(hosts[n].ip, sizeof(hosts[n].ip), "%s", ip);
+                if (sf_store_get(ctx->store, "instance", sf_json_str(iface, "instance_uuid") ?: "-", &inst,
+                                 NULL) == 0 && sf_json_str(inst, "name"))
+                        snprintf(hosts[n].hostname, sizeof(hosts[n].hostname), "%s", sf_json_str(inst, "name"));
+                else
+                        snprintf(hosts[n].hostname, sizeof(hosts[n].hostname), "host-%s",
+                                 m->element[i]->str);
+                n++;
+        }
+        return sf_netplumb_hosts(p, hosts, n);
+}
+
+static int load_network(sf_work_t *w, const char *uuid, json_object **ret) {
+        int r = sf_store_get(w->ctx->store, "network", uuid, ret, NULL);
+
+        if (r == -ENOENT)
+                return 1;
+        return r;
+}
+
+static int handle_create(sf_work_t *w) {
+        sf_ctx_t *ctx = w->ctx;
+        _cleanup_json_ json_object *net = NULL;
+        const char *state;
+        sf_netplumb_t p;
+        double t0 = sf_now();
+        int r;
+
+        r = load_network(w, w->intent->object_uuid, &net);
+        if (r == 1)
+                return SF_WORK_DONE;
+        if (r < 0)
+                return sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY;
+        state = sf_json_str(net, "state") ?: "";
+        if (strcmp(state, "initial") != 0 && strcmp(state, "created") != 0)
+                return SF_WORK_DONE; /* being deleted or failed: nothing to build */
+        if (plumb_of(ctx, net, &p) < 0)
+                return sf_work_error(w, "invalid network record"), SF_WORK_FAIL;
+        r = sf_netplumb_ensure(&p);
+        if (r == 0)
+                r = refresh_hosts(ctx, &p);
+        if (r < 0)
+                return sf_work_error(w, "network plumbing failed: %s", strerror(-r)), SF_WORK_RETRY;
+        sf_event_emit(ctx, "network", p.uuid, sf_json_str(net, "namespace"), "status", "network deployed", NULL,
+                      sf_now() - t0);
+        r = sf_obj_set_state(ctx, "network", p.uuid, "created", NULL, NULL, NULL);
+        if (r < 0 && r != -EINVAL)
+                return sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY;
+        return SF_WORK_DONE;
+}
+
+static int handle_attach(sf_work_t *w) {
+        sf_ctx_t *ctx = w->ctx;
+        _cleanup_json_ json_object *iface = NULL, *net = NULL;
+        const char *st, *nst;
+        sf_netplumb_t p;
+        int r;
+
+        r = sf_store_get(ctx->store, "networkinterface", w->intent->object_uuid, &iface, NULL);
+        if (r == -ENOENT)
+                return SF_WORK_DONE;
+        if (r < 0)
+                return sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY;
+        st = sf_json_str(iface, "state") ?: "";
+        if (strcmp(st, "initial") != 0 && strcmp(st, "created") != 0)
+                return SF_WORK_DONE;
+        r = load_network(w, sf_json_str(iface, "network_uuid") ?: "-", &net);
+        if (r == 1)
+                return sf_work_error(w, "network does not exist"), SF_WORK_FAIL;
+        if (r < 0)
+                return sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY;
+        nst = sf_json_str(net, "state") ?: "";
+        if (strcmp(nst, "initial") == 0)
+                return sf_work_error(w, "network is not ready"), SF_WORK_WAIT;
+        if (strcmp(nst, "created") != 0)
+                return sf_work_error(w, "network is %s", nst), SF_WORK_FAIL;
+        if (plumb_of(ctx, net, &p) < 0)
+                return sf_work_error(w, "invalid network record"), SF_WORK_FAIL;
+        r = sf_netplumb_ensure(&p);
+        if (r == 0)
+                r = refresh_hosts(ctx, &p);
+        if (r < 0)
+                return sf_work_error(w, "network plumbing failed: %s", strerror(-r)), SF_WORK_RETRY;
+        r = sf_obj_set_state(ctx, "networkinterface", w->intent->object_uuid, "created", NULL, NULL, NULL);
+        if (r < 0 && r != -EINVAL)
+                return sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY;
+        return SF_WORK_DONE;
+}
+
+static int handle_refresh(sf_work_t *w) {
+        _cleanup_json_ json_object *net = NULL;
+        sf_netplumb_t p;
+        bool exists = false;
+        int r;
+
+        r = load_network(w, w->intent->object_uuid, &net);
+        if (r == 1)
+                return SF_WORK_DONE;
+        if (r < 0)
+                return sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY;
+        if (strcmp(sf_json_str(net, "state") ?: "", "deleted") == 0 || plumb_of(w->ctx, net, &p) < 0)
+                return SF_WORK_DONE;
+        if (sf_netplumb_exists(&p, &exists) < 0 || !exists)
+                return SF_WORK_DONE; /* not plumbed here: nothing to refresh */
+        r = refresh_hosts(w->ctx, &p);
+        if (r < 0)
+                return sf_work_error(w, "DHCP refresh failed: %s", strerror(-r)), SF_WORK_RETRY;
+        return SF_WORK_DONE;
+}
+
+static int live_interfaces(sf_ctx_t *ctx, const char *netuuid, int *ret) {
+        _cleanup_reply_ redisReply *m = sf_store_cmd(ctx->store, "SMEMBERS sf:netifaces:%s", netuuid);
+        int n = 0;
+
+        if (!m || m->type != REDIS_REPLY_ARRAY)
+                return -EIO;
+        for (size_t i = 0; i < m->elements; i++) {
+                _cleanup_json_ json_object *d = NULL;
+                if (sf_store_get(ctx->store, "networkinterface", m->element[i]->str, &d, NULL) == 0 &&
+                    strcmp(sf_json_str(d, "state") ?: "", "deleted") != 0)
+                        n++;
+        }
+        *ret = n;
+        return 0;
+}
+
+static int handle_delete(sf_work_t *w) {
+        sf_ctx_t *ctx = w->ctx;
+        _cleanup_json_ json_object *net = NULL;
+        const char *state, *fgw;
+        sf_netplumb_t p;
+        int r, live = 0;
+
+        r = load_network(w, w->intent->object_uuid, &net);
+        if (r == 1)
+                return SF_WORK_DONE;
+        if (r < 0)
+                return sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY;
+        state = sf_json_str(net, "state") ?: "";
+        if (strcmp(state, "deleted") == 0)
+                return SF_WORK_DONE;
+        r = live_interfaces(ctx, w->intent->object_uuid, &live);
+        if (r < 0)
+                return sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY;
+        if (live > 0) {
+                /* Upstream's delete-wait: retried until the last interface is gone. */
+                if (strcmp(state, "created") == 0)
+                        sf_obj_set_state(ctx, "network", w->intent->object_uuid, "delete-wait", NULL, NULL, NULL);
+                w->wait_ms = 2000;
+                return sf_work_error(w, "network still has %d interfaces", live), SF_WORK_WAIT;
+        }
+        if (plumb_of(ctx, net, &p) < 0)
+                return sf_work_error(w, "invalid network record"), SF_WORK_FAIL;
+        r = sf_netplumb_destroy(&p);
+        if (r < 0)
+                return sf_work_error(w, "network teardown failed: %s", strerror(-r)), SF_WORK_RETRY;
+        sf_ipam_drop(ctx->store, p.uuid);
+        fgw = sf_json_str(net, "floating_gateway");
+        if (fgw)
+                sf_ipam_release(ctx->store, "floating", fgw, p.uuid);
+        freeReplyObject(sf_store_cmd(ctx->store, "DEL sf:vxid:%u", p.vxid));
+        r = sf_obj_set_state(ctx, "network", p.uuid, "deleted", NULL, NULL, NULL);
+        if (r < 0 && r != -EINVAL)
+                return sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY;
+        return SF_WORK_DONE;
+}
+
+static void fail_network(sf_work_t *w, const char *msg) {
+        sf_obj_set_state(w->ctx, "network", w->intent->object_uuid, "error", msg, NULL, NULL);
+}
+
+static void fail_interface(sf_work_t *w, const char *msg) {
+        sf_obj_set_state(w->ctx, "networkinterface", w->intent->object_uuid, "error", msg, NULL, NULL);
+}
+
+const sf_handler_t sf_network_handlers[] = {
+        {.kind = "network.create", .fn = handle_create, .on_fail = fail_network},
+        {.kind = "network.attach", .fn = handle_attach, .on_fail = fail_interface},
+        {.kind = "network.refresh", .fn = handle_refresh},
+        {.kind = "network.delete", .fn = handle_delete, .on_fail = fail_network, .deadline_s = 86400},
+};
+const size_t sf_network_nhandlers = SF_ARRAY_SIZE(sf_network_handlers);
+
+void sf_network_tick(sf_ctx_t *ctx, void *user) {
+        (void)user;
+        sf_intent_redrive(ctx, ctx->cfg.node, "network", ctx->cfg.redrive_after_s, NULL);
+}
