@@ -89,6 +89,11 @@ int sf_config_load(sf_config_t *cfg) {
         }
         if (!cfg->node[0] || strlen(cfg->node) > 63)
                 return -EINVAL;
+        /* Paths under storage are built in PATH_MAX buffers: keep plenty of room. */
+        if (cfg->storage[0] != '/' || strlen(cfg->storage) > 1024) {
+                log_err("config: SF_STORAGE must be an absolute path of at most 1024 characters");
+                return -EINVAL;
+        }
         return r ? -EINVAL : 0;
 }
 

@@ -1,0 +1,637 @@
+/* sf-compute: converge instances placed on this node (api.md §7 steps 3-7).
+ *   instance.create  wait for interfaces and images, build disks + config drive, define
+ *                    and start the domain: initial -> preflight -> creating -> created
+ *   instance.delete  destroy the domain, remove its files, release its addresses
+ * Every step re-reads Redis and checks what already exists, so a redelivery after a
+ * kill -9 at any line converges instead of doubling anything. */
+#include "handlers.h"
+
+#include "configdrive.h"
+#include "disk.h"
+#include "domain.h"
+#include "event.h"
+#include "exec.h"
+#include "intent.h"
+#include "ipam.h"
+#include "lock.h"
+#include "log.h"
+#include "object.h"
+#include "state.h"
+#include "store.h"
+#include "util.h"
+#include "virt.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#define LOCK_TTL_MS 30000
+
+static void instance_dir(sf_ctx_t *ctx, const char *uuid, char *out, size_t len) {
+        snprintf(out, len, "%s/instances/%s", ctx->cfg.storage, uuid);
+}
+
+static void blob_path(sf_ctx_t *ctx, const char *uuid, char *out, size_t len) {
+        snprintf(out, len, "%s/blobs/%.2s/%s", ctx->cfg.storage, uuid, uuid);
+}
+
+/* Device names per api.md §6.1: index over the final list, by bus. */
+static void device_name(const char *bus, int index, char out[16]) {
+        if (strcmp(bus, "virtio") == 0)
+                snprintf(out, 16, "vd%c", 'a' + index);
+        else if (strcmp(bus, "nvme") == 0)
+                snprintf(out, 16, "nvme%d", index);
+        else
+                snprintf(out, 16, "sd%c", 'a' + index);
+}
+
+/* The artifact's current blob if it is on this node, else *ret = NULL.  Returns
+ * -EIO when the artifact failed (message in err). */
+static int current_blob(sf_ctx_t *ctx, const char *art_uuid, char ret_blob[SF_UUID_LEN], bool *ready,
+                        char *err, size_t errlen) {
+        _cleanup_json_ json_object *art = NULL, *blob = NULL;
+        json_object *blobs, *cur, *locs;
+        char idx[24], path[4096];
+        const char *st, *bu;
+        struct stat sb;
+
+        *ready = false;
+        if (sf_store_get(ctx->store, "artifact", art_uuid, &art, NULL) < 0) {
+                snprintf(err, errlen, "image artifact %s vanished", art_uuid);
+                return -EIO;
+        }
+        st = sf_json_str(art, "state") ?: "";
+        if (strcmp(st, "error") == 0 || strcmp(st, "deleted") == 0) {
+                snprintf(err, errlen, "image fetch failed: %s",
+                         sf_json_str(art, "error_message") ?: st);
+                return -EIO;
+        }
+        snprintf(idx, sizeof(idx), "%lld", (long long)sf_json_int(art, "index", 0));
+        if (strcmp(st, "created") != 0 || !json_object_object_get_ex(art, "blobs", &blobs) ||
+            !json_object_object_get_ex(blobs, idx, &cur) || !(bu = sf_json_str(cur, "uuid")))
+                return 0;
+        if (sf_store_get(ctx->store, "blob", bu, &blob, NULL) < 0 ||
+            !json_object_object_get_ex(blob, "locations", &locs))
+                return 0;
+        for (size_t i = 0; i < json_object_array_length(locs); i++) {
+                if (strcmp(json_object_get_string(json_object_array_get_idx(locs, i)), ctx->cfg.node) != 0)
+                        continue;
+                blob_path(ctx, bu, path, sizeof(path));
+                if (stat(path, &sb) == 0) {
+                        snprintf(ret_blob, SF_UUID_LEN, "%s", bu);
+                        *ready = true;
+                }
+        }
+        return 0;
+}
+
+/* The image a disk overlay stacks on: the blob itself when it is qcow2, else a qcow2
+ * transcode in image_cache/ (made once, atomically). */
+static int image_for_blob(sf_ctx_t *ctx, const char *blob, char *out, size_t len) {
+        char src[4096], tmp[4200], dir[4096];
+        _cleanup_free_ char *info = NULL;
+        struct stat sb;
+        int r;
+
+        blob_path(ctx, blob, src, sizeof(src));
+        {
+                char *argv[] = {(char *)"qemu-img", (char *)"info", (char *)"-U", (char *)"--output=json", src, NULL};
+                r = sf_exec(argv, &info, NULL);
+                if (r < 0)
+                        return r;
+        }
+        if (strstr(info, "\"format\": \"qcow2\"")) {
+                snprintf(out, len, "%s", src);
+                return 0;
+        }
+        snprintf(dir, sizeof(dir), "%s/image_cache", ctx->cfg.storage);
+        sf_mkdir_p(dir, 0755);
+        snprintf(out, len, "%s/%s.qcow2", dir, blob);
+        if (stat(out, &sb) == 0)
+                return 0;
+        snprintf(tmp, sizeof(tmp), "%s.partial", out);
+        {
+                char *argv[] = {(char *)"qemu-img", (char *)"convert", (char *)"-O", (char *)"qcow2", src, tmp, NULL};
+                r = sf_exec(argv, NULL, NULL);
+        }
+        if (r == 0 && rename(tmp, out) < 0)
+                r = -errno;
+        if (r < 0)
+                unlink(tmp);
+        return r;
+}
+
+typedef struct {
+        json_object *disks;
+        const char *power;
+} built_t;
+
+static int apply_built(json_object *doc, void *ud) {
+        built_t *b = ud;
+
+        json_object_object_add(doc, "disks", json_object_get(b->disks));
+        json_object_object_add(doc, "power_state", json_object_new_string(b->power));
+        return 0;
+}
+
+static int build_and_start(sf_work_t *w, json_object *inst, const sf_fence_t *fence) {
+        sf_ctx_t *ctx = w->ctx;
+        sf_compute_t *cs = w->user;
+        const char *uuid = sf_json_str(inst, "uuid");
+        json_object *spec_list, *arts, *ifaces;
+        sf_domain_disk_t disks[18];
+        sf_domain_nic_t nics[16];
+        sf_cd_iface_t cdifs[16];
+        size_t nd = 0, nn = 0;
+        char dir[4096], cd_path[4200];
+        _cleanup_free_ char *xml = NULL;
+        _cleanup_json_ json_object *disk_view = json_object_new_array();
+        bool with_cd = strcmp(sf_json_str(inst, "configdrive") ?: "openstack-disk", "none") != 0;
+        const char *bus0 = NULL;
+        built_t built;
+        int r;
+
+        memset(disks, 0, sizeof(disks));
+        memset(nics, 0, sizeof(nics));
+        memset(cdifs, 0, sizeof(cdifs));
+        instance_dir(ctx, uuid, dir, sizeof(dir));
+        r = sf_mkdir_p(dir, 0755);
+        if (r < 0)
+                return sf_work_error(w, "cannot create %s: %s", dir, strerror(-r)), SF_WORK_RETRY;
+        json_object_object_get_ex(inst, "disk_spec", &spec_list);
+        json_object_object_get_ex(inst, "artifacts", &arts);
+
+        /* Disks: disk 0, then the config drive as device 1, then the rest. */
+        for (size_t i = 0; i < json_object_array_length(spec_list) && nd < 16; i++) {
+                json_object *spec = json_object_array_get_idx(spec_list, i), *dv;
+                const char *bus = sf_json_str(spec, "bus") ?: "virtio";
+                const char *art = arts ? json_object_get_string(json_object_array_get_idx(arts, i)) : NULL;
+                int64_t size = sf_json_int(spec, "size", 0);
+                sf_domain_disk_t *d = &disks[nd];
+                char blob[SF_UUID_LEN] = "", base[4096] = "", err[256] = "";
+                bool ready;
+
+                if (i == 0)
+                        bus0 = bus;
+                device_name(bus, (int)nd, d->device);
+                snprintf(d->bus, sizeof(d->bus), "%s", bus);
+                snprintf(d->type, sizeof(d->type), "disk");
+                snprintf(d->format, sizeof(d->format), "qcow2");
+                {
+                        char dev[16];
+                        memcpy(dev, d->device, sizeof(dev));
+                        snprintf(d->path, sizeof(d->path), "%s/%s.qcow2", dir, dev);
+                }
+                if (art && *art) {
+                        r = current_blob(ctx, art, blob, &ready, err, sizeof(err));
+                        if (r < 0 || !ready)
+                                return sf_work_error(w, "%s", err[0] ? err : "image vanished"), SF_WORK_FAIL;
+                        r = image_for_blob(ctx, blob, base, sizeof(base));
+                        if (r < 0)
+                                return sf_work_error(w, "cannot prepare image: %s", strerror(-r)), SF_WORK_RETRY;
+                        r = sf_disk_overlay(base, d->path, (uint64_t)size);
+                        if (r == -ERANGE)
+                                return sf_work_error(w, "ImagesCannotShrink: disk %s is smaller than its image",
+                                                     d->device),
+                                       SF_WORK_FAIL;
+                        if (r < 0)
+                                return sf_work_error(w, "cannot create disk %s: %s", d->device, strerror(-r)),
+                                       SF_WORK_RETRY;
+                        snprintf(d->backing, sizeof(d->backing), "%s", base);
+                        snprintf(d->backing_format, sizeof(d->backing_format), "qcow2");
+                } else if (access(d->path, F_OK) != 0) {
+                        char sz[32], tmp[4300];
+                        snprintf(sz, sizeof(sz), "%lldG", (long long)size);
+                        snprintf(tmp, sizeof(tmp), "%s.partial", d->path);
+                        char *argv[] = {(char *)"qemu-img", (char *)"create", (char *)"-f", (char *)"qcow2", tmp, sz, NULL};
+                        r = sf_exec(argv, NULL, NULL);
+                        if (r == 0 && rename(tmp, d->path) < 0)
+                                r = -errno;
+                        if (r < 0)
+                                return sf_work_error(w, "cannot create blank disk: %s", strerror(-r)), SF_WORK_RETRY;
+                }
+                dv = json_object_new_object();
+                json_object_object_add(dv, "device", json_object_new_string(d->device));
+                json_object_object_add(dv, "bus", json_object_new_string(d->bus));
+                json_object_object_add(dv, "size", size > 0 ? json_object_new_int64(size) : NULL);
+                json_object_object_add(dv, "blob_uuid", blob[0] ? json_object_new_string(blob) : NULL);
+                json_object_object_add(dv, "snapshot_ignores", json_object_new_boolean(false));
+                json_object_array_add(disk_view, dv);
+                nd++;
+                if (i == 0 && with_cd) {
+                        sf_domain_disk_t *c = &disks[nd];
+                        device_name(bus, (int)nd, c->device);
+                        snprintf(c->bus, sizeof(c->bus), "%s", bus);
+                        snprintf(c->type, sizeof(c->type), "disk");
+                        snprintf(c->format, sizeof(c->format), "raw");
+                        snprintf(cd_path, sizeof(cd_path), "%s/config.iso", dir);
+                        snprintf(c->path, sizeof(c->path), "%s", cd_path);
+                        c->readonly = true;
+                        dv = json_object_new_object();
+                        json_object_object_add(dv, "device", json_object_new_string(c->device));
+                        json_object_object_add(dv, "bus", json_object_new_string(c->bus));
+                        json_object_object_add(dv, "size", NULL);
+                        json_object_object_add(dv, "blob_uuid", NULL);
+                        json_object_object_add(dv, "snapshot_ignores", json_object_new_boolean(true));
+                        json_object_array_add(disk_view, dv);
+                        nd++;
+                }
+        }
+        (void)bus0;
+
+        /* NICs and the config drive's network_data. */
+        if (json_object_object_get_ex(inst, "interfaces", &ifaces)) {
+                for (size_t i = 0; i < json_object_array_length(ifaces) && nn < 16; i++) {
+                        _cleanup_json_ json_object *iface = NULL, *net = NULL;
+                        const char *iu = json_object_get_string(json_object_array_get_idx(ifaces, i));
+                        sf_cidr_t c;
+
+                        if (sf_store_get(ctx->store, "networkinterface", iu, &iface, NULL) < 0 ||
+                            sf_store_get(ctx->store, "network", sf_json_str(iface, "network_uuid") ?: "-", &net,
+                                         NULL) < 0)
+                                return sf_work_error(w, "interface %s vanished", iu), SF_WORK_FAIL;
+                        snprintf(nics[nn].mac, sizeof(nics[nn].mac), "%s", sf_json_str(iface, "macaddr") ?: "");
+                        snprintf(nics[nn].bridge, sizeof(nics[nn].bridge), "br-vxlan-%06llx",
+                                 (unsigned long long)sf_json_int(net, "vxid", 0));
+                        snprintf(nics[nn].model, sizeof(nics[nn].model), "%s", sf_json_str(iface, "model") ?: "virtio");
+                        nics[nn].mtu = ctx->cfg.mtu;
+                        snprintf(cdifs[nn].uuid, sizeof(cdifs[nn].uuid), "%s", iu);
+                        snprintf(cdifs[nn].mac, sizeof(cdifs[nn].mac), "%s", nics[nn].mac);
+                        snprintf(cdifs[nn].ipv4, sizeof(cdifs[nn].ipv4), "%s", sf_json_str(iface, "ipv4") ?: "");
+                        snprintf(cdifs[nn].network_uuid, sizeof(cdifs[nn].network_uuid), "%s",
+                                 sf_json_str(net, "uuid"));
+                        if (sf_cidr_parse(sf_json_str(net, "netblock"), &c, NULL) == 0) {
+                                sf_cidr_netmask(&c, cdifs[nn].netmask);
+                                sf_cidr_addr(&c, 1, cdifs[nn].gateway);
+                        }
+                        cdifs[nn].order = (int)sf_json_int(iface, "order", (int64_t)i);
+                        nn++;
+                }
+        }
+        if (with_cd) {
+                sf_configdrive_t cd = {.ssh_key = sf_json_str(inst, "ssh_key"),
+                                       .user_data_b64 = sf_json_str(inst, "user_data"),
+                                       .mtu = ctx->cfg.mtu,
+                                       .ifaces = cdifs,
+                                       .nifaces = nn};
+                snprintf(cd.uuid, sizeof(cd.uuid), "%s", uuid);
+                snprintf(cd.name, sizeof(cd.name), "%s", sf_json_str(inst, "name") ?: "");
+                snprintf(cd.zone, sizeof(cd.zone), "%s", ctx->cfg.zone);
+                snprintf(cd.dns_server, sizeof(cd.dns_server), "%s", ctx->cfg.dns_server);
+                r = sf_configdrive_build(&cd, cd_path);
+                if (r == -EINVAL)
+                        return sf_work_error(w, "invalid config drive input (user_data)"), SF_WORK_FAIL;
+                if (r < 0)
+                        return sf_work_error(w, "cannot build config drive: %s", strerror(-r)), SF_WORK_RETRY;
+        }
+
+        {
+                sf_domain_spec_t spec = {.memory_mib = (int)sf_json_int(inst, "memory", 256),
+                                         .vcpus = (int)sf_json_int(inst, "cpus", 1),
+                                         .disks = disks,
+                                         .ndisks = nd,
+                                         .nics = nics,
+                                         .nnics = nn};
+                snprintf(spec.uuid, sizeof(spec.uuid), "%s", uuid);
+                snprintf(spec.name, sizeof(spec.name), "%s", sf_json_str(inst, "name") ?: "");
+                snprintf(spec.domain_type, sizeof(spec.domain_type), "%s", cs->domain_type);
+                snprintf(spec.machine, sizeof(spec.machine), "%s", sf_json_str(inst, "machine_type") ?: "pc");
+                snprintf(spec.console_log, sizeof(spec.console_log), "%s/console.log", dir);
+                r = sf_domain_xml(&spec, NULL, &xml);
+                if (r < 0)
+                        return sf_work_error(w, "cannot render domain XML: %s", strerror(-r)), SF_WORK_FAIL;
+        }
+        r = sf_virt_define_start(cs->conn, xml);
+        if (r < 0)
+                return sf_work_error(w, "libvirt could not start the domain: %s", strerror(-r)), SF_WORK_RETRY;
+
+        built.disks = disk_view;
+        built.power = "on";
+        r = sf_store_update(ctx->store, "instance", uuid, fence, apply_built, &built, NULL);
+        if (r < 0)
+                return sf_work_error(w, "cannot record disks: %s", strerror(-r)), SF_WORK_RETRY;
+        return SF_WORK_DONE;
+}
+
+/* Waits for the other workers' steps; returns SF_WORK_DONE when all are ready. */
+static int preconditions(sf_work_t *w, json_object *inst) {
+        sf_ctx_t *ctx = w->ctx;
+        json_object *ifaces, *arts;
+
+        if (json_object_object_get_ex(inst, "interfaces", &ifaces)) {
+                for (size_t i = 0; i < json_object_array_length(ifaces); i++) {
+                        _cleanup_json_ json_object *iface = NULL;
+                        const char *iu = json_object_get_string(json_object_array_get_idx(ifaces, i)), *st;
+                        if (sf_store_get(ctx->store, "networkinterface", iu, &iface, NULL) < 0)
+                                return sf_work_error(w, "interface %s vanished", iu), SF_WORK_FAIL;
+                        st = sf_json_str(iface, "state") ?: "";
+                        if (strcmp(st, "error") == 0 || strcmp(st, "deleted") == 0)
+                                return sf_work_error(w, "network interface %s is %s: %s", iu, st,
+                                                     sf_json_str(iface, "error_message") ?: ""),
+                                       SF_WORK_FAIL;
+                        if (strcmp(st, "created") != 0)
+                                return sf_work_error(w, "waiting for network interface %s", iu), SF_WORK_WAIT;
+                }
+        }
+        if (json_object_object_get_ex(inst, "artifacts", &arts)) {
+                for (size_t i = 0; i < json_object_array_length(arts); i++) {
+                        const char *au = json_object_get_string(json_object_array_get_idx(arts, i));
+                        char blob[SF_UUID_LEN], err[256] = "";
+                        bool ready = false;
+                        if (!au || !*au)
+                                continue;
+                        if (current_blob(ctx, au, blob, &ready, err, sizeof(err)) < 0)
+                                return sf_work_error(w, "%s", err), SF_WORK_FAIL;
+                        if (!ready)
+                                return sf_work_error(w, "waiting for image %s", au), SF_WORK_WAIT;
+                }
+        }
+        return SF_WORK_DONE;
+}
+
+static int handle_create(sf_work_t *w) {
+        sf_ctx_t *ctx = w->ctx;
+        const char *uuid = w->intent->object_uuid;
+        _cleanup_json_ json_object *inst = NULL;
+        sf_lock_t *lock = NULL;
+        sf_fence_t fence;
+        char lockname[64];
+        const char *st;
+        double t0 = sf_now();
+        int r, res;
+
+        r = sf_store_get(ctx->store, "instance", uuid, &inst, NULL);
+        if (r == -ENOENT)
+                return SF_WORK_DONE;
+        if (r < 0)
+                return sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY;
+        st = sf_json_str(inst, "state") ?: "";
+        if (strcmp(st, "initial") != 0 && strcmp(st, "preflight") != 0 && strcmp(st, "creating") != 0)
+                return SF_WORK_DONE; /* created already, or being deleted, or failed */
+        res = preconditions(w, inst);
+        if (res != SF_WORK_DONE)
+                return res;
+
+        snprintf(lockname, sizeof(lockname), "instance/%s", uuid);
+        r = sf_lock_acquire(ctx->store, lockname, ctx->cfg.node, LOCK_TTL_MS, 2000, true, &lock);
+        if (r == -EBUSY)
+                return sf_work_error(w, "instance is locked"), SF_WORK_WAIT;
+        if (r < 0)
+                return sf_work_error(w, "lock: %s", strerror(-r)), SF_WORK_RETRY;
+        fence = sf_lock_fence(lock);
+        if (strcmp(st, "initial") == 0) {
+                r = sf_obj_set_state(ctx, "instance", uuid, "preflight", NULL, &fence, NULL);
+                st = "preflight";
+        }
+        if (r == 0 && strcmp(st, "preflight") == 0)
+                r = sf_obj_set_state(ctx, "instance", uuid, "creating", NULL, &fence, NULL);
+        if (r < 0) {
+                sf_lock_release(ctx->store, lock);
+                /* -EINVAL: somebody moved it (a delete): nothing left for us. */
+                return r == -EINVAL ? SF_WORK_DONE : (sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY);
+        }
+        sf_work_progress(w);
+        res = build_and_start(w, inst, &fence);
+        if (res == SF_WORK_DONE) {
+                r = sf_obj_set_state(ctx, "instance", uuid, "created", NULL, &fence, NULL);
+                if (r < 0 && r != -EINVAL)
+                        res = (sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY);
+                else
+                        sf_event_emit(ctx, "instance", uuid, sf_json_str(inst, "namespace"), "status",
+                                      "instance started", NULL, sf_now() - t0);
+        }
+        sf_lock_release(ctx->store, lock);
+        return res;
+}
+
+/* Remove everything the instance holds on this node and in IPAM. Idempotent. */
+static int teardown(sf_work_t *w, json_object *inst) {
+        sf_ctx_t *ctx = w->ctx;
+        sf_compute_t *cs = w->user;
+        const char *uuid = sf_json_str(inst, "uuid");
+        char name[64], dir[4096];
+        json_object *ifaces;
+        int r;
+
+        sf_domain_name(uuid, name);
+        r = sf_virt_destroy_undefine(cs->conn, name);
+        if (r < 0)
+                return sf_work_error(w, "libvirt could not remove the domain: %s", strerror(-r)), -EIO;
+        instance_dir(ctx, uuid, dir, sizeof(dir));
+        r = sf_rm_rf(dir);
+        if (r < 0)
+                return sf_work_error(w, "cannot remove %s: %s", dir, strerror(-r)), -EIO;
+        if (json_object_object_get_ex(inst, "interfaces", &ifaces)) {
+                for (size_t i = 0; i < json_object_array_length(ifaces); i++) {
+                        _cleanup_json_ json_object *iface = NULL, *net = NULL;
+                        const char *iu = json_object_get_string(json_object_array_get_idx(ifaces, i));
+                        const char *nu, *ip, *mac;
+
+                        if (sf_store_get(ctx->store, "networkinterface", iu, &iface, NULL) < 0)
+                                continue;
+                        nu = sf_json_str(iface, "network_uuid");
+                        ip = sf_json_str(iface, "ipv4");
+                        mac = sf_json_str(iface, "macaddr");
+                        if (nu && ip)
+                                sf_ipam_release(ctx->store, nu, ip, iu);
+                        if (mac) {
+                                _cleanup_reply_ redisReply *rr = sf_store_cmd(
+                                        ctx->store, "EVAL %s 1 sf:mac:%s %s",
+                                        "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 1",
+                                        mac, iu);
+                        }
+                        sf_obj_set_state(ctx, "networkinterface", iu, "deleted", NULL, NULL, NULL);
+                        /* The network node drops the DHCP host entry. */
+                        if (nu && sf_store_get(ctx->store, "network", nu, &net, NULL) == 0)
+                                sf_intent_submit(ctx, sf_json_str(net, "node") ?: ctx->cfg.network_node, "network",
+                                                 "network.refresh", "network", nu, sf_json_str(net, "namespace"),
+                                                 NULL, NULL);
+                }
+        }
+        return 0;
+}
+
+static int handle_delete(sf_work_t *w) {
+        sf_ctx_t *ctx = w->ctx;
+        const char *uuid = w->intent->object_uuid;
+        _cleanup_json_ json_object *inst = NULL;
+        sf_lock_t *lock = NULL;
+        sf_fence_t fence;
+        char lockname[64], st[32];
+        bool was_error;
+        int r;
+
+        r = sf_store_get(ctx->store, "instance", uuid, &inst, NULL);
+        if (r == -ENOENT)
+                return SF_WORK_DONE;
+        if (r < 0)
+                return sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY;
+        snprintf(st, sizeof(st), "%s", sf_json_str(inst, "state") ?: "");
+        if (strcmp(st, "deleted") == 0)
+                return SF_WORK_DONE;
+        was_error = strstr(st, "error") != NULL;
+        snprintf(lockname, sizeof(lockname), "instance/%s", uuid);
+        r = sf_lock_acquire(ctx->store, lockname, ctx->cfg.node, LOCK_TTL_MS, 5000, true, &lock);
+        if (r == -EBUSY)
+                return sf_work_error(w, "instance is locked"), SF_WORK_WAIT;
+        if (r < 0)
+                return sf_work_error(w, "lock: %s", strerror(-r)), SF_WORK_RETRY;
+        fence = sf_lock_fence(lock);
+        if (!was_error)
+                sf_obj_set_state(ctx, "instance", uuid, "delete-wait", NULL, &fence, NULL);
+        r = teardown(w, inst);
+        if (r == 0) {
+                _cleanup_json_ json_object *off = json_object_new_string("off");
+                sf_obj_set_field(ctx, "instance", uuid, "power_state", json_object_get(off), &fence);
+                r = sf_obj_set_state(ctx, "instance", uuid, was_error ? "error" : "deleted", NULL, &fence, NULL);
+                if (r == -EINVAL)
+                        r = 0;
+        }
+        sf_lock_release(ctx->store, lock);
+        if (r < 0)
+                return w->error[0] ? SF_WORK_RETRY : (sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY);
+        return SF_WORK_DONE;
+}
+
+/* A create that cannot succeed: <state>-error with the message, then clean up and
+ * leave it listed as error until the user deletes it (api.md §4.3). */
+static void fail_create(sf_work_t *w, const char *msg) {
+        sf_ctx_t *ctx = w->ctx;
+        const char *uuid = w->intent->object_uuid;
+        _cleanup_json_ json_object *inst = NULL;
+        char to[48];
+
+        if (sf_store_get(ctx->store, "instance", uuid, &inst, NULL) < 0)
+                return;
+        snprintf(to, sizeof(to), "%s-error", sf_json_str(inst, "state") ?: "initial");
+        if (!sf_state_ok("instance", sf_json_str(inst, "state"), to))
+                return;
+        sf_obj_set_state(ctx, "instance", uuid, to, msg, NULL, NULL);
+        w->error[0] = 0;
+        if (teardown(w, inst) == 0)
+                sf_obj_set_state(ctx, "instance", uuid, "error", NULL, NULL, NULL);
+}
+
+static void fail_delete(sf_work_t *w, const char *msg) {
+        sf_obj_set_state(w->ctx, "instance", w->intent->object_uuid, "delete-wait-error", msg, NULL, NULL);
+}
+
+const sf_handler_t sf_compute_handlers[] = {
+        {.kind = "instance.create", .fn = handle_create, .on_fail = fail_create, .deadline_s = 1800},
+        {.kind = "instance.delete", .fn = handle_delete, .on_fail = fail_delete},
+};
+const size_t sf_compute_nhandlers = SF_ARRAY_SIZE(sf_compute_handlers);
+
+/* ---- heartbeat ---- */
+
+static int apply_heartbeat(json_object *doc, void *ud) {
+        json_object *fresh = ud;
+
+        json_object_object_foreach(fresh, k, v) json_object_object_add(doc, k, json_object_get(v));
+        return 0;
+}
+
+static void heartbeat(sf_ctx_t *ctx, sf_compute_t *cs) {
+        _cleanup_json_ json_object *doc = json_object_new_object(), *m = json_object_new_object();
+        struct sysinfo si;
+        struct statvfs vfs;
+        char **insts = NULL;
+        size_t ninst = 0;
+        int r;
+
+        json_object_object_add(doc, "uuid", json_object_new_string(ctx->cfg.node));
+        json_object_object_add(doc, "name", json_object_new_string(ctx->cfg.node));
+        json_object_object_add(doc, "ip", json_object_new_string(ctx->cfg.mesh_ip));
+        json_object_object_add(doc, "lastseen", json_object_new_int64((int64_t)sf_now()));
+        json_object_object_add(doc, "is_hypervisor", json_object_new_boolean(true));
+        json_object_object_add(doc, "is_network_node",
+                               json_object_new_boolean(strcmp(ctx->cfg.node, ctx->cfg.network_node) == 0));
+        json_object_object_add(doc, "domain_type", json_object_new_string(cs->domain_type));
+        if (sysinfo(&si) == 0) {
+                FILE *f = fopen("/proc/meminfo", "re");
+                char line[256];
+                long long avail_kb = -1;
+                while (f && fgets(line, sizeof(line), f))
+                        if (sscanf(line, "MemAvailable: %lld kB", &avail_kb) == 1)
+                                break;
+                if (f)
+                        fclose(f);
+                json_object_object_add(m, "memory_max",
+                                       json_object_new_int64((int64_t)si.totalram * si.mem_unit / 1048576));
+                json_object_object_add(m, "memory_available", json_object_new_int64(avail_kb >= 0 ? avail_kb / 1024 : 0));
+        }
+        json_object_object_add(m, "cpu_max", json_object_new_int64(sysconf(_SC_NPROCESSORS_ONLN)));
+        if (statvfs(ctx->cfg.storage, &vfs) == 0)
+                json_object_object_add(m, "disk_free_instances",
+                                       json_object_new_int64((int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize));
+        if (sf_store_index(ctx->store, "instance", "node", ctx->cfg.node, &insts, &ninst) == 0)
+                sf_strv_free(insts);
+        json_object_object_add(m, "instances", json_object_new_int64((int64_t)ninst));
+        json_object_object_add(doc, "metrics", json_object_get(m));
+        r = sf_store_update(ctx->store, "node", ctx->cfg.node, NULL, apply_heartbeat, doc, NULL);
+        if (r == -ENOENT) {
+                json_object_object_add(doc, "state", json_object_new_string("created"));
+                json_object_object_add(doc, "metadata", json_object_new_object());
+                sf_obj_create(ctx, "node", ctx->cfg.node, doc);
+        }
+}
+
+/* ---- reconciliation ---- */
+
+static void reconcile(sf_ctx_t *ctx, sf_compute_t *cs) {
+        char **uuids = NULL, **insts = NULL;
+        size_t n = 0;
+
+        sf_intent_redrive(ctx, ctx->cfg.node, "compute", ctx->cfg.redrive_after_s, NULL);
+        /* Domains nobody wants any more (a crash between undefine and the state write is
+         * covered by the delete intent; this catches records that vanished). */
+        if (sf_virt_list_sf(cs->conn, &uuids, &n) == 0) {
+                for (size_t i = 0; i < n; i++) {
+                        _cleanup_json_ json_object *inst = NULL;
+                        char name[64];
+                        if (sf_store_get(ctx->store, "instance", uuids[i], &inst, NULL) == 0 &&
+                            strcmp(sf_json_str(inst, "state") ?: "", "deleted") != 0)
+                                continue;
+                        sf_domain_name(uuids[i], name);
+                        log_warn("reconciler: removing leaked domain %s", name);
+                        sf_virt_destroy_undefine(cs->conn, name);
+                }
+                sf_virt_strv_free(uuids, n);
+        }
+        /* Instances stuck in a transitional state without progress get a fresh intent
+         * (e.g. the API died between writing the record and recording its intent). */
+        if (sf_store_index(ctx->store, "instance", "node", ctx->cfg.node, &insts, NULL) == 0) {
+                for (char **p = insts; *p; p++) {
+                        _cleanup_json_ json_object *inst = NULL;
+                        const char *st;
+                        double age;
+                        if (sf_store_get(ctx->store, "instance", *p, &inst, NULL) < 0)
+                                continue;
+                        st = sf_json_str(inst, "state") ?: "";
+                        age = sf_now() - json_object_get_double(json_object_object_get(inst, "state_updated"));
+                        if (age < 600 || strcmp(sf_json_str(inst, "node") ?: "", ctx->cfg.node) != 0)
+                                continue;
+                        if (strcmp(st, "initial") == 0 || strcmp(st, "preflight") == 0 || strcmp(st, "creating") == 0)
+                                sf_intent_submit(ctx, ctx->cfg.node, "compute", "instance.create", "instance", *p,
+                                                 sf_json_str(inst, "namespace"), NULL, NULL);
+                        else if (strcmp(st, "delete-wait") == 0)
+                                sf_intent_submit(ctx, ctx->cfg.node, "compute", "instance.delete", "instance", *p,
+                                                 sf_json_str(inst, "namespace"), NULL, NULL);
+                }
+                sf_strv_free(insts);
+        }
+}
+
+void sf_compute_tick(sf_ctx_t *ctx, void *user) {
+        sf_compute_t *cs = user;
+
+        heartbeat(ctx, cs);
+        if (sf_mono_ms() >= cs->next_reconcile_ms) {
+                reconcile(ctx, cs);
+                cs->next_reconcile_ms = sf_mono_ms() + 30000;
+        }
+}
