@@ -6,6 +6,7 @@
 #include "handlers.h"
 
 #include "event.h"
+#include "exec.h"
 #include "intent.h"
 #include "ipam.h"
 #include "log.h"
@@ -14,6 +15,7 @@
 #include "store.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -208,6 +210,28 @@ static int live_interfaces(sf_ctx_t *ctx, const char *netuuid, int *ret) {
         return 0;
 }
 
+/* The egress bridge is shared by every NAT network on the node: remove it with the
+ * last one so a node without networks holds no links of ours. */
+static void remove_idle_egress_bridge(void) {
+        char path[128];
+        DIR *d;
+        struct dirent *e;
+        int ports = 0;
+
+        snprintf(path, sizeof(path), "/sys/class/net/%s/brif", SF_NETPLUMB_EGRESS_BRIDGE);
+        d = opendir(path);
+        if (!d)
+                return;
+        while ((e = readdir(d)))
+                if (e->d_name[0] != '.')
+                        ports++;
+        closedir(d);
+        if (ports == 0) {
+                char *argv[] = {(char *)"ip", (char *)"link", (char *)"del", (char *)SF_NETPLUMB_EGRESS_BRIDGE, NULL};
+                sf_exec(argv, NULL, NULL);
+        }
+}
+
 static int handle_delete(sf_work_t *w) {
         sf_ctx_t *ctx = w->ctx;
         _cleanup_json_ json_object *net = NULL;
@@ -238,6 +262,7 @@ static int handle_delete(sf_work_t *w) {
         r = sf_netplumb_destroy(&p);
         if (r < 0)
                 return sf_work_error(w, "network teardown failed: %s", strerror(-r)), SF_WORK_RETRY;
+        remove_idle_egress_bridge();
         sf_ipam_drop(ctx->store, p.uuid);
         fgw = sf_json_str(net, "floating_gateway");
         if (fgw)
