@@ -12,10 +12,31 @@ passed=0
 failed=0
 failed_names=()
 
+LIBVIRT_MINE=0
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    if [ "$LIBVIRT_MINE" = 1 ]; then
+        kill "$(cat /run/libvirtd.pid 2>/dev/null)" 2>/dev/null
+        kill "$(cat /run/virtlogd.pid 2>/dev/null)" 2>/dev/null
+    fi
     rm -rf "$W"
+}
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# libvirtd (and virtlogd, which it needs) for the tests that boot guests: started here
+# only if not already running, and then stopped by PID at the end.
+start_libvirt() {
+    if ! alive /run/virtlogd.pid; then virtlogd -d; fi
+    if ! alive /run/libvirtd.pid; then
+        LIBVIRT_LOG_OUTPUTS="3:file:$W/libvirtd.log" libvirtd -d
+        LIBVIRT_MINE=1
+    fi
+    for _ in $(seq 300); do
+        virsh -c qemu:///system version >/dev/null 2>&1 && return 0; sleep 0.1
+    done
+    echo "libvirtd did not come up"; return 1
 }
 trap cleanup EXIT
 
@@ -49,6 +70,7 @@ for t in build/tests/test_*; do
 done
 
 echo "== integration"
+start_libvirt
 RPORT=$(free_port); NPORT=$(free_port)
 redis-server --bind 127.0.0.1 --port "$RPORT" --save '' --appendonly no --dir "$W" \
     > "$W/redis.log" 2>&1 & PIDS+=($!)
