@@ -8,7 +8,9 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
 #include <time.h>
+#include <unistd.h>
 
 struct sf_lock {
         char name[160];
@@ -158,4 +160,41 @@ void sf_lock_release(sf_store_t *s, sf_lock_t *l) {
         pthread_cond_destroy(&l->cv);
         pthread_mutex_destroy(&l->mu);
         free(l);
+}
+
+void sf_lock_holder(const char *node, char *out, size_t len) {
+        snprintf(out, len, "%s/%d", node, (int)getpid());
+}
+
+int sf_lock_break_dead(sf_store_t *s, const char *name, const char *node) {
+        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "GET sf:lock:%s", name);
+        const char *holder, *slash;
+        size_t nlen = strlen(node);
+        long pid;
+
+        if (!r)
+                return -EIO;
+        if (r->type != REDIS_REPLY_STRING)
+                return 0;
+        holder = strchr(r->str, ':'); /* "<token>:<node>/<pid>" */
+        if (!holder)
+                return 0;
+        holder++;
+        slash = strrchr(holder, '/');
+        if (!slash || (size_t)(slash - holder) != nlen || strncmp(holder, node, nlen) != 0)
+                return 0;
+        pid = strtol(slash + 1, NULL, 10);
+        if (pid <= 0 || pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+                return 0;
+        {
+                _cleanup_reply_ redisReply *d = sf_store_cmd(
+                        s, "EVAL %s 1 sf:lock:%s %s",
+                        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+                        name, r->str);
+                if (!d || d->type != REDIS_REPLY_INTEGER)
+                        return -EIO;
+                if (d->integer == 1)
+                        log_info("lock %s: broke the lock of dead process %ld", name, pid);
+                return (int)d->integer;
+        }
 }

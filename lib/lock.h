@@ -25,5 +25,11 @@ bool sf_lock_lost(const sf_lock_t *l);
 uint64_t sf_lock_token(const sf_lock_t *l);
 /* The fence to pass to sf_store_put/update for writes made under this lock. */
 sf_fence_t sf_lock_fence(const sf_lock_t *l);
+/* Holder names made by sf_lock_holder ("<node>/<pid>") let a restarted process on the
+ * same node break a lock whose holder process is dead instead of waiting out the TTL.
+ * Safe because of fencing: the dead holder's token is older than the next one. */
+void sf_lock_holder(const char *node, char *out, size_t len);
+/* 1 if a lock held by a dead process of this node was removed, 0 if not, <0 on error. */
+int sf_lock_break_dead(sf_store_t *s, const char *name, const char *node);
 /* Release (only if still ours) and free.  Accepts NULL. */
 void sf_lock_release(sf_store_t *s, sf_lock_t *l);

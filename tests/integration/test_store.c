@@ -10,7 +10,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ctx.h"
 #include "intent.h"
@@ -152,6 +154,39 @@ static void test_lock_keepalive(void **state) {
         sf_lock_release(ctx.store, b);
 }
 
+static void test_lock_break_dead_holder(void **state) {
+        char name[64], uuid[SF_UUID_LEN], holder[96];
+        sf_lock_t *a = NULL, *b = NULL;
+        pid_t child;
+
+        (void)state;
+        sf_uuid_new(uuid);
+        snprintf(name, sizeof(name), "test/%s", uuid);
+        child = fork();
+        if (child == 0)
+                _exit(0);
+        waitpid(child, NULL, 0);
+        /* A lock of a dead process on our node: broken at once. */
+        snprintf(holder, sizeof(holder), "nodeA/%d", (int)child);
+        assert_int_equal(sf_lock_acquire(ctx.store, name, holder, 60000, 0, false, &a), 0);
+        assert_int_equal(sf_lock_break_dead(ctx.store, name, "nodeB"), 0); /* not our node */
+        assert_int_equal(sf_lock_break_dead(ctx.store, name, "nodeA"), 1);
+        assert_int_equal(sf_lock_acquire(ctx.store, name, "nodeA/x", 60000, 0, false, &b), 0);
+        /* The dead holder's token is refused from now on. */
+        {
+                _cleanup_json_ json_object *doc = json_object_new_object();
+                sf_fence_t fa = sf_lock_fence(a), fb = sf_lock_fence(b);
+                assert_int_equal(sf_store_put(ctx.store, "thing", uuid, 0, doc, &fb, NULL), 0);
+                assert_int_equal(sf_store_put(ctx.store, "thing", uuid, 1, doc, &fa, NULL), -ENOLCK);
+        }
+        sf_lock_release(ctx.store, a);
+        sf_lock_release(ctx.store, b);
+        /* A live holder (pid 1) is never broken. */
+        assert_int_equal(sf_lock_acquire(ctx.store, name, "nodeA/1", 60000, 0, false, &a), 0);
+        assert_int_equal(sf_lock_break_dead(ctx.store, name, "nodeA"), 0);
+        sf_lock_release(ctx.store, a);
+}
+
 static void test_intent_recorded_before_publish(void **state) {
         char id[SF_UUID_LEN], st[16], node[32], uuid[SF_UUID_LEN];
         const char *args[] = {"disk", "0", NULL};
@@ -212,6 +247,7 @@ int main(void) {
                 cmocka_unit_test(test_cas_concurrent_updates),
                 cmocka_unit_test(test_lock_expiry_and_fencing),
                 cmocka_unit_test(test_lock_keepalive),
+                cmocka_unit_test(test_lock_break_dead_holder),
                 cmocka_unit_test(test_intent_recorded_before_publish),
                 cmocka_unit_test(test_ipam),
         };

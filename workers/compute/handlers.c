@@ -317,6 +317,22 @@ static int build_and_start(sf_work_t *w, json_object *inst, const sf_fence_t *fe
         return SF_WORK_DONE;
 }
 
+/* The per-instance lock; a lock left by a dead sf-compute of this node is broken at
+ * once (fencing keeps that safe) rather than waited out. */
+static int lock_instance(sf_ctx_t *ctx, const char *uuid, int wait_ms, sf_lock_t **ret) {
+        char name[64], holder[96];
+        int r;
+
+        snprintf(name, sizeof(name), "instance/%s", uuid);
+        sf_lock_holder(ctx->cfg.node, holder, sizeof(holder));
+        r = sf_lock_acquire(ctx->store, name, holder, LOCK_TTL_MS, 0, true, ret);
+        if (r == -EBUSY && sf_lock_break_dead(ctx->store, name, ctx->cfg.node) == 1)
+                r = sf_lock_acquire(ctx->store, name, holder, LOCK_TTL_MS, 0, true, ret);
+        if (r == -EBUSY && wait_ms > 0)
+                r = sf_lock_acquire(ctx->store, name, holder, LOCK_TTL_MS, wait_ms, true, ret);
+        return r;
+}
+
 /* Waits for the other workers' steps; returns SF_WORK_DONE when all are ready. */
 static int preconditions(sf_work_t *w, json_object *inst) {
         sf_ctx_t *ctx = w->ctx;
@@ -359,7 +375,6 @@ static int handle_create(sf_work_t *w) {
         _cleanup_json_ json_object *inst = NULL;
         sf_lock_t *lock = NULL;
         sf_fence_t fence;
-        char lockname[64];
         const char *st;
         double t0 = sf_now();
         int r, res;
@@ -376,8 +391,7 @@ static int handle_create(sf_work_t *w) {
         if (res != SF_WORK_DONE)
                 return res;
 
-        snprintf(lockname, sizeof(lockname), "instance/%s", uuid);
-        r = sf_lock_acquire(ctx->store, lockname, ctx->cfg.node, LOCK_TTL_MS, 2000, true, &lock);
+        r = lock_instance(ctx, uuid, 2000, &lock);
         if (r == -EBUSY)
                 return sf_work_error(w, "instance is locked"), SF_WORK_WAIT;
         if (r < 0)
@@ -461,7 +475,7 @@ static int handle_delete(sf_work_t *w) {
         _cleanup_json_ json_object *inst = NULL;
         sf_lock_t *lock = NULL;
         sf_fence_t fence;
-        char lockname[64], st[32];
+        char st[32];
         bool was_error;
         int r;
 
@@ -474,8 +488,7 @@ static int handle_delete(sf_work_t *w) {
         if (strcmp(st, "deleted") == 0)
                 return SF_WORK_DONE;
         was_error = strstr(st, "error") != NULL;
-        snprintf(lockname, sizeof(lockname), "instance/%s", uuid);
-        r = sf_lock_acquire(ctx->store, lockname, ctx->cfg.node, LOCK_TTL_MS, 5000, true, &lock);
+        r = lock_instance(ctx, uuid, 5000, &lock);
         if (r == -EBUSY)
                 return sf_work_error(w, "instance is locked"), SF_WORK_WAIT;
         if (r < 0)
