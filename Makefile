@@ -54,6 +54,8 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
 
 .PHONY: all deps test testimage run clean bench tests-build
+# Keep test objects: they are not throwaway intermediates.
+.SECONDARY:
 all: $(BINS)
 
 deps:
