@@ -13,20 +13,37 @@
 
 static sf_config_t api_cfg;
 static sf_bus_t *api_bus;
-static __thread sf_ctx_t *tctx;
+static pthread_key_t ctx_key;
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+
+/* Runs when an MHD pool thread exits: its Redis connection goes with it. */
+static void ctx_free(void *p) {
+        sf_ctx_t *c = p;
+
+        if (!c)
+                return;
+        sf_store_free(c->store);
+        free(c);
+}
+
+static void ctx_key_init(void) { pthread_key_create(&ctx_key, ctx_free); }
 
 int sf_api_init(const sf_config_t *cfg, sf_bus_t *bus) {
         api_cfg = *cfg;
         api_bus = bus;
+        pthread_once(&ctx_once, ctx_key_init);
         return 0;
 }
 
 sf_ctx_t *sf_api_ctx(void) {
-        if (tctx)
-                return tctx;
-        /* MHD runs handlers on several threads; hiredis contexts are per thread. The
-         * context lives as long as the thread (the server's pool). */
-        sf_ctx_t *c = calloc(1, sizeof(*c));
+        sf_ctx_t *c;
+
+        pthread_once(&ctx_once, ctx_key_init);
+        c = pthread_getspecific(ctx_key);
+        if (c)
+                return c;
+        /* MHD runs handlers on several threads; hiredis contexts are per thread. */
+        c = calloc(1, sizeof(*c));
         if (!c)
                 return NULL;
         c->cfg = api_cfg;
@@ -35,8 +52,8 @@ sf_ctx_t *sf_api_ctx(void) {
                 free(c);
                 return NULL;
         }
-        tctx = c;
-        return tctx;
+        pthread_setspecific(ctx_key, c);
+        return c;
 }
 
 int sf_api_auth(sf_http_req_t *req, sf_http_resp_t *resp, sf_caller_t *caller) {

@@ -105,6 +105,8 @@ int sf_api_auth_post(sf_http_req_t *req, sf_http_resp_t *resp) {
         json_object *keys, *out, *kv;
         int r;
 
+        if (!ctx)
+                return sf_http_error(resp, 500, "server error: state store unavailable");
         if (sf_http_check_keys(req, resp, allowed) < 0)
                 return 0;
         if (sf_http_body_str(req, "namespace", &nsname) < 0 || !*nsname)

@@ -66,8 +66,10 @@ static int current_blob(sf_ctx_t *ctx, const char *art_uuid, char ret_blob[SF_UU
         }
         st = sf_json_str(art, "state") ?: "";
         if (strcmp(st, "error") == 0 || strcmp(st, "deleted") == 0) {
-                snprintf(err, errlen, "image fetch failed: %s",
-                         sf_json_str(art, "error_message") ?: st);
+                if (sf_json_str(art, "error_message"))
+                        snprintf(err, errlen, "%s", sf_json_str(art, "error_message"));
+                else
+                        snprintf(err, errlen, "image fetch failed: artifact is %s", st);
                 return -EIO;
         }
         snprintf(idx, sizeof(idx), "%lld", (long long)sf_json_int(art, "index", 0));
