@@ -87,7 +87,7 @@ unset SF_REDIS_HOST SF_REDIS_PORT SF_NATS_URL
 
 echo "== end-to-end"
 for e in tests/e2e/*.sh; do
-    [ -f "$e" ] || continue
+    [ -f "$e" ] && [ -x "$e" ] || continue   # lib.sh (sourced helpers) is not executable
     name=$(basename "$e" .sh)
     if "$e" > "$W/e2e-$name.log" 2>&1; then
         passed=$((passed + 1)); echo "ok   e2e/$name"
