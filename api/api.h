@@ -46,6 +46,10 @@ int sf_api_lookup(sf_ctx_t *ctx, const sf_caller_t *caller, const char *type, co
 /* Can caller see an instance/network/interface of namespace ns (own or system)? */
 bool sf_api_owns(const sf_caller_t *caller, const char *ns);
 
+/* The route table (api/routes.c). */
+extern const sf_http_route_t sf_api_routes[];
+extern const size_t sf_api_nroutes;
+
 /* Handlers. */
 int sf_api_root(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_auth_post(sf_http_req_t *req, sf_http_resp_t *resp);
