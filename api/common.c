@@ -247,6 +247,44 @@ json_object *sf_view_instance(sf_ctx_t *ctx, json_object *doc) {
         return v;
 }
 
+/* ---- lists ---- */
+
+int sf_api_list(sf_http_req_t *req, sf_http_resp_t *resp, const char *type,
+                json_object *(*view)(sf_ctx_t *ctx, json_object *doc)) {
+        static const char *const allowed[] = {"all", NULL};
+        sf_ctx_t *ctx = sf_api_ctx();
+        sf_caller_t caller;
+        char **ids = NULL;
+        json_object *list;
+        bool all = false;
+        int r;
+
+        if (sf_api_auth(req, resp, &caller) < 0)
+                return 0;
+        if (sf_http_check_keys(req, resp, allowed) < 0)
+                return 0;
+        if (sf_http_body_bool(req, "all", false, &all) < 0)
+                return sf_http_error(resp, 400, "all must be a boolean");
+        /* system sees every namespace; others only their own (api.md §1.5). */
+        r = caller.system ? sf_store_index(ctx->store, type, "all", NULL, &ids, NULL)
+                          : sf_store_index(ctx->store, type, "ns", caller.ns, &ids, NULL);
+        if (r < 0)
+                return r;
+        list = json_object_new_array();
+        for (char **p = ids; *p; p++) {
+                _cleanup_json_ json_object *doc = NULL;
+                if (sf_store_get(ctx->store, type, *p, &doc, NULL) < 0)
+                        continue;
+                if (!sf_api_owns(&caller, sf_json_str(doc, "namespace")))
+                        continue;
+                if (!all && !sf_state_active(type, sf_json_str(doc, "state")))
+                        continue;
+                json_object_array_add(list, view(ctx, doc));
+        }
+        sf_strv_free(ids);
+        return sf_http_json(resp, 200, list);
+}
+
 /* ---- events ---- */
 
 int sf_api_events(sf_http_req_t *req, sf_http_resp_t *resp, const char *type, const char *uuid) {

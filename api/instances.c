@@ -605,37 +605,7 @@ cleanup:
 /* ---- read ---- */
 
 int sf_api_instances_get(sf_http_req_t *req, sf_http_resp_t *resp) {
-        static const char *const allowed[] = {"all", NULL};
-        sf_ctx_t *ctx = sf_api_ctx();
-        sf_caller_t caller;
-        char **ids = NULL;
-        json_object *list;
-        bool all = false;
-        int r;
-
-        if (sf_api_auth(req, resp, &caller) < 0)
-                return 0;
-        if (sf_http_check_keys(req, resp, allowed) < 0)
-                return 0;
-        if (sf_http_body_bool(req, "all", false, &all) < 0)
-                return sf_http_error(resp, 400, "all must be a boolean");
-        r = caller.system ? sf_store_index(ctx->store, "instance", "all", NULL, &ids, NULL)
-                          : sf_store_index(ctx->store, "instance", "ns", caller.ns, &ids, NULL);
-        if (r < 0)
-                return r;
-        list = json_object_new_array();
-        for (char **p = ids; *p; p++) {
-                _cleanup_json_ json_object *doc = NULL;
-                if (sf_store_get(ctx->store, "instance", *p, &doc, NULL) < 0)
-                        continue;
-                if (!sf_api_owns(&caller, sf_json_str(doc, "namespace")))
-                        continue;
-                if (!all && !sf_state_active("instance", sf_json_str(doc, "state")))
-                        continue;
-                json_object_array_add(list, sf_view_instance(ctx, doc));
-        }
-        sf_strv_free(ids);
-        return sf_http_json(resp, 200, list);
+        return sf_api_list(req, resp, "instance", sf_view_instance);
 }
 
 int sf_api_instance_get(sf_http_req_t *req, sf_http_resp_t *resp) {

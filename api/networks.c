@@ -127,41 +127,17 @@ int sf_api_networks_post(sf_http_req_t *req, sf_http_resp_t *resp) {
         return sf_http_json(resp, 200, sf_view_network(doc));
 }
 
-int sf_api_networks_get(sf_http_req_t *req, sf_http_resp_t *resp) {
-        static const char *const allowed[] = {"all", NULL};
-        sf_ctx_t *ctx = sf_api_ctx();
-        sf_caller_t caller;
-        char **ids = NULL;
-        json_object *list;
-        bool all = false;
-        int r;
+static json_object *list_view(sf_ctx_t *ctx, json_object *doc) {
+        json_object *v = sf_view_network(doc);
 
-        if (sf_api_auth(req, resp, &caller) < 0)
-                return 0;
-        if (sf_http_check_keys(req, resp, allowed) < 0)
-                return 0;
-        if (sf_http_body_bool(req, "all", false, &all) < 0)
-                return sf_http_error(resp, 400, "all must be a boolean");
-        r = caller.system ? sf_store_index(ctx->store, "network", "all", NULL, &ids, NULL)
-                          : sf_store_index(ctx->store, "network", "ns", caller.ns, &ids, NULL);
-        if (r < 0)
-                return r;
-        list = json_object_new_array();
-        for (char **p = ids; *p; p++) {
-                _cleanup_json_ json_object *doc = NULL;
-                if (sf_store_get(ctx->store, "network", *p, &doc, NULL) < 0)
-                        continue;
-                if (!sf_api_owns(&caller, sf_json_str(doc, "namespace")))
-                        continue;
-                if (!all && !sf_state_active("network", sf_json_str(doc, "state")))
-                        continue;
-                json_object *v = sf_view_network(doc);
-                /* [dev] name; v0.7.2's list reported vxlan_id 0 (a bug): report the real one. */
-                json_object_object_add(v, "vxlan_id", json_object_new_int64(sf_json_int(doc, "vxid", 0)));
-                json_object_array_add(list, v);
-        }
-        sf_strv_free(ids);
-        return sf_http_json(resp, 200, list);
+        (void)ctx;
+        /* [dev] name; v0.7.2's list reported vxlan_id 0 (a bug): report the real one. */
+        json_object_object_add(v, "vxlan_id", json_object_new_int64(sf_json_int(doc, "vxid", 0)));
+        return v;
+}
+
+int sf_api_networks_get(sf_http_req_t *req, sf_http_resp_t *resp) {
+        return sf_api_list(req, resp, "network", list_view);
 }
 
 int sf_api_network_get(sf_http_req_t *req, sf_http_resp_t *resp) {
@@ -173,24 +149,6 @@ int sf_api_network_get(sf_http_req_t *req, sf_http_resp_t *resp) {
         if (sf_api_lookup(sf_api_ctx(), &caller, "network", req->params[0], resp, &doc) < 0)
                 return 0;
         return sf_http_json(resp, 200, sf_view_network(doc));
-}
-
-/* Interfaces registered on a network (set sf:netifaces:<uuid>) that are not deleted. */
-static int network_active_interfaces(sf_ctx_t *ctx, const char *netuuid, int *ret) {
-        _cleanup_reply_ redisReply *m = sf_store_cmd(ctx->store, "SMEMBERS sf:netifaces:%s", netuuid);
-        int n = 0;
-
-        if (!m || m->type != REDIS_REPLY_ARRAY)
-                return -EIO;
-        for (size_t i = 0; i < m->elements; i++) {
-                _cleanup_json_ json_object *d = NULL;
-                if (sf_store_get(ctx->store, "networkinterface", m->element[i]->str, &d, NULL) < 0)
-                        continue;
-                if (strcmp(sf_json_str(d, "state") ?: "", "deleted") != 0)
-                        n++;
-        }
-        *ret = n;
-        return 0;
 }
 
 int sf_api_network_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
@@ -216,7 +174,7 @@ int sf_api_network_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
         uuid = sf_json_str(doc, "uuid");
         if (strcmp(state, "deleted") == 0)
                 return sf_http_json(resp, 200, NULL);
-        r = network_active_interfaces(ctx, uuid, &active);
+        r = sf_obj_network_live_interfaces(ctx->store, uuid, &active);
         if (r < 0)
                 return r;
         if (active > 0 && strcmp(state, "created") == 0)

@@ -61,7 +61,7 @@ int sf_config_load(sf_config_t *cfg) {
         r |= int_env("SF_REDIS_PORT", 6379, &cfg->redis_port);
         r |= int_env("SF_API_PORT", 13000, &cfg->api_port);
         r |= int_env("SF_MTU", 1450, &cfg->mtu);
-        r |= int_env("SF_ACK_WAIT", 30, &cfg->ack_wait_s);
+        r |= int_env("SF_ACK_WAIT", 15, &cfg->ack_wait_s);
         r |= int_env("SF_MAX_ATTEMPTS", 5, &cfg->max_attempts);
         r |= int_env("SF_REDRIVE_AFTER", 60, &cfg->redrive_after_s);
         {

@@ -23,7 +23,7 @@ typedef struct sf_config {
         int mtu;                  /* SF_MTU (1450): guest MTU on VXLAN networks */
         char network_node[64];    /* SF_NETWORK_NODE (this node): runs netns, dnsmasq, NAT */
         char floating_network[32];/* SF_FLOATING_NETWORK (192.168.20.0/24): NAT egress + floating IPs */
-        int ack_wait_s;           /* SF_ACK_WAIT (30): JetStream redelivery after a silent worker */
+        int ack_wait_s;           /* SF_ACK_WAIT (15): JetStream redelivery after a silent worker */
         int max_attempts;         /* SF_MAX_ATTEMPTS (5): failed attempts before term + error */
         int redrive_after_s;      /* SF_REDRIVE_AFTER (60): untouched pending intent is re-published */
 } sf_config_t;

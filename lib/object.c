@@ -104,3 +104,19 @@ int sf_obj_set_field(sf_ctx_t *ctx, const char *type, const char *uuid, const ch
         json_object_put(value);
         return r;
 }
+
+int sf_obj_network_live_interfaces(sf_store_t *s, const char *netuuid, int *ret) {
+        _cleanup_reply_ redisReply *m = sf_store_cmd(s, "SMEMBERS sf:netifaces:%s", netuuid);
+        int n = 0;
+
+        if (!m || m->type != REDIS_REPLY_ARRAY)
+                return -EIO;
+        for (size_t i = 0; i < m->elements; i++) {
+                _cleanup_json_ json_object *d = NULL;
+                if (sf_store_get(s, "networkinterface", m->element[i]->str, &d, NULL) == 0 &&
+                    strcmp(sf_json_str(d, "state") ?: "", "deleted") != 0)
+                        n++;
+        }
+        *ret = n;
+        return 0;
+}

@@ -19,3 +19,6 @@ int sf_obj_set_state(sf_ctx_t *ctx, const char *type, const char *uuid, const ch
 /* Set one field (value consumed) with a "set attribute" event. */
 int sf_obj_set_field(sf_ctx_t *ctx, const char *type, const char *uuid, const char *field,
                      json_object *value, const sf_fence_t *fence);
+
+/* Interfaces registered on a network (set sf:netifaces:<uuid>) that are not deleted. */
+int sf_obj_network_live_interfaces(sf_store_t *s, const char *netuuid, int *ret);

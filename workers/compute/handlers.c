@@ -216,6 +216,7 @@ static int build_and_start(sf_work_t *w, json_object *inst, const sf_fence_t *fe
                         if (r < 0)
                                 return sf_work_error(w, "cannot create blank disk: %s", strerror(-r)), SF_WORK_RETRY;
                 }
+                sf_work_progress(w); /* disks can take a while: keep the ack timer fresh */
                 dv = json_object_new_object();
                 json_object_object_add(dv, "device", json_object_new_string(d->device));
                 json_object_object_add(dv, "bus", json_object_new_string(d->bus));

@@ -194,22 +194,6 @@ static int handle_refresh(sf_work_t *w) {
         return SF_WORK_DONE;
 }
 
-static int live_interfaces(sf_ctx_t *ctx, const char *netuuid, int *ret) {
-        _cleanup_reply_ redisReply *m = sf_store_cmd(ctx->store, "SMEMBERS sf:netifaces:%s", netuuid);
-        int n = 0;
-
-        if (!m || m->type != REDIS_REPLY_ARRAY)
-                return -EIO;
-        for (size_t i = 0; i < m->elements; i++) {
-                _cleanup_json_ json_object *d = NULL;
-                if (sf_store_get(ctx->store, "networkinterface", m->element[i]->str, &d, NULL) == 0 &&
-                    strcmp(sf_json_str(d, "state") ?: "", "deleted") != 0)
-                        n++;
-        }
-        *ret = n;
-        return 0;
-}
-
 /* The egress bridge is shared by every NAT network on the node: remove it with the
  * last one so a node without networks holds no links of ours. */
 static void remove_idle_egress_bridge(void) {
@@ -247,7 +231,7 @@ static int handle_delete(sf_work_t *w) {
         state = sf_json_str(net, "state") ?: "";
         if (strcmp(state, "deleted") == 0)
                 return SF_WORK_DONE;
-        r = live_interfaces(ctx, w->intent->object_uuid, &live);
+        r = sf_obj_network_live_interfaces(ctx->store, w->intent->object_uuid, &live);
         if (r < 0)
                 return sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY;
         if (live > 0) {
