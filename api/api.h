@@ -78,5 +78,16 @@ int sf_api_interface_get(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_list(sf_http_req_t *req, sf_http_resp_t *resp, const char *type,
                 json_object *(*view)(sf_ctx_t *ctx, json_object *doc));
 
+/* Metadata (api/metadata.c). */
+#define SF_API_META_DECL(name)                                                     \
+        int sf_api_##name##_meta_get(sf_http_req_t *req, sf_http_resp_t *resp);    \
+        int sf_api_##name##_meta_post(sf_http_req_t *req, sf_http_resp_t *resp);   \
+        int sf_api_##name##_meta_put(sf_http_req_t *req, sf_http_resp_t *resp);    \
+        int sf_api_##name##_meta_delete(sf_http_req_t *req, sf_http_resp_t *resp);
+SF_API_META_DECL(instance)
+SF_API_META_DECL(network)
+SF_API_META_DECL(interface)
+SF_API_META_DECL(namespace)
+
 /* Shared by the events routes. */
 int sf_api_events(sf_http_req_t *req, sf_http_resp_t *resp, const char *type, const char *uuid);

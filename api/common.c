@@ -300,11 +300,10 @@ int sf_api_events(sf_http_req_t *req, sf_http_resp_t *resp, const char *type, co
         r = sf_http_body_str(req, "event_type", &etype);
         if (r == -EINVAL || (etype && !sf_event_type_valid(etype)))
                 return sf_http_error(resp, 400, "invalid event type");
-        if (json_object_object_get_ex(req->body, "limit", &lim) && lim) {
-                if (!json_object_is_type(lim, json_type_int))
-                        return sf_http_error(resp, 400, "limit is not an integer");
-                limit = json_object_get_int64(lim);
-        }
+        /* The CLI sends limit as a string. */
+        if (json_object_object_get_ex(req->body, "limit", &lim) && lim &&
+            sf_http_body_int(req, "limit", 100, &limit) < 0)
+                return sf_http_error(resp, 400, "limit is not an integer");
         r = sf_event_list(ctx->store, type, uuid, etype, (int)limit, &list);
         if (r < 0)
                 return r;
@@ -320,7 +319,9 @@ int sf_api_root(sf_http_req_t *req, sf_http_resp_t *resp) {
                 "<h1>Shaken Fist REST API service</h1>\n"
                 "<p>This is sf, a Shaken Fist compatible cloud.</p>\n"
                 "<p>Capabilities:</p><ul>\n"
+                "<li>events-by-type</li>\n"
                 "<li>instance-get</li>\n"
+                "<li>interface-metadata</li>\n"
                 "</ul></body></html>\n";
 
         (void)req;
