@@ -190,6 +190,7 @@ static int parse_networks(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_
                                -EINVAL;
                 /* Networks are looked up in the instance's namespace. */
                 snprintf(scope.ns, sizeof(scope.ns), "%s", c->ns);
+                scope.system = strcmp(c->ns, "system") == 0;
                 if (sf_api_lookup(ctx, &scope, "network", ref, resp, &net) < 0) {
                         if (resp->status == 404)
                                 sf_http_error(resp, 404, "network %s not found", ref);
@@ -430,19 +431,35 @@ static int new_mac(sf_ctx_t *ctx, const char *want, const char *owner, char out[
         return -ENOSPC;
 }
 
+/* Give back the addresses and MACs of an instance that never reached a node. */
+static void release_interfaces(sf_ctx_t *ctx, json_object *ifaces) {
+        for (size_t i = 0; ifaces && i < json_object_array_length(ifaces); i++) {
+                const char *iu = json_object_get_string(json_object_array_get_idx(ifaces, i));
+                if (iu)
+                        sf_obj_release_interface(ctx, iu, NULL);
+        }
+}
+
+static int set_interfaces(json_object *doc, void *ud) {
+        json_object_object_add(doc, "interfaces", json_object_get((json_object *)ud));
+        return 0;
+}
+
+typedef struct {
+        const char *mac, *ip;
+} iface_addr_t;
+
+static int set_iface_addr(json_object *doc, void *ud) {
+        iface_addr_t *a = ud;
+
+        json_object_object_add(doc, "macaddr", json_object_new_string(a->mac));
+        json_object_object_add(doc, "ipv4", a->ip[0] ? json_object_new_string(a->ip) : NULL);
+        return 0;
+}
+
 /* Undo what a failed create reserved, and leave the instance listed in error. */
 static void create_failed(sf_ctx_t *ctx, const char *uuid, json_object *ifaces, const char *msg) {
-        for (size_t i = 0; ifaces && i < json_object_array_length(ifaces); i++) {
-                _cleanup_json_ json_object *d = NULL;
-                const char *iu = json_object_get_string(json_object_array_get_idx(ifaces, i));
-                if (sf_store_get(ctx->store, "networkinterface", iu, &d, NULL) < 0)
-                        continue;
-                if (sf_json_str(d, "ipv4"))
-                        sf_ipam_release(ctx->store, sf_json_str(d, "network_uuid"), sf_json_str(d, "ipv4"), iu);
-                if (sf_json_str(d, "macaddr"))
-                        freeReplyObject(sf_store_cmd(ctx->store, "DEL sf:mac:%s", sf_json_str(d, "macaddr")));
-                sf_obj_set_state(ctx, "networkinterface", iu, "deleted", NULL, NULL, NULL);
-        }
+        release_interfaces(ctx, ifaces);
         sf_obj_set_state(ctx, "instance", uuid, "initial-error", msg, NULL, NULL);
         sf_obj_set_state(ctx, "instance", uuid, "error", NULL, NULL, NULL);
 }
@@ -503,7 +520,9 @@ int sf_api_instances_post(sf_http_req_t *req, sf_http_resp_t *resp) {
         if (r < 0)
                 goto cleanup;
 
-        /* Addresses and interfaces (api.md §2.3.1: after the record exists). */
+        /* Addresses and interfaces (api.md §2.3.1: after the record exists).  Each
+         * interface is recorded, and listed on the instance, before anything is reserved
+         * for it, so whatever a crash interrupts can be found and given back. */
         for (size_t i = 0; i < c.nnets; i++) {
                 net_req_t *n = &c.nets[i];
                 _cleanup_json_ json_object *idoc = json_object_new_object();
@@ -511,6 +530,33 @@ int sf_api_instances_post(sf_http_req_t *req, sf_http_resp_t *resp) {
                 sf_cidr_t cidr;
 
                 sf_uuid_new(iu);
+                json_object_object_add(idoc, "uuid", json_object_new_string(iu));
+                json_object_object_add(idoc, "namespace", json_object_new_string(c.ns));
+                json_object_object_add(idoc, "state", json_object_new_string("initial"));
+                json_object_object_add(idoc, "state_updated", json_object_new_double(sf_now()));
+                json_object_object_add(idoc, "metadata", json_object_new_object());
+                json_object_object_add(idoc, "network_uuid", json_object_new_string(n->network_uuid));
+                json_object_object_add(idoc, "instance_uuid", json_object_new_string(uuid));
+                json_object_object_add(idoc, "macaddr", NULL);
+                json_object_object_add(idoc, "ipv4", NULL);
+                json_object_object_add(idoc, "order", json_object_new_int((int)i));
+                json_object_object_add(idoc, "model", json_object_new_string(n->model));
+                json_object_object_add(idoc, "floating", NULL);
+                r = sf_obj_create(ctx, "networkinterface", iu, idoc);
+                if (r < 0)
+                        goto cleanup;
+                json_object_array_add(ifaces, json_object_new_string(iu));
+                r = sf_store_update(ctx->store, "instance", uuid, NULL, set_interfaces, ifaces, NULL);
+                if (r < 0)
+                        goto cleanup;
+                freeReplyObject(sf_store_cmd(ctx->store, "SADD sf:netifaces:%s %s", n->network_uuid, iu));
+
+                r = new_mac(ctx, n->mac[0] ? n->mac : NULL, iu, mac);
+                if (r < 0) {
+                        sf_http_error(resp, 409, "mac address %s in use", n->mac);
+                        create_failed(ctx, uuid, ifaces, "mac address in use");
+                        goto cleanup;
+                }
                 sf_cidr_parse(sf_json_str(n->net, "netblock"), &cidr, NULL);
                 if (strcmp(n->address, "none") != 0) {
                         r = sf_ipam_reserve(ctx->store, n->network_uuid, &cidr, n->address[0] ? n->address : NULL,
@@ -528,31 +574,12 @@ int sf_api_instances_post(sf_http_req_t *req, sf_http_resp_t *resp) {
                         if (r < 0)
                                 goto cleanup;
                 }
-                r = new_mac(ctx, n->mac[0] ? n->mac : NULL, iu, mac);
-                if (r < 0) {
-                        if (ip[0])
-                                sf_ipam_release(ctx->store, n->network_uuid, ip, iu);
-                        sf_http_error(resp, 409, "mac address %s in use", n->mac);
-                        create_failed(ctx, uuid, ifaces, "mac address in use");
-                        goto cleanup;
+                {
+                        iface_addr_t a = {.mac = mac, .ip = ip};
+                        r = sf_store_update(ctx->store, "networkinterface", iu, NULL, set_iface_addr, &a, NULL);
+                        if (r < 0)
+                                goto cleanup;
                 }
-                json_object_object_add(idoc, "uuid", json_object_new_string(iu));
-                json_object_object_add(idoc, "namespace", json_object_new_string(c.ns));
-                json_object_object_add(idoc, "state", json_object_new_string("initial"));
-                json_object_object_add(idoc, "state_updated", json_object_new_double(sf_now()));
-                json_object_object_add(idoc, "metadata", json_object_new_object());
-                json_object_object_add(idoc, "network_uuid", json_object_new_string(n->network_uuid));
-                json_object_object_add(idoc, "instance_uuid", json_object_new_string(uuid));
-                json_object_object_add(idoc, "macaddr", json_object_new_string(mac));
-                json_object_object_add(idoc, "ipv4", ip[0] ? json_object_new_string(ip) : NULL);
-                json_object_object_add(idoc, "order", json_object_new_int((int)i));
-                json_object_object_add(idoc, "model", json_object_new_string(n->model));
-                json_object_object_add(idoc, "floating", NULL);
-                r = sf_obj_create(ctx, "networkinterface", iu, idoc);
-                if (r < 0)
-                        goto cleanup;
-                freeReplyObject(sf_store_cmd(ctx->store, "SADD sf:netifaces:%s %s", n->network_uuid, iu));
-                json_object_array_add(ifaces, json_object_new_string(iu));
         }
 
         r = schedule(ctx, &c, resp, node);
@@ -567,7 +594,6 @@ int sf_api_instances_post(sf_http_req_t *req, sf_http_resp_t *resp) {
                 json_object_object_add(extra, "candidates", json_object_get(cands));
                 sf_event_emit(ctx, "instance", uuid, c.ns, "audit", "schedule final candidates", extra, -1);
         }
-        sf_obj_set_field(ctx, "instance", uuid, "interfaces", json_object_get(ifaces), NULL);
         sf_obj_set_field(ctx, "instance", uuid, "node", json_object_new_string(node), NULL);
 
         /* Intents: recorded in Redis, then published; each worker converges its part. */
@@ -645,11 +671,11 @@ int sf_api_instance_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
                 return sf_http_error(resp, 404, "instance not in namespace");
         node = sf_json_str(doc, "node");
         if (!node || !*node) {
-                /* Never placed: nothing exists on any node; finish here. */
-                const char *to = strstr(state, "error") ? "error" : "deleted";
-                if (strcmp(state, "initial") == 0)
-                        to = "deleted";
-                sf_obj_set_state(ctx, "instance", uuid, to, NULL, NULL, NULL);
+                /* Never placed: nothing exists on any node; release and finish here. */
+                json_object *ifaces = NULL;
+                json_object_object_get_ex(doc, "interfaces", &ifaces);
+                release_interfaces(ctx, ifaces);
+                sf_obj_set_state(ctx, "instance", uuid, "deleted", NULL, NULL, NULL);
         } else {
                 r = sf_intent_submit(ctx, node, "compute", "instance.delete", "instance", uuid,
                                      sf_json_str(doc, "namespace"), NULL, NULL);

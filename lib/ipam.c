@@ -68,15 +68,20 @@ bool sf_cidr_contains(const sf_cidr_t *c, uint32_t ip) {
         return ip - c->net < sf_cidr_size(c);
 }
 
-/* 1 if reserved for owner (new or already), 0 if someone else holds it. */
+/* 1 if reserved for owner (new or already), 0 if someone else holds it.  The owners
+ * hash (owner -> address) lets a release find an address by its owner alone, so a
+ * crash between reserving and recording the address leaks nothing. */
 static int take(sf_store_t *s, const char *netuuid, const char *ip, const char *owner) {
         _cleanup_reply_ redisReply *r = sf_store_cmd(
-                s, "EVAL %s 1 sf:ipam:%s %s %s",
+                s, "EVAL %s 2 sf:ipam:%s sf:ipamowners:%s %s %s",
                 "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
-                "if not cur then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return 1 end\n"
+                "if not cur then\n"
+                "  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+                "  redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])\n"
+                "  return 1 end\n"
                 "if cur == ARGV[2] then return 1 end\n"
                 "return 0",
-                netuuid, ip, owner);
+                netuuid, netuuid, ip, owner);
         if (!r || r->type != REDIS_REPLY_INTEGER)
                 return -EIO;
         return (int)r->integer;
@@ -100,6 +105,17 @@ int sf_ipam_reserve(sf_store_t *s, const char *netuuid, const sf_cidr_t *c, cons
                         return -EADDRINUSE;
                 memcpy(ret_ip, text, 16);
                 return 0;
+        }
+        /* An owner retrying after a crash gets the address it already holds. */
+        {
+                _cleanup_reply_ redisReply *held = sf_store_cmd(s, "HGET sf:ipamowners:%s %s", netuuid, owner);
+                if (!held)
+                        return -EIO;
+                if (held->type == REDIS_REPLY_STRING && sf_ip_parse(held->str, &ip) == 0 &&
+                    sf_cidr_contains(c, ip)) {
+                        snprintf(ret_ip, 16, "%s", held->str);
+                        return 0;
+                }
         }
         /* Usable range: index 2 .. size-2 (1 is the router). */
         if (size < 4)
@@ -131,11 +147,24 @@ int sf_ipam_reserve(sf_store_t *s, const char *netuuid, const sf_cidr_t *c, cons
 
 int sf_ipam_release(sf_store_t *s, const char *netuuid, const char *ip, const char *owner) {
         _cleanup_reply_ redisReply *r = sf_store_cmd(
-                s, "EVAL %s 1 sf:ipam:%s %s %s",
+                s, "EVAL %s 2 sf:ipam:%s sf:ipamowners:%s %s %s",
                 "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then\n"
+                "  redis.call('HDEL', KEYS[2], ARGV[2])\n"
                 "  return redis.call('HDEL', KEYS[1], ARGV[1]) end\n"
                 "return 0",
-                netuuid, ip, owner);
+                netuuid, netuuid, ip, owner);
+        return r && r->type == REDIS_REPLY_INTEGER ? 0 : -EIO;
+}
+
+int sf_ipam_release_owner(sf_store_t *s, const char *netuuid, const char *owner) {
+        _cleanup_reply_ redisReply *r = sf_store_cmd(
+                s, "EVAL %s 2 sf:ipam:%s sf:ipamowners:%s %s",
+                "local ip = redis.call('HGET', KEYS[2], ARGV[1])\n"
+                "if not ip then return 0 end\n"
+                "redis.call('HDEL', KEYS[2], ARGV[1])\n"
+                "if redis.call('HGET', KEYS[1], ip) == ARGV[1] then redis.call('HDEL', KEYS[1], ip) end\n"
+                "return 1",
+                netuuid, netuuid, owner);
         return r && r->type == REDIS_REPLY_INTEGER ? 0 : -EIO;
 }
 
@@ -156,6 +185,6 @@ int sf_ipam_init(sf_store_t *s, const char *netuuid, const sf_cidr_t *c) {
 }
 
 int sf_ipam_drop(sf_store_t *s, const char *netuuid) {
-        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "DEL sf:ipam:%s", netuuid);
+        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "DEL sf:ipam:%s sf:ipamowners:%s", netuuid, netuuid);
         return r ? 0 : -EIO;
 }

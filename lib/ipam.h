@@ -24,11 +24,14 @@ bool sf_cidr_contains(const sf_cidr_t *c, uint32_t ip);
 
 /* Reserve: a specific address (-EADDRINUSE if taken by another owner, -ERANGE if outside
  * the usable range) or, with want NULL, a random free one (5 random tries, then a scan;
- * -ENOSPC when full).  Re-reserving for the same owner succeeds (idempotent). */
+ * -ENOSPC when full).  Re-reserving for the same owner succeeds (idempotent): a random
+ * reservation returns the address the owner already holds on this network. */
 int sf_ipam_reserve(sf_store_t *s, const char *netuuid, const sf_cidr_t *c, const char *want,
                     const char *owner, char ret_ip[16]);
 /* Release only if held by owner (so a late release cannot free a re-used address). */
 int sf_ipam_release(sf_store_t *s, const char *netuuid, const char *ip, const char *owner);
+/* Release whatever address owner holds on the network (none is fine). */
+int sf_ipam_release_owner(sf_store_t *s, const char *netuuid, const char *owner);
 /* Reserve network, broadcast and router addresses of a new network. */
 int sf_ipam_init(sf_store_t *s, const char *netuuid, const sf_cidr_t *c);
 int sf_ipam_drop(sf_store_t *s, const char *netuuid);

@@ -1,12 +1,14 @@
 #include "object.h"
 
 #include "event.h"
+#include "ipam.h"
 #include "log.h"
 #include "state.h"
 #include "store.h"
 #include "util.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 int sf_obj_create(sf_ctx_t *ctx, const char *type, const char *uuid, json_object *doc) {
@@ -119,4 +121,37 @@ int sf_obj_network_live_interfaces(sf_store_t *s, const char *netuuid, int *ret)
         }
         *ret = n;
         return 0;
+}
+
+int sf_obj_release_interface(sf_ctx_t *ctx, const char *iface_uuid, char *ret_network) {
+        _cleanup_json_ json_object *d = NULL;
+        const char *nu, *ip, *mac;
+        int r;
+
+        if (ret_network)
+                ret_network[0] = 0;
+        r = sf_store_get(ctx->store, "networkinterface", iface_uuid, &d, NULL);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        nu = sf_json_str(d, "network_uuid");
+        ip = sf_json_str(d, "ipv4");
+        mac = sf_json_str(d, "macaddr");
+        (void)ip;
+        /* By owner: also frees an address reserved just before a crash, not yet recorded. */
+        if (nu && (r = sf_ipam_release_owner(ctx->store, nu, iface_uuid)) < 0)
+                return r;
+        if (mac) {
+                _cleanup_reply_ redisReply *rr = sf_store_cmd(
+                        ctx->store, "EVAL %s 1 sf:mac:%s %s",
+                        "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 1",
+                        mac, iface_uuid);
+                if (!rr)
+                        return -EIO;
+        }
+        if (ret_network && nu)
+                snprintf(ret_network, SF_UUID_LEN, "%s", nu);
+        r = sf_obj_set_state(ctx, "networkinterface", iface_uuid, "deleted", NULL, NULL, NULL);
+        return r == -EINVAL ? 0 : r;
 }

@@ -22,3 +22,8 @@ int sf_obj_set_field(sf_ctx_t *ctx, const char *type, const char *uuid, const ch
 
 /* Interfaces registered on a network (set sf:netifaces:<uuid>) that are not deleted. */
 int sf_obj_network_live_interfaces(sf_store_t *s, const char *netuuid, int *ret);
+
+/* Give back what one interface holds (its IPAM address and MAC, only if still its own)
+ * and mark it deleted.  Idempotent.  ret_network (optional, SF_UUID_LEN) gets its
+ * network uuid, or "" if the interface record is gone. */
+int sf_obj_release_interface(sf_ctx_t *ctx, const char *iface_uuid, char *ret_network);

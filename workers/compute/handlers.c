@@ -444,26 +444,14 @@ static int teardown(sf_work_t *w, json_object *inst) {
                 return sf_work_error(w, "cannot remove %s: %s", dir, strerror(-r)), -EIO;
         if (json_object_object_get_ex(inst, "interfaces", &ifaces)) {
                 for (size_t i = 0; i < json_object_array_length(ifaces); i++) {
-                        _cleanup_json_ json_object *iface = NULL, *net = NULL;
+                        _cleanup_json_ json_object *net = NULL;
                         const char *iu = json_object_get_string(json_object_array_get_idx(ifaces, i));
-                        const char *nu, *ip, *mac;
+                        char nu[SF_UUID_LEN];
 
-                        if (sf_store_get(ctx->store, "networkinterface", iu, &iface, NULL) < 0)
-                                continue;
-                        nu = sf_json_str(iface, "network_uuid");
-                        ip = sf_json_str(iface, "ipv4");
-                        mac = sf_json_str(iface, "macaddr");
-                        if (nu && ip)
-                                sf_ipam_release(ctx->store, nu, ip, iu);
-                        if (mac) {
-                                _cleanup_reply_ redisReply *rr = sf_store_cmd(
-                                        ctx->store, "EVAL %s 1 sf:mac:%s %s",
-                                        "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 1",
-                                        mac, iu);
-                        }
-                        sf_obj_set_state(ctx, "networkinterface", iu, "deleted", NULL, NULL, NULL);
+                        if (!iu || sf_obj_release_interface(ctx, iu, nu) < 0)
+                                return sf_work_error(w, "cannot release interface %s", iu ? iu : "?"), -EIO;
                         /* The network node drops the DHCP host entry. */
-                        if (nu && sf_store_get(ctx->store, "network", nu, &net, NULL) == 0)
+                        if (nu[0] && sf_store_get(ctx->store, "network", nu, &net, NULL) == 0)
                                 sf_intent_submit(ctx, sf_json_str(net, "node") ?: ctx->cfg.network_node, "network",
                                                  "network.refresh", "network", nu, sf_json_str(net, "namespace"),
                                                  NULL, NULL);
@@ -478,8 +466,6 @@ static int handle_delete(sf_work_t *w) {
         _cleanup_json_ json_object *inst = NULL;
         sf_lock_t *lock = NULL;
         sf_fence_t fence;
-        char st[32];
-        bool was_error;
         int r;
 
         r = sf_store_get(ctx->store, "instance", uuid, &inst, NULL);
@@ -487,27 +473,26 @@ static int handle_delete(sf_work_t *w) {
                 return SF_WORK_DONE;
         if (r < 0)
                 return sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY;
-        snprintf(st, sizeof(st), "%s", sf_json_str(inst, "state") ?: "");
-        if (strcmp(st, "deleted") == 0)
+        if (strcmp(sf_json_str(inst, "state") ?: "", "deleted") == 0)
                 return SF_WORK_DONE;
-        was_error = strstr(st, "error") != NULL;
         r = lock_instance(ctx, uuid, 5000, &lock);
         if (r == -EBUSY)
                 return sf_work_error(w, "instance is locked"), SF_WORK_WAIT;
         if (r < 0)
                 return sf_work_error(w, "lock: %s", strerror(-r)), SF_WORK_RETRY;
         fence = sf_lock_fence(lock);
-        if (!was_error)
-                sf_obj_set_state(ctx, "instance", uuid, "delete-wait", NULL, &fence, NULL);
-        r = teardown(w, inst);
+        /* A user's delete: any state (error ones too) -> delete-wait -> deleted. */
+        r = sf_obj_set_state(ctx, "instance", uuid, "delete-wait", NULL, &fence, NULL);
+        if (r == 0)
+                r = teardown(w, inst);
         if (r == 0) {
                 _cleanup_json_ json_object *off = json_object_new_string("off");
                 sf_obj_set_field(ctx, "instance", uuid, "power_state", json_object_get(off), &fence);
-                r = sf_obj_set_state(ctx, "instance", uuid, was_error ? "error" : "deleted", NULL, &fence, NULL);
-                if (r == -EINVAL)
-                        r = 0;
+                r = sf_obj_set_state(ctx, "instance", uuid, "deleted", NULL, &fence, NULL);
         }
         sf_lock_release(ctx->store, lock);
+        if (r == -EINVAL)
+                return SF_WORK_DONE; /* somebody else finished it */
         if (r < 0)
                 return w->error[0] ? SF_WORK_RETRY : (sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY);
         return SF_WORK_DONE;
@@ -642,12 +627,50 @@ static void reconcile(sf_ctx_t *ctx, sf_compute_t *cs) {
         }
 }
 
+/* Instances the API recorded but never placed (it died mid-create): once a minute,
+ * cluster-wide (whoever takes the lock; it is left to expire), they go to error and
+ * give their addresses back, so nothing waits for ever in "initial". */
+static void reconcile_unplaced(sf_ctx_t *ctx) {
+        char holder[96], **all = NULL;
+        sf_lock_t *lock = NULL;
+
+        sf_lock_holder(ctx->cfg.node, holder, sizeof(holder));
+        if (sf_lock_acquire(ctx->store, "reconcile/unplaced", holder, 60000, 0, false, &lock) < 0)
+                return;
+        if (sf_store_index(ctx->store, "instance", "all", NULL, &all, NULL) == 0) {
+                for (char **p = all; *p; p++) {
+                        _cleanup_json_ json_object *inst = NULL;
+                        json_object *ifaces = NULL;
+                        const char *node;
+                        if (sf_store_get(ctx->store, "instance", *p, &inst, NULL) < 0 ||
+                            strcmp(sf_json_str(inst, "state") ?: "", "initial") != 0)
+                                continue;
+                        node = sf_json_str(inst, "node");
+                        if ((node && *node) ||
+                            sf_now() - json_object_get_double(json_object_object_get(inst, "state_updated")) < 300)
+                                continue;
+                        log_warn("reconciler: instance %s was never placed; marking it error", *p);
+                        json_object_object_get_ex(inst, "interfaces", &ifaces);
+                        for (size_t i = 0; ifaces && i < json_object_array_length(ifaces); i++)
+                                sf_obj_release_interface(ctx, json_object_get_string(json_object_array_get_idx(ifaces, i)),
+                                                         NULL);
+                        sf_obj_set_state(ctx, "instance", *p, "initial-error",
+                                         "creation was interrupted before the instance was placed", NULL, NULL);
+                        sf_obj_set_state(ctx, "instance", *p, "error", NULL, NULL, NULL);
+                }
+                sf_strv_free(all);
+        }
+        /* Not released: the TTL spaces the scans out across the cluster. */
+        sf_lock_release(NULL, lock);
+}
+
 void sf_compute_tick(sf_ctx_t *ctx, void *user) {
         sf_compute_t *cs = user;
 
         heartbeat(ctx, cs);
         if (sf_mono_ms() >= cs->next_reconcile_ms) {
                 reconcile(ctx, cs);
+                reconcile_unplaced(ctx);
                 cs->next_reconcile_ms = sf_mono_ms() + 30000;
         }
 }
