@@ -69,9 +69,36 @@ static int handle_bump(sf_work_t *w) {
         return SF_WORK_DONE;
 }
 
+/* Always a transient failure: after SF_MAX_ATTEMPTS the object gets its error. */
+static int handle_flaky(sf_work_t *w) {
+        sf_work_error(w, "backend unavailable");
+        return SF_WORK_RETRY;
+}
+
+/* Kills its worker on every attempt: a poison message. */
+static int handle_poison(sf_work_t *w) {
+        (void)w;
+        raise(SIGKILL);
+        return SF_WORK_DONE;
+}
+
+static int set_error(json_object *doc, void *ud) {
+        json_object_object_add(doc, "error_message", json_object_new_string(ud));
+        return 0;
+}
+
+static void fail_counter(sf_work_t *w, const char *message) {
+        sf_store_update(w->ctx->store, "counter", w->intent->object_uuid, NULL, set_error, (void *)message,
+                        NULL);
+}
+
 static int worker_main(void) {
-        static const sf_handler_t handlers[] = {{.kind = "counter.bump", .fn = handle_bump}};
-        sf_worker_t w = {.name = "testw", .handlers = handlers, .nhandlers = 1};
+        static const sf_handler_t handlers[] = {
+                {.kind = "counter.bump", .fn = handle_bump},
+                {.kind = "counter.flaky", .fn = handle_flaky, .on_fail = fail_counter},
+                {.kind = "counter.poison", .fn = handle_poison, .on_fail = fail_counter},
+        };
+        sf_worker_t w = {.name = "testw", .handlers = handlers, .nhandlers = SF_ARRAY_SIZE(handlers)};
         sf_ctx_t wctx;
 
         sf_log_init("testworker");
@@ -169,6 +196,68 @@ static void test_duplicate_publish_one_effect(void **state) {
         assert_int_equal(sf_json_int(got, "effects", 0), 1);
 }
 
+/* Wait for the intent to leave "pending"; returns its final state. */
+static void wait_intent(const char *id, char st[16], int tries) {
+        for (int i = 0; i < tries; i++) {
+                sf_intent_load(ctx.store, id, NULL, st, NULL);
+                if (strcmp(st, "pending") != 0)
+                        return;
+                msleep(100);
+        }
+}
+
+static void test_retries_exhausted_error(void **state) {
+        char uuid[SF_UUID_LEN], id[SF_UUID_LEN], st[16] = "";
+        _cleanup_json_ json_object *doc = json_object_new_object(), *got = NULL;
+        int status, attempts = 0;
+        pid_t pid;
+
+        (void)state;
+        sf_uuid_new(uuid);
+        assert_int_equal(sf_store_put(ctx.store, "counter", uuid, 0, doc, NULL, NULL), 0);
+        assert_int_equal(sf_intent_submit(&ctx, node, "testw", "counter.flaky", "counter", uuid, "system",
+                                          NULL, id), 0);
+        setenv("SF_MAX_ATTEMPTS", "2", 1);
+        pid = spawn_worker(NULL);
+        unsetenv("SF_MAX_ATTEMPTS");
+        wait_intent(id, st, 150);
+        kill(pid, SIGTERM);
+        waitpid(pid, &status, 0);
+        assert_string_equal(st, "failed");
+        assert_int_equal(sf_intent_load(ctx.store, id, NULL, NULL, &attempts), 0);
+        assert_int_equal(attempts, 2);
+        assert_int_equal(sf_store_get(ctx.store, "counter", uuid, &got, NULL), 0);
+        assert_string_equal(sf_json_str(got, "error_message"), "backend unavailable");
+}
+
+static void test_poison_message_terminated(void **state) {
+        char uuid[SF_UUID_LEN], id[SF_UUID_LEN], st[16] = "";
+        _cleanup_json_ json_object *doc = json_object_new_object(), *got = NULL;
+        int status;
+        pid_t pid;
+
+        (void)state;
+        sf_uuid_new(uuid);
+        assert_int_equal(sf_store_put(ctx.store, "counter", uuid, 0, doc, NULL, NULL), 0);
+        assert_int_equal(sf_intent_submit(&ctx, node, "testw", "counter.poison", "counter", uuid, "system",
+                                          NULL, id), 0);
+        setenv("SF_MAX_ATTEMPTS", "2", 1);
+        /* Two workers die on it; the third sees the attempts used up and gives up. */
+        for (int i = 0; i < 2; i++) {
+                pid = spawn_worker(NULL);
+                assert_int_equal(waitpid(pid, &status, 0), pid);
+                assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        }
+        pid = spawn_worker(NULL);
+        unsetenv("SF_MAX_ATTEMPTS");
+        wait_intent(id, st, 150);
+        kill(pid, SIGTERM);
+        waitpid(pid, &status, 0);
+        assert_string_equal(st, "failed");
+        assert_int_equal(sf_store_get(ctx.store, "counter", uuid, &got, NULL), 0);
+        assert_string_equal(sf_json_str(got, "error_message"), "gave up after 2 attempts");
+}
+
 static int setup(void **state) {
         char u[SF_UUID_LEN];
 
@@ -191,6 +280,8 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_kill_after_commit),
                 cmocka_unit_test(test_kill_before_commit),
                 cmocka_unit_test(test_duplicate_publish_one_effect),
+                cmocka_unit_test(test_retries_exhausted_error),
+                cmocka_unit_test(test_poison_message_terminated),
         };
 
         if (argc > 1 && strcmp(argv[1], "--worker") == 0)
