@@ -155,6 +155,36 @@ static void test_network(void **state) {
         free(net);
 }
 
+/* network_data.json has no random part: it must match the golden file byte for byte. */
+static void test_network_golden(void **state) {
+        sf_configdrive_t cd;
+        char *meta = NULL, *net = NULL, *golden = NULL;
+        size_t len = 0;
+        FILE *f;
+
+        (void)state;
+        make_cd(&cd);
+        assert_int_equal(sf_configdrive_json(&cd, &meta, &net), 0);
+        if (getenv("SF_UPDATE_GOLDEN")) {
+                f = fopen("tests/golden/network_data.json", "w");
+                assert_non_null(f);
+                fputs(net, f);
+                fclose(f);
+        }
+        assert_int_equal(sf_file_read("tests/golden/network_data.json", &golden, &len), 0);
+        if (strcmp(golden, net) != 0) {
+                f = fopen("/tmp/network_data.actual.json", "w");
+                if (f) {
+                        fputs(net, f);
+                        fclose(f);
+                }
+        }
+        assert_string_equal(net, golden);
+        free(meta);
+        free(net);
+        free(golden);
+}
+
 static void test_iso(void **state) {
         char dir[] = "/tmp/sfcdXXXXXX", iso[256], ud[512];
         sf_configdrive_t cd;
@@ -223,6 +253,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_meta),
                 cmocka_unit_test(test_network),
+                cmocka_unit_test(test_network_golden),
                 cmocka_unit_test(test_iso),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
