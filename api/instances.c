@@ -408,24 +408,36 @@ static int schedule(sf_ctx_t *ctx, const create_req_t *c, sf_http_resp_t *resp, 
 
 /* ---- create ---- */
 
-static int new_mac(sf_ctx_t *ctx, const char *want, const char *owner, char out[18]) {
+static void random_mac(char out[18]) {
+        unsigned char b[3];
+
+        sf_random_bytes(b, sizeof(b));
+        snprintf(out, 18, "02:00:00:%02x:%02x:%02x", b[0], b[1], b[2]);
+}
+
+static int set_iface_mac(json_object *doc, void *ud) {
+        json_object_object_add(doc, "macaddr", json_object_new_string(ud));
+        return 0;
+}
+
+/* Claim mac for interface iu (cluster-wide unique).  The interface record already
+ * names the candidate, so a crash after the claim leaves nothing unaccounted; a random
+ * MAC that collides is replaced (record first, claim after). */
+static int claim_mac(sf_ctx_t *ctx, bool requested, const char *iu, char mac[18]) {
         for (int attempt = 0; attempt < 50; attempt++) {
-                unsigned char b[3];
-                char mac[18];
-                if (want)
-                        snprintf(mac, sizeof(mac), "%s", want);
-                else {
-                        sf_random_bytes(b, sizeof(b));
-                        snprintf(mac, sizeof(mac), "02:00:00:%02x:%02x:%02x", b[0], b[1], b[2]);
+                _cleanup_reply_ redisReply *r = NULL;
+
+                if (attempt > 0) {
+                        random_mac(mac);
+                        if (sf_store_update(ctx->store, "networkinterface", iu, NULL, set_iface_mac, mac, NULL) < 0)
+                                return -EIO;
                 }
-                _cleanup_reply_ redisReply *r = sf_store_cmd(ctx->store, "SET sf:mac:%s %s NX", mac, owner);
+                r = sf_store_cmd(ctx->store, "SET sf:mac:%s %s NX", mac, iu);
                 if (!r)
                         return -EIO;
-                if (r->type == REDIS_REPLY_STATUS) {
-                        memcpy(out, mac, 18);
+                if (r->type == REDIS_REPLY_STATUS)
                         return 0;
-                }
-                if (want)
+                if (requested)
                         return -EADDRINUSE;
         }
         return -ENOSPC;
@@ -530,6 +542,10 @@ int sf_api_instances_post(sf_http_req_t *req, sf_http_resp_t *resp) {
                 sf_cidr_t cidr;
 
                 sf_uuid_new(iu);
+                if (n->mac[0])
+                        snprintf(mac, sizeof(mac), "%s", n->mac);
+                else
+                        random_mac(mac);
                 json_object_object_add(idoc, "uuid", json_object_new_string(iu));
                 json_object_object_add(idoc, "namespace", json_object_new_string(c.ns));
                 json_object_object_add(idoc, "state", json_object_new_string("initial"));
@@ -537,7 +553,7 @@ int sf_api_instances_post(sf_http_req_t *req, sf_http_resp_t *resp) {
                 json_object_object_add(idoc, "metadata", json_object_new_object());
                 json_object_object_add(idoc, "network_uuid", json_object_new_string(n->network_uuid));
                 json_object_object_add(idoc, "instance_uuid", json_object_new_string(uuid));
-                json_object_object_add(idoc, "macaddr", NULL);
+                json_object_object_add(idoc, "macaddr", json_object_new_string(mac));
                 json_object_object_add(idoc, "ipv4", NULL);
                 json_object_object_add(idoc, "order", json_object_new_int((int)i));
                 json_object_object_add(idoc, "model", json_object_new_string(n->model));
@@ -551,7 +567,7 @@ int sf_api_instances_post(sf_http_req_t *req, sf_http_resp_t *resp) {
                         goto cleanup;
                 freeReplyObject(sf_store_cmd(ctx->store, "SADD sf:netifaces:%s %s", n->network_uuid, iu));
 
-                r = new_mac(ctx, n->mac[0] ? n->mac : NULL, iu, mac);
+                r = claim_mac(ctx, n->mac[0] != 0, iu, mac);
                 if (r < 0) {
                         sf_http_error(resp, 409, "mac address %s in use", n->mac);
                         create_failed(ctx, uuid, ifaces, "mac address in use");
