@@ -274,7 +274,40 @@ const sf_handler_t sf_network_handlers[] = {
 };
 const size_t sf_network_nhandlers = SF_ARRAY_SIZE(sf_network_handlers);
 
+/* Networks this node serves that lost their plumbing (a host reboot, a dnsmasq that
+ * died, a link somebody deleted) are rebuilt from their records. */
+static void reconcile_networks(sf_ctx_t *ctx) {
+        char **ids = NULL;
+
+        if (sf_store_index(ctx->store, "network", "node", ctx->cfg.node, &ids, NULL) < 0)
+                return;
+        for (char **p = ids; *p; p++) {
+                _cleanup_json_ json_object *net = NULL;
+                const char *st;
+                sf_netplumb_t pl;
+                bool exists = false;
+
+                if (sf_store_get(ctx->store, "network", *p, &net, NULL) < 0)
+                        continue;
+                st = sf_json_str(net, "state") ?: "";
+                if ((strcmp(st, "created") != 0 && strcmp(st, "delete-wait") != 0) ||
+                    strcmp(sf_json_str(net, "node") ?: "", ctx->cfg.node) != 0 || plumb_of(ctx, net, &pl) < 0 ||
+                    sf_netplumb_exists(&pl, &exists) < 0 || exists)
+                        continue;
+                log_warn("reconciler: network %s lost its plumbing; rebuilding", *p);
+                if (sf_netplumb_ensure(&pl) == 0)
+                        refresh_hosts(ctx, &pl);
+        }
+        sf_strv_free(ids);
+}
+
 void sf_network_tick(sf_ctx_t *ctx, void *user) {
+        static int64_t next_reconcile;
+
         (void)user;
         sf_intent_redrive(ctx, ctx->cfg.node, "network", ctx->cfg.redrive_after_s, NULL);
+        if (sf_mono_ms() >= next_reconcile) {
+                reconcile_networks(ctx);
+                next_reconcile = sf_mono_ms() + 30000;
+        }
 }

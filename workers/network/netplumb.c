@@ -1014,6 +1014,7 @@ int sf_netplumb_exists(const sf_netplumb_t *n, bool *ret) {
         if (r < 0)
                 return r;
         sf_netplumb_names(n->vxid, NULL, bridge, NULL, NULL, NULL, NULL);
-        *ret = netns_present(n->uuid) && if_nametoindex(bridge) > 0;
+        *ret = netns_present(n->uuid) && if_nametoindex(bridge) > 0 &&
+               (!n->provide_dhcp || dnsmasq_pid(n) > 0);
         return 0;
 }
