@@ -163,3 +163,37 @@ int sf_worker_run(sf_ctx_t *ctx, const sf_worker_t *w, volatile sig_atomic_t *st
         sf_bus_sub_free(sub);
         return 0;
 }
+
+static volatile sig_atomic_t main_stop;
+
+static void on_stop_signal(int sig) {
+        (void)sig;
+        main_stop = 1;
+}
+
+int sf_worker_main(const char *progname, sf_worker_t *w, int (*setup)(sf_ctx_t *ctx, sf_worker_t *w),
+                   void (*teardown)(sf_worker_t *w)) {
+        struct sigaction sa = {.sa_handler = on_stop_signal};
+        sf_ctx_t ctx;
+        int r;
+
+        sf_log_init(progname);
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        r = sf_ctx_open(&ctx, true, 30);
+        if (r < 0) {
+                log_err("cannot start: %s", strerror(-r));
+                return 1;
+        }
+        if (setup && (r = setup(&ctx, w)) < 0) {
+                sf_ctx_close(&ctx);
+                return 1;
+        }
+        r = sf_worker_run(&ctx, w, &main_stop);
+        if (teardown)
+                teardown(w);
+        sf_ctx_close(&ctx);
+        return r < 0 ? 1 : 0;
+}

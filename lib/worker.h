@@ -47,6 +47,12 @@ typedef struct sf_worker {
         int tick_ms;
 } sf_worker_t;
 
+/* A worker process's main: log name, SIGINT/SIGTERM stop it, Redis + NATS (waiting
+ * up to 30 s for them), optional setup (e.g. a libvirt connection; a negative return
+ * aborts), the consume loop, teardown.  Returns the process exit code. */
+int sf_worker_main(const char *progname, sf_worker_t *w, int (*setup)(sf_ctx_t *ctx, sf_worker_t *w),
+                   void (*teardown)(sf_worker_t *w));
+
 /* Runs until *stop becomes non-zero. */
 int sf_worker_run(sf_ctx_t *ctx, const sf_worker_t *w, volatile sig_atomic_t *stop);
 
