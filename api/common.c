@@ -322,6 +322,7 @@ int sf_api_root(sf_http_req_t *req, sf_http_resp_t *resp) {
                 "<li>events-by-type</li>\n"
                 "<li>instance-get</li>\n"
                 "<li>interface-metadata</li>\n"
+                "<li>node-get</li>\n"
                 "</ul></body></html>\n";
 
         (void)req;

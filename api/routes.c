@@ -37,6 +37,8 @@ const sf_http_route_t sf_api_routes[] = {
         {"POST", "/instances/{}/metadata", sf_api_instance_meta_post},
         {"PUT", "/instances/{}/metadata/{}", sf_api_instance_meta_put},
         {"DELETE", "/instances/{}/metadata/{}", sf_api_instance_meta_delete},
+        {"GET", "/nodes", sf_api_nodes_get},
+        {"GET", "/nodes/{}", sf_api_node_get},
         {"GET", "/interfaces/{}", sf_api_interface_get},
         {"GET", "/interfaces/{}/metadata", sf_api_interface_meta_get},
         {"POST", "/interfaces/{}/metadata", sf_api_interface_meta_post},

@@ -1111,6 +1111,39 @@ static void test_instance_delete(void **state) {
         reply_free(&r);
 }
 
+static void test_nodes(void **state) {
+        _cleanup_json_ json_object *list = NULL, *one = NULL;
+        static const char *const keys[] = {"name", "ip", "state", "lastseen", "version", "release",
+                                           "is_etcd_master", "is_hypervisor", "is_network_node",
+                                           "is_eventlog_node", "is_cluster_maintainer", NULL};
+        char path[128];
+        bool found = false;
+        reply_t r;
+
+        (void)state;
+        put_node(true, 100000);
+        req(&r, "GET", "/nodes", sys_tok, NULL);
+        list = check_json(&r, 200);
+        reply_free(&r);
+        for (size_t i = 0; i < json_object_array_length(list); i++)
+                found |= strcmp(jstr(json_object_array_get_idx(list, i), "name") ?: "", node_name) == 0;
+        assert_true(found);
+        snprintf(path, sizeof(path), "/nodes/%s", node_name);
+        req(&r, "GET", path, sys_tok, NULL);
+        one = check_json(&r, 200);
+        reply_free(&r);
+        check_keys(one, keys);
+        assert_string_equal(jstr(one, "state"), "created");
+        assert_string_equal(jstr(one, "version"), "3");
+        /* Admin only; an unknown node is a 404 (not v0.7.2's 200 of nulls). */
+        req(&r, "GET", "/nodes", ns1_tok, NULL);
+        check_error(&r, 401, "unauthorized");
+        reply_free(&r);
+        req(&r, "GET", "/nodes/no-such-node", sys_tok, NULL);
+        check_error(&r, 404, "node not found");
+        reply_free(&r);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_root),
@@ -1125,6 +1158,7 @@ int main(void) {
                 cmocka_unit_test(test_instance_events),
                 cmocka_unit_test(test_instance_consoledata),
                 cmocka_unit_test(test_instance_delete),
+                cmocka_unit_test(test_nodes),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);

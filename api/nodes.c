@@ -1,0 +1,69 @@
+/* Node endpoints (api.md §2.10, system only): what the heartbeat records. */
+#include "api.h"
+
+#include "store.h"
+#include "util.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define NODE_LIVE_S 120 /* NODE_CHECKIN_MAXIMUM: older check-ins read as "missing" */
+
+static json_object *node_view(json_object *doc) {
+        json_object *v = json_object_new_object();
+        int64_t lastseen = sf_json_int(doc, "lastseen", 0);
+        const char *state = sf_json_str(doc, "state") ?: "created";
+
+        if (strcmp(state, "created") == 0 && sf_now() - (double)lastseen > NODE_LIVE_S)
+                state = "missing";
+        json_object_object_add(v, "name", json_object_new_string(sf_json_str(doc, "name") ?: ""));
+        json_object_object_add(v, "ip", sf_json_str(doc, "ip") ? json_object_new_string(sf_json_str(doc, "ip")) : NULL);
+        json_object_object_add(v, "state", json_object_new_string(state));
+        json_object_object_add(v, "lastseen", json_object_new_int64(lastseen));
+        json_object_object_add(v, "version", json_object_new_string("3"));
+        json_object_object_add(v, "release", json_object_new_string("sf"));
+        json_object_object_add(v, "is_etcd_master", json_object_new_boolean(false));
+        json_object_object_add(v, "is_hypervisor", json_object_new_boolean(sf_json_bool(doc, "is_hypervisor", false)));
+        json_object_object_add(v, "is_network_node", json_object_new_boolean(sf_json_bool(doc, "is_network_node", false)));
+        json_object_object_add(v, "is_eventlog_node", json_object_new_boolean(true));
+        json_object_object_add(v, "is_cluster_maintainer", NULL);
+        return v;
+}
+
+int sf_api_nodes_get(sf_http_req_t *req, sf_http_resp_t *resp) {
+        sf_ctx_t *ctx = sf_api_ctx();
+        sf_caller_t caller;
+        char **names = NULL;
+        json_object *list;
+        int r;
+
+        if (sf_api_auth(req, resp, &caller) < 0)
+                return 0;
+        if (!caller.system)
+                return sf_http_error(resp, 401, "unauthorized");
+        r = sf_store_index(ctx->store, "node", "all", NULL, &names, NULL);
+        if (r < 0)
+                return r;
+        list = json_object_new_array();
+        for (char **p = names; *p; p++) {
+                _cleanup_json_ json_object *doc = NULL;
+                if (sf_store_get(ctx->store, "node", *p, &doc, NULL) == 0)
+                        json_object_array_add(list, node_view(doc));
+        }
+        sf_strv_free(names);
+        return sf_http_json(resp, 200, list);
+}
+
+int sf_api_node_get(sf_http_req_t *req, sf_http_resp_t *resp) {
+        _cleanup_json_ json_object *doc = NULL;
+        sf_caller_t caller;
+
+        if (sf_api_auth(req, resp, &caller) < 0)
+                return 0;
+        if (!caller.system)
+                return sf_http_error(resp, 401, "unauthorized");
+        /* v0.7.2 answered 200 with nulls for an unknown node (a bug): 404 as [dev] does. */
+        if (sf_store_get(sf_api_ctx()->store, "node", req->params[0], &doc, NULL) < 0)
+                return sf_http_error(resp, 404, "node not found");
+        return sf_http_json(resp, 200, node_view(doc));
+}
