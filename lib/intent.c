@@ -142,11 +142,11 @@ int sf_intent_finish(sf_store_t *s, const char *id, const char *state, const cha
         return r && r->type == REDIS_REPLY_INTEGER ? 0 : -EIO;
 }
 
-int sf_intent_redrive(sf_ctx_t *ctx, const char *node, const char *worker, int older_than_s,
-                      int *ret_n) {
+static int redrive(sf_ctx_t *ctx, const char *node, const char *worker, int older_than_s, bool fresh,
+                   int *ret_n) {
         _cleanup_reply_ redisReply *ids = sf_store_cmd(ctx->store, "ZRANGE sf:intents:pending 0 -1");
         int64_t cutoff = sf_now_us() - (int64_t)older_than_s * 1000000;
-        char prefix[256] = "";
+        char prefix[256] = "", msgid[80];
         int n = 0;
 
         if (!ids || ids->type != REDIS_REPLY_ARRAY)
@@ -171,7 +171,13 @@ int sf_intent_redrive(sf_ctx_t *ctx, const char *node, const char *worker, int o
                         continue;
                 if (strtoll(r->element[2]->str, NULL, 10) > cutoff)
                         continue;
-                if (!ctx->bus || sf_bus_publish(ctx->bus, r->element[1]->str, id, r->element[0]->str,
+                /* A fresh message id gets past the dedupe window: the handler keys on the
+                 * intent id inside the payload, so a second copy has no second effect. */
+                if (fresh)
+                        snprintf(msgid, sizeof(msgid), "%s.%lld", id, (long long)sf_now_us());
+                else
+                        snprintf(msgid, sizeof(msgid), "%s", id);
+                if (!ctx->bus || sf_bus_publish(ctx->bus, r->element[1]->str, msgid, r->element[0]->str,
                                                 r->element[0]->len) < 0)
                         continue;
                 sf_intent_touch(ctx->store, id);
@@ -188,4 +194,13 @@ const char *sf_intent_arg(const Sf__Intent *in, const char *key) {
                 if (strcmp(in->args[i]->key, key) == 0)
                         return in->args[i]->value;
         return NULL;
+}
+
+int sf_intent_redrive(sf_ctx_t *ctx, const char *node, const char *worker, int older_than_s,
+                      int *ret_n) {
+        return redrive(ctx, node, worker, older_than_s, false, ret_n);
+}
+
+int sf_intent_recover(sf_ctx_t *ctx, const char *node, const char *worker, int *ret_n) {
+        return redrive(ctx, node, worker, 0, true, ret_n);
 }

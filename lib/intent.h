@@ -36,5 +36,10 @@ int sf_intent_finish(sf_store_t *s, const char *id, const char *state, const cha
  * worker (NULL: any).  *ret_n = how many. */
 int sf_intent_redrive(sf_ctx_t *ctx, const char *node, const char *worker, int older_than_s,
                       int *ret_n);
+/* A worker starting up: every pending intent of node and worker is published again at
+ * once, with a fresh message id, instead of waiting for JetStream's ack timeout to
+ * redeliver what a dead predecessor held.  Copies are harmless (handlers are keyed by
+ * intent id and skip done intents). */
+int sf_intent_recover(sf_ctx_t *ctx, const char *node, const char *worker, int *ret_n);
 /* An argument of the intent, or NULL. */
 const char *sf_intent_arg(const Sf__Intent *in, const char *key);

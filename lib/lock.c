@@ -198,3 +198,17 @@ int sf_lock_break_dead(sf_store_t *s, const char *name, const char *node) {
                 return (int)d->integer;
         }
 }
+
+int sf_lock_acquire_worker(sf_store_t *s, const char *name, const char *node, int ttl_ms, int wait_ms,
+                           sf_lock_t **ret) {
+        char holder[160];
+        int r;
+
+        sf_lock_holder(node, holder, sizeof(holder));
+        r = sf_lock_acquire(s, name, holder, ttl_ms, 0, true, ret);
+        if (r == -EBUSY && sf_lock_break_dead(s, name, node) == 1)
+                r = sf_lock_acquire(s, name, holder, ttl_ms, 0, true, ret);
+        if (r == -EBUSY && wait_ms > 0)
+                r = sf_lock_acquire(s, name, holder, ttl_ms, wait_ms, true, ret);
+        return r;
+}

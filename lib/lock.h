@@ -31,5 +31,9 @@ sf_fence_t sf_lock_fence(const sf_lock_t *l);
 void sf_lock_holder(const char *node, char *out, size_t len);
 /* 1 if a lock held by a dead process of this node was removed, 0 if not, <0 on error. */
 int sf_lock_break_dead(sf_store_t *s, const char *name, const char *node);
+/* The usual way for a worker: holder "<node>/<pid>", keepalive on; a lock left by a dead
+ * process of this node is broken at once, else wait up to wait_ms (-EBUSY after). */
+int sf_lock_acquire_worker(sf_store_t *s, const char *name, const char *node, int ttl_ms, int wait_ms,
+                           sf_lock_t **ret);
 /* Release (only if still ours) and free.  Accepts NULL. */
 void sf_lock_release(sf_store_t *s, sf_lock_t *l);

@@ -142,6 +142,11 @@ int sf_worker_run(sf_ctx_t *ctx, const sf_worker_t *w, volatile sig_atomic_t *st
                 return r;
         }
         log_info("consuming %s as %s", filter, durable);
+        {
+                int n = 0;
+                if (sf_intent_recover(ctx, ctx->cfg.node, w->name, &n) == 0 && n > 0)
+                        log_info("re-published %d pending intent(s) left by a previous run", n);
+        }
         while (!*stop) {
                 sf_bus_msg_t *msg = NULL;
 

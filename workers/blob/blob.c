@@ -524,11 +524,10 @@ static int fetch_locked(job_t *j) {
 }
 
 static int lock_artifact(sf_ctx_t *ctx, const char *auuid, int wait_ms, sf_lock_t **ret) {
-        char name[96], holder[128];
+        char name[96];
 
         snprintf(name, sizeof(name), "artifact/%s", auuid);
-        snprintf(holder, sizeof(holder), "%s/sf-blob/%d", ctx->cfg.node, (int)getpid());
-        return sf_lock_acquire(ctx->store, name, holder, LOCK_TTL_MS, wait_ms, true, ret);
+        return sf_lock_acquire_worker(ctx->store, name, ctx->cfg.node, LOCK_TTL_MS, wait_ms, ret);
 }
 
 int sf_blob_handle_fetch(sf_work_t *w) {

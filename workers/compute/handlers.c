@@ -320,20 +320,13 @@ static int build_and_start(sf_work_t *w, json_object *inst, const sf_fence_t *fe
         return SF_WORK_DONE;
 }
 
-/* The per-instance lock; a lock left by a dead sf-compute of this node is broken at
- * once (fencing keeps that safe) rather than waited out. */
+/* The per-instance lock; one left by a dead sf-compute of this node is broken at once
+ * (fencing keeps that safe) rather than waited out. */
 static int lock_instance(sf_ctx_t *ctx, const char *uuid, int wait_ms, sf_lock_t **ret) {
-        char name[64], holder[96];
-        int r;
+        char name[64];
 
         snprintf(name, sizeof(name), "instance/%s", uuid);
-        sf_lock_holder(ctx->cfg.node, holder, sizeof(holder));
-        r = sf_lock_acquire(ctx->store, name, holder, LOCK_TTL_MS, 0, true, ret);
-        if (r == -EBUSY && sf_lock_break_dead(ctx->store, name, ctx->cfg.node) == 1)
-                r = sf_lock_acquire(ctx->store, name, holder, LOCK_TTL_MS, 0, true, ret);
-        if (r == -EBUSY && wait_ms > 0)
-                r = sf_lock_acquire(ctx->store, name, holder, LOCK_TTL_MS, wait_ms, true, ret);
-        return r;
+        return sf_lock_acquire_worker(ctx->store, name, ctx->cfg.node, LOCK_TTL_MS, wait_ms, ret);
 }
 
 /* Waits for the other workers' steps; returns SF_WORK_DONE when all are ready. */
