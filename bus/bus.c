@@ -9,10 +9,21 @@
 struct sf_bus {
         natsConnection *nc;
         jsCtx *js;
+        _Atomic uint64_t reconnects;
 };
+
+static void on_reconnected(natsConnection *nc, void *closure) {
+        sf_bus_t *b = closure;
+
+        (void)nc;
+        b->reconnects++;
+}
 
 struct sf_bus_sub {
         natsSubscription *sub;
+        sf_bus_t *bus;
+        char stream[64], durable[128], filter[256];
+        int ack_wait_s;
 };
 
 struct sf_bus_msg {
@@ -58,6 +69,8 @@ int sf_bus_connect(const char *url, sf_bus_t **ret) {
         if (s == NATS_OK)
                 s = natsOptions_SetTimeout(opts, 2000);
         if (s == NATS_OK)
+                s = natsOptions_SetReconnectedCB(opts, on_reconnected, b);
+        if (s == NATS_OK)
                 s = natsConnection_Connect(&b->nc, opts);
         if (s == NATS_OK)
                 s = natsConnection_JetStream(&b->js, b->nc, NULL);
@@ -71,6 +84,8 @@ cleanup:
         sf_bus_free(b);
         return r;
 }
+
+uint64_t sf_bus_reconnects(sf_bus_t *b) { return b->reconnects; }
 
 void sf_bus_free(sf_bus_t *b) {
         if (!b)
@@ -125,15 +140,24 @@ int sf_bus_ensure_streams(sf_bus_t *b) {
 int sf_bus_publish(sf_bus_t *b, const char *subject, const char *msg_id, const void *data,
                    size_t len) {
         jsPubOptions po;
-        jsPubAck *pa = NULL;
         jsErrCode jerr = 0;
-        natsStatus s;
+        natsStatus s = NATS_OK;
 
+        /* Disconnected: fail at once rather than hold a caller for the publish timeout;
+         * callers keep the truth in Redis and re-drive. */
+        if (natsConnection_Status(b->nc) != NATS_CONN_STATUS_CONNECTED)
+                return -ENOTCONN;
         jsPubOptions_Init(&po);
         po.MsgId = msg_id;
         po.MaxWait = 5000;
-        s = js_Publish(&pa, b->js, subject, data, (int)len, &po, &jerr);
-        jsPubAck_Destroy(pa);
+        for (int attempt = 0; attempt < 2; attempt++) {
+                jsPubAck *pa = NULL;
+                s = js_Publish(&pa, b->js, subject, data, (int)len, &po, &jerr);
+                jsPubAck_Destroy(pa);
+                /* No stream answers: the server lost its store (or never had it). */
+                if (s != NATS_NO_RESPONDERS || attempt > 0 || sf_bus_ensure_streams(b) < 0)
+                        break;
+        }
         return nats_errno(s);
 }
 
@@ -170,6 +194,11 @@ int sf_bus_consumer(sf_bus_t *b, const char *stream, const char *durable, const 
         sub = calloc(1, sizeof(*sub));
         if (!sub)
                 return -ENOMEM;
+        sub->bus = b;
+        snprintf(sub->stream, sizeof(sub->stream), "%s", stream);
+        snprintf(sub->durable, sizeof(sub->durable), "%s", durable);
+        snprintf(sub->filter, sizeof(sub->filter), "%s", filter);
+        sub->ack_wait_s = ack_wait_s;
         jsSubOptions_Init(&so);
         so.Stream = stream;
         so.Consumer = durable;
@@ -181,6 +210,32 @@ int sf_bus_consumer(sf_bus_t *b, const char *stream, const char *durable, const 
         }
         *ret = sub;
         return 0;
+}
+
+int sf_bus_sub_check(sf_bus_sub_t **subp) {
+        sf_bus_sub_t *old = *subp, *fresh = NULL;
+        jsConsumerInfo *ci = NULL;
+        jsErrCode jerr = 0;
+        natsStatus s;
+        int r;
+
+        if (natsConnection_Status(old->bus->nc) != NATS_CONN_STATUS_CONNECTED)
+                return -ENOTCONN;
+        s = js_GetConsumerInfo(&ci, old->bus->js, old->stream, old->durable, NULL, &jerr);
+        jsConsumerInfo_Destroy(ci);
+        if (s == NATS_OK)
+                return 0;
+        if (s != NATS_NOT_FOUND && jerr != JSConsumerNotFoundErr && jerr != JSStreamNotFoundErr)
+                return nats_errno(s);
+        /* The server lost the stream or the consumer: make both again and re-bind. */
+        r = sf_bus_ensure_streams(old->bus);
+        if (r == 0)
+                r = sf_bus_consumer(old->bus, old->stream, old->durable, old->filter, old->ack_wait_s, &fresh);
+        if (r < 0)
+                return r;
+        sf_bus_sub_free(old);
+        *subp = fresh;
+        return 1;
 }
 
 void sf_bus_sub_free(sf_bus_sub_t *s) {

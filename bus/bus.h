@@ -13,6 +13,9 @@ typedef struct sf_bus_msg sf_bus_msg_t;
 
 int sf_bus_connect(const char *url, sf_bus_t **ret);
 void sf_bus_free(sf_bus_t *b);
+/* How many times the connection came back after a loss (changes mean: messages
+ * published meanwhile may be missing). */
+uint64_t sf_bus_reconnects(sf_bus_t *b);
 
 /* Create (or update to our config) both streams.  Idempotent. */
 int sf_bus_ensure_streams(sf_bus_t *b);
@@ -28,6 +31,9 @@ int sf_bus_publish(sf_bus_t *b, const char *subject, const char *msg_id, const v
 int sf_bus_consumer(sf_bus_t *b, const char *stream, const char *durable, const char *filter,
                     int ack_wait_s, sf_bus_sub_t **ret);
 void sf_bus_sub_free(sf_bus_sub_t *s);
+/* Verify the durable still exists; if the server lost it (or its stream), create both
+ * again and replace *sub with a fresh binding.  1 if replaced, 0 if fine, <0 on error. */
+int sf_bus_sub_check(sf_bus_sub_t **sub);
 
 /* One message, or -ETIMEDOUT when none arrived within timeout_ms. */
 int sf_bus_fetch(sf_bus_sub_t *s, int timeout_ms, sf_bus_msg_t **ret);

@@ -130,7 +130,8 @@ cleanup:
 int sf_worker_run(sf_ctx_t *ctx, const sf_worker_t *w, volatile sig_atomic_t *stop) {
         char durable[128], filter[256], tok[80];
         sf_bus_sub_t *sub = NULL;
-        int64_t next_tick = 0;
+        int64_t next_tick = 0, next_check = sf_mono_ms() + 5000;
+        uint64_t reconnects = sf_bus_reconnects(ctx->bus);
         int r;
 
         sf_config_node_token(ctx->cfg.node, tok, sizeof(tok));
@@ -150,6 +151,24 @@ int sf_worker_run(sf_ctx_t *ctx, const sf_worker_t *w, volatile sig_atomic_t *st
         while (!*stop) {
                 sf_bus_msg_t *msg = NULL;
 
+                /* A server that lost its store (lazy fsync, power loss) comes back without
+                 * our stream or consumer: notice, recreate, and re-publish from Redis. */
+                if (sf_mono_ms() >= next_check) {
+                        uint64_t rc = sf_bus_reconnects(ctx->bus);
+                        int n = 0;
+                        if (sf_bus_sub_check(&sub) == 1) {
+                                log_warn("bus: consumer %s was lost; recreated it", durable);
+                                sf_intent_recover(ctx, ctx->cfg.node, w->name, &n);
+                        } else if (rc != reconnects) {
+                                /* Publishes (ours or the API's) may have failed while it
+                                 * was away: the pending records in Redis say what. */
+                                sf_intent_recover(ctx, ctx->cfg.node, w->name, &n);
+                        }
+                        if (n > 0)
+                                log_info("bus: re-published %d pending intent(s) after an outage", n);
+                        reconnects = rc;
+                        next_check = sf_mono_ms() + 5000;
+                }
                 if (w->tick && sf_mono_ms() >= next_tick) {
                         w->tick(ctx, w->user);
                         next_tick = sf_mono_ms() + (w->tick_ms > 0 ? w->tick_ms : 5000);
