@@ -43,6 +43,9 @@ json_object *sf_view_namespace(json_object *doc);
  * caller.  On failure resp is filled (404 "<type> not found", 400 ambiguous). */
 int sf_api_lookup(sf_ctx_t *ctx, const sf_caller_t *caller, const char *type, const char *ref,
                   sf_http_resp_t *resp, json_object **ret_doc);
+/* Authenticate, then look up params[0] as a <type> reference.  0, or <0 with resp filled. */
+int sf_api_find(sf_http_req_t *req, sf_http_resp_t *resp, const char *type, sf_caller_t *caller,
+                json_object **ret_doc);
 /* Can caller see an instance/network/interface of namespace ns (own or system)? */
 bool sf_api_owns(const sf_caller_t *caller, const char *ns);
 

@@ -85,6 +85,15 @@ int sf_api_auth(sf_http_req_t *req, sf_http_resp_t *resp, sf_caller_t *caller) {
         return 0;
 }
 
+int sf_api_find(sf_http_req_t *req, sf_http_resp_t *resp, const char *type, sf_caller_t *caller,
+                json_object **ret_doc) {
+        int r = sf_api_auth(req, resp, caller);
+
+        if (r < 0)
+                return r;
+        return sf_api_lookup(sf_api_ctx(), caller, type, req->params[0], resp, ret_doc);
+}
+
 bool sf_api_owns(const sf_caller_t *caller, const char *ns) {
         return caller->system || (ns && strcmp(caller->ns, ns) == 0);
 }

@@ -655,11 +655,9 @@ int sf_api_instance_get(sf_http_req_t *req, sf_http_resp_t *resp) {
         _cleanup_json_ json_object *doc = NULL;
         sf_caller_t caller;
 
-        if (sf_api_auth(req, resp, &caller) < 0)
+        if (sf_api_find(req, resp, "instance", &caller, &doc) < 0)
                 return 0;
         if (sf_http_check_keys(req, resp, allowed) < 0)
-                return 0;
-        if (sf_api_lookup(sf_api_ctx(), &caller, "instance", req->params[0], resp, &doc) < 0)
                 return 0;
         return sf_http_json(resp, 200, sf_view_instance(sf_api_ctx(), doc));
 }
@@ -672,11 +670,9 @@ int sf_api_instance_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
         sf_caller_t caller;
         int r;
 
-        if (sf_api_auth(req, resp, &caller) < 0)
+        if (sf_api_find(req, resp, "instance", &caller, &doc) < 0)
                 return 0;
         if (sf_http_check_keys(req, resp, allowed) < 0)
-                return 0;
-        if (sf_api_lookup(ctx, &caller, "instance", req->params[0], resp, &doc) < 0)
                 return 0;
         uuid = sf_json_str(doc, "uuid");
         state = sf_json_str(doc, "state") ?: "";
@@ -707,9 +703,7 @@ int sf_api_instance_events(sf_http_req_t *req, sf_http_resp_t *resp) {
         _cleanup_json_ json_object *doc = NULL;
         sf_caller_t caller;
 
-        if (sf_api_auth(req, resp, &caller) < 0)
-                return 0;
-        if (sf_api_lookup(sf_api_ctx(), &caller, "instance", req->params[0], resp, &doc) < 0)
+        if (sf_api_find(req, resp, "instance", &caller, &doc) < 0)
                 return 0;
         return sf_api_events(req, resp, "instance", sf_json_str(doc, "uuid"));
 }
@@ -720,9 +714,7 @@ int sf_api_instance_interfaces(sf_http_req_t *req, sf_http_resp_t *resp) {
         json_object *ifaces;
         sf_caller_t caller;
 
-        if (sf_api_auth(req, resp, &caller) < 0)
-                return 0;
-        if (sf_api_lookup(ctx, &caller, "instance", req->params[0], resp, &doc) < 0)
+        if (sf_api_find(req, resp, "instance", &caller, &doc) < 0)
                 return 0;
         view = sf_view_instance(ctx, doc);
         json_object_object_get_ex(view, "interfaces", &ifaces);
@@ -758,11 +750,9 @@ int sf_api_instance_consoledata(sf_http_req_t *req, sf_http_resp_t *resp) {
         ssize_t n;
         size_t want;
 
-        if (sf_api_auth(req, resp, &caller) < 0)
+        if (sf_api_find(req, resp, "instance", &caller, &doc) < 0)
                 return 0;
         if (sf_http_check_keys(req, resp, allowed) < 0)
-                return 0;
-        if (sf_api_lookup(ctx, &caller, "instance", req->params[0], resp, &doc) < 0)
                 return 0;
         if (json_object_object_get_ex(req->body, "length", &lv) && lv) {
                 if (sf_http_body_int(req, "length", 10240, &length) < 0)

@@ -144,9 +144,7 @@ int sf_api_network_get(sf_http_req_t *req, sf_http_resp_t *resp) {
         _cleanup_json_ json_object *doc = NULL;
         sf_caller_t caller;
 
-        if (sf_api_auth(req, resp, &caller) < 0)
-                return 0;
-        if (sf_api_lookup(sf_api_ctx(), &caller, "network", req->params[0], resp, &doc) < 0)
+        if (sf_api_find(req, resp, "network", &caller, &doc) < 0)
                 return 0;
         return sf_http_json(resp, 200, sf_view_network(doc));
 }
@@ -192,9 +190,7 @@ int sf_api_network_events(sf_http_req_t *req, sf_http_resp_t *resp) {
         _cleanup_json_ json_object *doc = NULL;
         sf_caller_t caller;
 
-        if (sf_api_auth(req, resp, &caller) < 0)
-                return 0;
-        if (sf_api_lookup(sf_api_ctx(), &caller, "network", req->params[0], resp, &doc) < 0)
+        if (sf_api_find(req, resp, "network", &caller, &doc) < 0)
                 return 0;
         return sf_api_events(req, resp, "network", sf_json_str(doc, "uuid"));
 }
@@ -206,9 +202,7 @@ int sf_api_network_interfaces(sf_http_req_t *req, sf_http_resp_t *resp) {
         sf_caller_t caller;
         json_object *list;
 
-        if (sf_api_auth(req, resp, &caller) < 0)
-                return 0;
-        if (sf_api_lookup(ctx, &caller, "network", req->params[0], resp, &doc) < 0)
+        if (sf_api_find(req, resp, "network", &caller, &doc) < 0)
                 return 0;
         m = sf_store_cmd(ctx->store, "SMEMBERS sf:netifaces:%s", sf_json_str(doc, "uuid"));
         if (!m || m->type != REDIS_REPLY_ARRAY)

@@ -1,4 +1,4 @@
-/* Integration: the compute pieces together on the real qemu:///system (TCG).
+/* Integration: the compute pieces together on the real libvirt qemu driver, under TCG.
  * A 512-byte boot sector that prints a marker on COM1 is turned into a qcow2 base,
  * overlaid, given a config drive, rendered into a domain from templates/, started,
  * and the marker must show up in the pty serial log that virtlogd writes.
