@@ -21,6 +21,7 @@ static void basic_spec(sf_domain_spec_t *s, sf_domain_disk_t disks[2], sf_domain
         memset(nics, 0, sizeof(*nics));
         snprintf(s->uuid, sizeof(s->uuid), UUID);
         snprintf(s->name, sizeof(s->name), "web-1");
+        snprintf(s->node, sizeof(s->node), "node1");
         snprintf(s->domain_type, sizeof(s->domain_type), "qemu");
         snprintf(s->machine, sizeof(s->machine), "pc");
         s->memory_mib = 1024;

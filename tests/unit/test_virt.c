@@ -17,12 +17,22 @@
 #define UUID "0f6a5b7e-2c3d-4e5f-8a9b-0c1d2e3f4a5b"
 
 /* The test driver only knows domain type 'test'. */
+#define UUID2 "1f6a5b7e-2c3d-4e5f-8a9b-0c1d2e3f4a5b"
+
 static const char *xml =
         "<domain type='test'>"
         "<name>sf:" UUID "</name><uuid>" UUID "</uuid>"
+        "<metadata><sf:instance xmlns:sf='urn:sf:instance:1'><sf:node>node-a</sf:node></sf:instance></metadata>"
         "<memory unit='MiB'>128</memory><vcpu>1</vcpu>"
         "<os><type arch='x86_64'>hvm</type></os>"
         "<features><acpi/></features>"
+        "</domain>";
+
+static const char *xml2 =
+        "<domain type='test'>"
+        "<name>sf:" UUID2 "</name><uuid>" UUID2 "</uuid>"
+        "<memory unit='MiB'>128</memory><vcpu>1</vcpu>"
+        "<os><type arch='x86_64'>hvm</type></os>"
         "</domain>";
 
 static void test_lifecycle(void **state) {
@@ -44,15 +54,33 @@ static void test_lifecycle(void **state) {
         assert_int_equal(st, VIR_DOMAIN_RUNNING);
 
         /* The driver's built-in domain "test" is not ours. */
-        assert_int_equal(sf_virt_list_sf(c, &uuids, &n), 0);
+        assert_int_equal(sf_virt_list_sf(c, NULL, &uuids, &n), 0);
         assert_int_equal(n, 1);
         assert_string_equal(uuids[0], UUID);
         sf_virt_strv_free(uuids, n);
+        /* Only the node named in the domain's sf metadata owns it: another sf node
+         * sharing this libvirtd (make run beside make test) must never see it. */
+        assert_int_equal(sf_virt_list_sf(c, "node-a", &uuids, &n), 0);
+        assert_int_equal(n, 1);
+        sf_virt_strv_free(uuids, n);
+        assert_int_equal(sf_virt_list_sf(c, "node-b", &uuids, &n), 0);
+        assert_int_equal(n, 0);
+        sf_virt_strv_free(uuids, n);
+        /* A domain without our metadata belongs to no node. */
+        assert_int_equal(sf_virt_define_start(c, xml2), 0);
+        assert_int_equal(sf_virt_list_sf(c, NULL, &uuids, &n), 0);
+        assert_int_equal(n, 2);
+        sf_virt_strv_free(uuids, n);
+        assert_int_equal(sf_virt_list_sf(c, "node-a", &uuids, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(uuids[0], UUID);
+        sf_virt_strv_free(uuids, n);
+        assert_int_equal(sf_virt_destroy_undefine(c, "sf:" UUID2), 0);
 
         assert_int_equal(sf_virt_destroy_undefine(c, "sf:" UUID), 0);
         assert_int_equal(sf_virt_state(c, "sf:" UUID, &st), -ENOENT);
         assert_int_equal(sf_virt_destroy_undefine(c, "sf:" UUID), 0);
-        assert_int_equal(sf_virt_list_sf(c, &uuids, &n), 0);
+        assert_int_equal(sf_virt_list_sf(c, NULL, &uuids, &n), 0);
         assert_int_equal(n, 0);
         sf_virt_strv_free(uuids, n);
 

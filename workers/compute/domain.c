@@ -161,6 +161,7 @@ int sf_domain_xml(const sf_domain_spec_t *spec, const char *tmpl_dir, char **ret
                 {"name", name},
                 {"uuid", spec->uuid},
                 {"title", spec->name},
+                {"node", spec->node},
                 {"memory_kib", mem},
                 {"vcpus", vcpus},
                 {"machine", spec->machine},

@@ -24,6 +24,7 @@ typedef struct {
 typedef struct {
         char uuid[37];
         char name[64];           /* the instance's own name: goes into <title> */
+        char node[64];           /* the sf node that owns the domain (libvirt metadata) */
         char domain_type[8];     /* kvm | qemu */
         char machine[8];         /* pc | q35 */
         int memory_mib;
@@ -43,3 +44,5 @@ typedef struct {
 int sf_domain_xml(const sf_domain_spec_t *spec, const char *tmpl_dir, char **ret_xml);
 /* The libvirt domain name for an instance: "sf:<uuid>". */
 void sf_domain_name(const char *uuid, char out[64]);
+/* The namespace of sf's element in libvirt's <metadata>. */
+#define SF_DOMAIN_METADATA_NS "urn:sf:instance:1"

@@ -301,6 +301,7 @@ static int build_and_start(sf_work_t *w, json_object *inst, const sf_fence_t *fe
                                          .nnics = nn};
                 snprintf(spec.uuid, sizeof(spec.uuid), "%s", uuid);
                 snprintf(spec.name, sizeof(spec.name), "%s", sf_json_str(inst, "name") ?: "");
+                snprintf(spec.node, sizeof(spec.node), "%s", ctx->cfg.node);
                 snprintf(spec.domain_type, sizeof(spec.domain_type), "%s", cs->domain_type);
                 snprintf(spec.machine, sizeof(spec.machine), "%s", sf_json_str(inst, "machine_type") ?: "pc");
                 snprintf(spec.console_log, sizeof(spec.console_log), "%s/console.log", dir);
@@ -583,7 +584,7 @@ static void reconcile(sf_ctx_t *ctx, sf_compute_t *cs) {
         sf_intent_redrive(ctx, ctx->cfg.node, "compute", ctx->cfg.redrive_after_s, NULL);
         /* Domains nobody wants any more (a crash between undefine and the state write is
          * covered by the delete intent; this catches records that vanished). */
-        if (sf_virt_list_sf(cs->conn, &uuids, &n) == 0) {
+        if (sf_virt_list_sf(cs->conn, ctx->cfg.node, &uuids, &n) == 0) {
                 for (size_t i = 0; i < n; i++) {
                         _cleanup_json_ json_object *inst = NULL;
                         char name[64];

@@ -1,5 +1,7 @@
 #include "virt.h"
 
+#include "domain.h"
+
 #include "log.h"
 #include "util.h"
 
@@ -164,7 +166,27 @@ void sf_virt_strv_free(char **v, size_t n) {
         free(v);
 }
 
-int sf_virt_list_sf(virConnectPtr c, char ***ret_uuids, size_t *ret_n) {
+/* The node recorded in the domain's sf metadata element, "" if none. */
+static void domain_node(virDomainPtr d, char *out, size_t len) {
+        char *xml = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, SF_DOMAIN_METADATA_NS, 0);
+        const char *p, *end;
+
+        out[0] = 0;
+        if (!xml) {
+                virResetLastError();
+                return;
+        }
+        /* libvirt hands the element back with a prefix of its choosing: match ":node>". */
+        p = strstr(xml, "node>");
+        end = p ? strchr(p + 5, '<') : NULL;
+        if (p && end && (size_t)(end - (p + 5)) < len) {
+                memcpy(out, p + 5, (size_t)(end - (p + 5)));
+                out[end - (p + 5)] = 0;
+        }
+        free(xml);
+}
+
+int sf_virt_list_sf(virConnectPtr c, const char *node, char ***ret_uuids, size_t *ret_n) {
         virDomainPtr *doms = NULL;
         char **uuids = NULL;
         size_t n = 0;
@@ -188,6 +210,12 @@ int sf_virt_list_sf(virConnectPtr c, char ***ret_uuids, size_t *ret_n) {
 
                 if (!name || strncmp(name, "sf:", 3) != 0 || !sf_uuid_parse(name + 3, uuid))
                         continue;
+                if (node) {
+                        char owner[128];
+                        domain_node(doms[i], owner, sizeof(owner));
+                        if (strcmp(owner, node) != 0)
+                                continue; /* another sf node's (or nobody's): never ours to touch */
+                }
                 uuids[n] = strdup(uuid);
                 if (!uuids[n]) {
                         r = -ENOMEM;

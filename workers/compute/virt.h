@@ -18,7 +18,7 @@ int sf_virt_state(virConnectPtr c, const char *name, int *ret_state);
 int sf_virt_destroy_undefine(virConnectPtr c, const char *name);
 /* Uuids of every domain (running or defined) named sf:<uuid>.  Free with
  * sf_virt_strv_free(). */
-int sf_virt_list_sf(virConnectPtr c, char ***ret_uuids, size_t *ret_n);
+int sf_virt_list_sf(virConnectPtr c, const char *node, char ***ret_uuids, size_t *ret_n);
 void sf_virt_strv_free(char **v, size_t n);
 /* Resolve SF_DOMAIN_TYPE: "kvm"/"qemu" pass through; "auto" runs a tiny real guest
  * on /dev/kvm (in a child, with a timeout) and answers "kvm" only if it worked,
