@@ -21,6 +21,7 @@
 #include "util.h"
 #include "virt.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -596,6 +597,36 @@ static void reconcile(sf_ctx_t *ctx, sf_compute_t *cs) {
                         sf_virt_destroy_undefine(cs->conn, name);
                 }
                 sf_virt_strv_free(uuids, n);
+        }
+        /* Instance directories (disks, config drive, console) nobody owns any more. */
+        {
+                char dir[4096];
+                DIR *d;
+                struct dirent *e;
+
+                snprintf(dir, sizeof(dir), "%s/instances", ctx->cfg.storage);
+                d = opendir(dir);
+                while (d && (e = readdir(d))) {
+                        _cleanup_json_ json_object *inst = NULL;
+                        char path[4400], name[64];
+                        int st = 0, r;
+
+                        if (!sf_uuid_parse(e->d_name, NULL))
+                                continue;
+                        r = sf_store_get(ctx->store, "instance", e->d_name, &inst, NULL);
+                        if (r < 0 && r != -ENOENT)
+                                continue; /* Redis unsure: never delete on a guess */
+                        if (r == 0 && strcmp(sf_json_str(inst, "state") ?: "", "deleted") != 0)
+                                continue;
+                        sf_domain_name(e->d_name, name);
+                        if (sf_virt_state(cs->conn, name, &st) == 0)
+                                continue; /* a domain still uses it: the domain pass goes first */
+                        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+                        log_warn("reconciler: removing leaked instance files %s", path);
+                        sf_rm_rf(path);
+                }
+                if (d)
+                        closedir(d);
         }
         /* Instances stuck in a transitional state without progress get a fresh intent
          * (e.g. the API died between writing the record and recording its intent). */
