@@ -26,6 +26,7 @@ typedef struct sf_config {
         int ack_wait_s;           /* SF_ACK_WAIT (15): JetStream redelivery after a silent worker */
         int max_attempts;         /* SF_MAX_ATTEMPTS (5): failed attempts before term + error */
         int redrive_after_s;      /* SF_REDRIVE_AFTER (60): untouched pending intent is re-published */
+        int cleaner_delay_s;      /* SF_CLEANER_DELAY (3600): deleted records answer by UUID this long */
 } sf_config_t;
 
 /* Fill cfg from the environment. -EINVAL with a log line on a malformed value. */

@@ -155,3 +155,37 @@ int sf_obj_release_interface(sf_ctx_t *ctx, const char *iface_uuid, char *ret_ne
         r = sf_obj_set_state(ctx, "networkinterface", iface_uuid, "deleted", NULL, NULL, NULL);
         return r == -EINVAL ? 0 : r;
 }
+
+int sf_obj_purge_deleted(sf_ctx_t *ctx, int older_than_s, int *ret_n) {
+        static const char *const types[] = {"networkinterface", "instance", "network"};
+        double cutoff = sf_now() - older_than_s;
+        int n = 0;
+
+        for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+                char **ids = NULL;
+                int r = sf_store_index(ctx->store, types[t], "all", NULL, &ids, NULL);
+                if (r < 0)
+                        return r;
+                for (char **p = ids; *p; p++) {
+                        _cleanup_json_ json_object *doc = NULL;
+                        json_object *ts;
+                        if (sf_store_get(ctx->store, types[t], *p, &doc, NULL) < 0 ||
+                            strcmp(sf_json_str(doc, "state") ?: "", "deleted") != 0 ||
+                            !json_object_object_get_ex(doc, "state_updated", &ts) ||
+                            json_object_get_double(ts) > cutoff)
+                                continue;
+                        if (strcmp(types[t], "networkinterface") == 0 && sf_json_str(doc, "network_uuid"))
+                                freeReplyObject(sf_store_cmd(ctx->store, "SREM sf:netifaces:%s %s",
+                                                             sf_json_str(doc, "network_uuid"), *p));
+                        if (strcmp(types[t], "network") == 0)
+                                freeReplyObject(sf_store_cmd(ctx->store, "DEL sf:netifaces:%s", *p));
+                        freeReplyObject(sf_store_cmd(ctx->store, "DEL sf:eventts:%s:%s", types[t], *p));
+                        if (sf_store_purge(ctx->store, types[t], *p) == 0)
+                                n++;
+                }
+                sf_strv_free(ids);
+        }
+        if (ret_n)
+                *ret_n = n;
+        return 0;
+}

@@ -27,3 +27,8 @@ int sf_obj_network_live_interfaces(sf_store_t *s, const char *netuuid, int *ret)
  * and mark it deleted.  Idempotent.  ret_network (optional, SF_UUID_LEN) gets its
  * network uuid, or "" if the interface record is gone. */
 int sf_obj_release_interface(sf_ctx_t *ctx, const char *iface_uuid, char *ret_network);
+
+/* Hard-delete records that have been `deleted` for more than older_than_s (upstream's
+ * CLEANER_DELAY): deleted objects answer by UUID until then, and nothing piles up
+ * after.  Instances, networks and interfaces.  *ret_n = how many were removed. */
+int sf_obj_purge_deleted(sf_ctx_t *ctx, int older_than_s, int *ret_n);

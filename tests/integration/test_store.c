@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "ctx.h"
+#include "event.h"
+#include "object.h"
 #include "intent.h"
 #include "ipam.h"
 #include "lock.h"
@@ -213,6 +215,61 @@ static void test_intent_recorded_before_publish(void **state) {
         assert_int_equal(n, 0);
 }
 
+static void put_instance(const char *uuid, const char *state, double age) {
+        _cleanup_json_ json_object *doc = json_object_new_object();
+
+        json_object_object_add(doc, "uuid", json_object_new_string(uuid));
+        json_object_object_add(doc, "name", json_object_new_string("purgeme"));
+        json_object_object_add(doc, "namespace", json_object_new_string("purgens"));
+        json_object_object_add(doc, "state", json_object_new_string(state));
+        json_object_object_add(doc, "state_updated", json_object_new_double(sf_now() - age));
+        assert_int_equal(sf_store_put(ctx.store, "instance", uuid, 0, doc, NULL, NULL), 0);
+}
+
+static bool in_index(const char *type, const char *index, const char *value, const char *uuid) {
+        char **ids = NULL;
+        bool found = false;
+
+        assert_int_equal(sf_store_index(ctx.store, type, index, value, &ids, NULL), 0);
+        for (char **p = ids; *p; p++)
+                found |= strcmp(*p, uuid) == 0;
+        sf_strv_free(ids);
+        return found;
+}
+
+static void test_purge_deleted(void **state) {
+        char old[SF_UUID_LEN], fresh[SF_UUID_LEN], live[SF_UUID_LEN];
+        int n = -1;
+
+        (void)state;
+        sf_uuid_new(old);
+        sf_uuid_new(fresh);
+        sf_uuid_new(live);
+        put_instance(old, "deleted", 7200);
+        put_instance(fresh, "deleted", 10);
+        put_instance(live, "created", 7200);
+        assert_int_equal(sf_event_emit(&ctx, "instance", old, "purgens", "audit", "x", NULL, -1), 0);
+        assert_int_equal(sf_obj_purge_deleted(&ctx, 3600, &n), 0);
+        assert_true(n >= 1);
+        /* Gone for good: record, events, indexes. */
+        assert_int_equal(sf_store_get(ctx.store, "instance", old, NULL, NULL), -ENOENT);
+        assert_false(in_index("instance", "all", NULL, old));
+        assert_false(in_index("instance", "ns", "purgens", old));
+        assert_false(in_index("instance", "name", "purgeme", old));
+        {
+                json_object *ev = NULL;
+                assert_int_equal(sf_event_list(ctx.store, "instance", old, NULL, 100, &ev), 0);
+                assert_int_equal(json_object_array_length(ev), 0);
+                json_object_put(ev);
+        }
+        /* Recently deleted ones still answer by UUID; live ones are never touched. */
+        assert_int_equal(sf_store_get(ctx.store, "instance", fresh, NULL, NULL), 0);
+        assert_int_equal(sf_store_get(ctx.store, "instance", live, NULL, NULL), 0);
+        assert_true(in_index("instance", "all", NULL, live));
+        sf_store_purge(ctx.store, "instance", fresh);
+        sf_store_purge(ctx.store, "instance", live);
+}
+
 static void test_ipam(void **state) {
         char uuid[SF_UUID_LEN], ip[16], ip2[16];
         sf_cidr_t c;
@@ -249,6 +306,7 @@ int main(void) {
                 cmocka_unit_test(test_lock_keepalive),
                 cmocka_unit_test(test_lock_break_dead_holder),
                 cmocka_unit_test(test_intent_recorded_before_publish),
+                cmocka_unit_test(test_purge_deleted),
                 cmocka_unit_test(test_ipam),
         };
         return cmocka_run_group_tests(tests, setup, teardown);

@@ -685,6 +685,13 @@ static void reconcile_unplaced(sf_ctx_t *ctx) {
                 }
                 sf_strv_free(all);
         }
+        /* Upstream's CLEANER_DELAY: deleted records go for good after a while. */
+        {
+                int n = 0;
+                if (sf_obj_purge_deleted(ctx, ctx->cfg.cleaner_delay_s, &n) == 0 && n > 0)
+                        log_info("cleaner: hard-deleted %d record(s) deleted more than %d s ago", n,
+                                 ctx->cfg.cleaner_delay_s);
+        }
         /* Not released: the TTL spaces the scans out across the cluster. */
         sf_lock_release(NULL, lock);
 }
