@@ -155,6 +155,8 @@ static int build_and_start(sf_work_t *w, json_object *inst, const sf_fence_t *fe
         _cleanup_json_ json_object *disk_view = json_object_new_array();
         bool with_cd = strcmp(sf_json_str(inst, "configdrive") ?: "openstack-disk", "none") != 0;
         const char *bus0 = NULL;
+        const char *ns = sf_json_str(inst, "namespace");
+        double step = sf_now();
         built_t built;
         int r;
 
@@ -246,6 +248,8 @@ static int build_and_start(sf_work_t *w, json_object *inst, const sf_fence_t *fe
                 }
         }
         (void)bus0;
+        sf_event_emit(ctx, "instance", uuid, ns, "status", "block devices created", NULL, sf_now() - step);
+        step = sf_now();
 
         /* NICs and the config drive's network_data. */
         if (json_object_object_get_ex(inst, "interfaces", &ifaces)) {
@@ -291,6 +295,8 @@ static int build_and_start(sf_work_t *w, json_object *inst, const sf_fence_t *fe
                         return sf_work_error(w, "invalid config drive input (user_data)"), SF_WORK_FAIL;
                 if (r < 0)
                         return sf_work_error(w, "cannot build config drive: %s", strerror(-r)), SF_WORK_RETRY;
+                sf_event_emit(ctx, "instance", uuid, ns, "status", "config drive written", NULL, sf_now() - step);
+                step = sf_now();
         }
 
         {
@@ -313,6 +319,12 @@ static int build_and_start(sf_work_t *w, json_object *inst, const sf_fence_t *fe
         r = sf_virt_define_start(cs->conn, xml);
         if (r < 0)
                 return sf_work_error(w, "libvirt could not start the domain: %s", strerror(-r)), SF_WORK_RETRY;
+        {
+                _cleanup_json_ json_object *extra = json_object_new_object();
+                json_object_object_add(extra, "domain_type", json_object_new_string(cs->domain_type));
+                sf_event_emit(ctx, "instance", uuid, ns, "status", "domain defined and started", extra,
+                              sf_now() - step);
+        }
 
         built.disks = disk_view;
         built.power = "on";
