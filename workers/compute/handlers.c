@@ -154,7 +154,6 @@ static int build_and_start(sf_work_t *w, json_object *inst, const sf_fence_t *fe
         _cleanup_free_ char *xml = NULL;
         _cleanup_json_ json_object *disk_view = json_object_new_array();
         bool with_cd = strcmp(sf_json_str(inst, "configdrive") ?: "openstack-disk", "none") != 0;
-        const char *bus0 = NULL;
         const char *ns = sf_json_str(inst, "namespace");
         double step = sf_now();
         built_t built;
@@ -180,8 +179,6 @@ static int build_and_start(sf_work_t *w, json_object *inst, const sf_fence_t *fe
                 char blob[SF_UUID_LEN] = "", base[4096] = "", err[256] = "";
                 bool ready;
 
-                if (i == 0)
-                        bus0 = bus;
                 device_name(bus, (int)nd, d->device);
                 snprintf(d->bus, sizeof(d->bus), "%s", bus);
                 snprintf(d->type, sizeof(d->type), "disk");
@@ -247,7 +244,6 @@ static int build_and_start(sf_work_t *w, json_object *inst, const sf_fence_t *fe
                         nd++;
                 }
         }
-        (void)bus0;
         sf_event_emit(ctx, "instance", uuid, ns, "status", "block devices created", NULL, sf_now() - step);
         step = sf_now();
 
