@@ -1,5 +1,6 @@
 /* sf-api: per-thread context, authentication, lookups, views, events, capabilities. */
 #include "api.h"
+#include "authguard.h"
 
 #include "event.h"
 #include "log.h"
@@ -32,7 +33,7 @@ int sf_api_init(const sf_config_t *cfg, sf_bus_t *bus) {
         api_cfg = *cfg;
         api_bus = bus;
         pthread_once(&ctx_once, ctx_key_init);
-        return 0;
+        return sf_authguard_init(cfg);
 }
 
 sf_ctx_t *sf_api_ctx(void) {

@@ -5,12 +5,15 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "json.h"
 #include "log.h"
@@ -28,6 +31,11 @@ static const char page_404[] =
 #define CT_HTML "text/html; charset=utf-8"
 /* Beyond this much discarded body past the cap the connection is simply dropped. */
 #define DISCARD_LIMIT (64u * 1024 * 1024)
+/* Offload threads are CPU-bound (bcrypt): a lower priority lets request threads preempt them. */
+#define OFFLOAD_NICE 10
+#define OFFLOAD_RETRY_AFTER_S 1
+
+typedef struct conn_ctx conn_ctx_t;
 
 struct sf_http_server {
         struct MHD_Daemon *d;
@@ -35,10 +43,18 @@ struct sf_http_server {
         size_t nroutes;
         void *user;
         int port;
+        /* The offload pool: a bounded FIFO of suspended connections. */
+        pthread_mutex_t lock;
+        pthread_cond_t wake;
+        pthread_t workers[SF_HTTP_OFFLOAD_THREADS];
+        size_t nworkers;
+        conn_ctx_t *queue[SF_HTTP_OFFLOAD_QUEUE];
+        size_t qhead, qlen;
+        bool stopping;
 };
 
 /* Per-request state kept across MHD's access-handler calls. */
-typedef struct conn_ctx {
+struct conn_ctx {
         const sf_http_route_t *route; /* NULL => 404/405 */
         bool path_known;
         int match_err;
@@ -49,7 +65,17 @@ typedef struct conn_ctx {
         size_t len, cap, max, discarded;
         bool too_big, raw;
         int64_t start_ms;
-} conn_ctx_t;
+        /* Offloaded requests: what the pool thread needs, owned here since MHD's strings
+         * are only borrowed for the call that hands the request over. */
+        struct MHD_Connection *conn;
+        char *method, *url, *authorization;
+        json_object *body;
+        sf_http_req_t req;
+        sf_http_resp_t resp;
+        sf_http_handler_fn offload;
+        int handler_r;
+        bool answered; /* the pool ran fn: answer when MHD calls us again */
+};
 
 static void json_putp(json_object **o) { if (*o) json_object_put(*o); }
 #define _cleanup_jsonc_ __attribute__((cleanup(json_putp)))
@@ -321,6 +347,11 @@ static void ctx_free(conn_ctx_t *c) {
                 return;
         free(c->scratch);
         free(c->buf);
+        free(c->method);
+        free(c->url);
+        free(c->authorization);
+        json_putp(&c->body);
+        resp_reset(&c->resp);
         free(c);
 }
 
@@ -397,6 +428,12 @@ static enum MHD_Result queue(struct MHD_Connection *conn, sf_http_resp_t *r, con
                                         r->content_type ? r->content_type : CT_JSON);
         }
         MHD_add_response_header(mr, "X-Request-ID", request_id);
+        if (r->retry_after > 0) {
+                char ra[16];
+
+                snprintf(ra, sizeof(ra), "%d", r->retry_after);
+                MHD_add_response_header(mr, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+        }
         if (allow && *allow)
                 MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, allow);
         ret = MHD_queue_response(conn, (unsigned)r->status, mr);
@@ -415,6 +452,134 @@ static const char *handler_name(const char *method) {
         return "handler";
 }
 
+static void client_address(struct MHD_Connection *conn, char *out, size_t outlen) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+        out[0] = 0;
+        if (sa && sa->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)outlen);
+        else if (sa && sa->sa_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)outlen);
+}
+
+/* Fill req for c's route; the strings are borrowed from MHD (valid during this call). */
+static void req_fill(sf_http_server_t *s, conn_ctx_t *c, struct MHD_Connection *conn, const char *method,
+                     const char *url, json_object *body, sf_http_req_t *req) {
+        req->method = method;
+        req->path = url;
+        req->body = body;
+        req->raw_body = c->buf ? c->buf : "";
+        req->raw_len = c->len;
+        req->authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        memcpy(req->params, c->params, sizeof(req->params));
+        req->nparams = c->nparams;
+        req->conn = conn;
+        req->user = s->user;
+        req->handler_name = handler_name(c->route->method);
+        client_address(conn, req->remote_addr, sizeof(req->remote_addr));
+}
+
+int sf_http_offload(sf_http_req_t *req, sf_http_resp_t *resp, sf_http_handler_fn fn) {
+        (void)req;
+        resp->offload = fn;
+        return 0;
+}
+
+static int handler_call(sf_http_handler_fn fn, sf_http_req_t *req, sf_http_resp_t *resp) {
+        int r;
+
+        resp->offload = NULL;
+        r = fn(req, resp);
+        if (r >= 0 && resp->status == 0 && resp->offload)
+                return 0;
+        if (r >= 0 && resp->status == 0)
+                r = sf_http_json(resp, 200, NULL);
+        return r;
+}
+
+/* Log and queue resp (a 500 envelope if the handler failed without answering). */
+static enum MHD_Result respond(struct MHD_Connection *conn, conn_ctx_t *c, const char *method, const char *url,
+                               int r, sf_http_resp_t *resp, const char *request_id, const char *allow) {
+        enum MHD_Result ret;
+
+        if (r < 0 && resp->status == 0) {
+                log_err("%s %s: handler failed: %s", method, url, strerror(-r));
+                if (sf_http_error(resp, 500, "server error: %s", strerror(-r)) < 0) {
+                        resp_reset(resp);
+                        resp->status = 500;
+                }
+        }
+        if (resp->status >= 500)
+                log_warn("%s %s => %d [%s]", method, url, resp->status, request_id);
+        else
+                log_debug("%s %s => %d in %lld ms [%s]", method, url, resp->status,
+                          (long long)(sf_mono_ms() - c->start_ms), request_id);
+        ret = queue(conn, resp, request_id, allow);
+        resp_reset(resp);
+        return ret;
+}
+
+/* Offload pool thread: run queued handlers, then let MHD answer on a request thread. */
+static void *offload_main(void *arg) {
+        sf_http_server_t *s = arg;
+
+        setpriority(PRIO_PROCESS, (id_t)gettid(), OFFLOAD_NICE);
+        for (;;) {
+                conn_ctx_t *c;
+
+                pthread_mutex_lock(&s->lock);
+                while (!s->qlen && !s->stopping)
+                        pthread_cond_wait(&s->wake, &s->lock);
+                if (!s->qlen) {
+                        pthread_mutex_unlock(&s->lock);
+                        return NULL;
+                }
+                c = s->queue[s->qhead];
+                s->qhead = (s->qhead + 1) % SF_HTTP_OFFLOAD_QUEUE;
+                s->qlen--;
+                pthread_mutex_unlock(&s->lock);
+                c->handler_r = handler_call(c->offload, &c->req, &c->resp);
+                if (c->handler_r >= 0 && c->resp.offload) /* offloading twice is a bug */
+                        c->handler_r = -EINVAL;
+                c->answered = true;
+                MHD_resume_connection(c->conn);
+        }
+}
+
+/* Copy what fn needs out of MHD's buffers, suspend the connection and queue it. -EBUSY if
+ * the queue is full (or the server stopping): answer on the spot instead. */
+static int offload_submit(sf_http_server_t *s, conn_ctx_t *c, struct MHD_Connection *conn, sf_http_req_t *req,
+                          sf_http_handler_fn fn) {
+        int r = 0;
+
+        c->method = strdup(req->method);
+        c->url = strdup(req->path);
+        c->authorization = req->authorization ? strdup(req->authorization) : NULL;
+        if (!c->method || !c->url || (req->authorization && !c->authorization))
+                return -ENOMEM;
+        c->conn = conn;
+        c->offload = fn;
+        c->req = *req;
+        c->req.method = c->method;
+        c->req.path = c->url;
+        c->req.authorization = c->authorization;
+        c->req.body = c->body;
+        c->req.conn = NULL; /* not usable from another thread */
+        pthread_mutex_lock(&s->lock);
+        if (s->stopping || s->qlen == SF_HTTP_OFFLOAD_QUEUE) {
+                r = -EBUSY;
+        } else {
+                /* Suspend before the pool can see it, so its resume always follows. */
+                MHD_suspend_connection(conn);
+                s->queue[(s->qhead + s->qlen) % SF_HTTP_OFFLOAD_QUEUE] = c;
+                s->qlen++;
+                pthread_cond_signal(&s->wake);
+        }
+        pthread_mutex_unlock(&s->lock);
+        return r;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls) {
@@ -423,7 +588,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         sf_http_req_t req = {0};
         sf_http_resp_t resp = {0};
         char allow[128] = "";
-        enum MHD_Result ret;
         int r = 0;
 
         (void)version;
@@ -448,6 +612,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 *req_cls = c;
                 return MHD_YES;
         }
+        if (c->answered)
+                return respond(conn, c, method, url, c->handler_r, &c->resp, c->req.request_id, "");
         if (*upload_data_size) {
                 r = body_append(c, upload_data, *upload_data_size);
                 *upload_data_size = 0;
@@ -474,43 +640,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         } else if (c->too_big) {
                 r = sf_http_error(&resp, 413, "request body too large (limit %zu bytes)", c->max);
         } else {
-                _cleanup_jsonc_ json_object *body = parse_body(c->buf, c->raw ? 0 : c->len);
-
-                if (!body) {
+                c->body = parse_body(c->buf, c->raw ? 0 : c->len);
+                if (!c->body) {
                         r = -ENOMEM;
                 } else {
-                        req.method = method;
-                        req.path = url;
-                        req.body = body;
-                        req.raw_body = c->buf ? c->buf : "";
-                        req.raw_len = c->len;
-                        req.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                                        MHD_HTTP_HEADER_AUTHORIZATION);
-                        memcpy(req.params, c->params, sizeof(req.params));
-                        req.nparams = c->nparams;
-                        req.conn = conn;
-                        req.user = s->user;
-                        req.handler_name = handler_name(c->route->method);
-                        r = c->route->fn(&req, &resp);
-                        if (r >= 0 && resp.status == 0)
-                                r = sf_http_json(&resp, 200, NULL);
+                        req_fill(s, c, conn, method, url, c->body, &req);
+                        r = handler_call(c->route->fn, &req, &resp);
+                        if (r >= 0 && resp.status == 0 && resp.offload) {
+                                r = offload_submit(s, c, conn, &req, resp.offload);
+                                resp.offload = NULL;
+                                if (r == 0)
+                                        return MHD_YES;
+                                if (r == -EBUSY) {
+                                        r = sf_http_error(&resp, 503, "server busy, retry later");
+                                        resp.retry_after = OFFLOAD_RETRY_AFTER_S;
+                                }
+                        }
                 }
         }
-        if (r < 0 && resp.status == 0) {
-                log_err("%s %s: handler failed: %s", method, url, strerror(-r));
-                if (sf_http_error(&resp, 500, "server error: %s", strerror(-r)) < 0) {
-                        resp_reset(&resp);
-                        resp.status = 500;
-                }
-        }
-        if (resp.status >= 500)
-                log_warn("%s %s => %d [%s]", method, url, resp.status, req.request_id);
-        else
-                log_debug("%s %s => %d in %lld ms [%s]", method, url, resp.status,
-                          (long long)(sf_mono_ms() - c->start_ms), req.request_id);
-        ret = queue(conn, &resp, req.request_id, allow);
-        resp_reset(&resp);
-        return ret;
+        return respond(conn, c, method, url, r, &resp, req.request_id, allow);
 }
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap) {
@@ -528,7 +676,7 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap) {
 int sf_http_start(const char *bind_addr, int port, const sf_http_route_t *routes, size_t nroutes,
                   void *user, sf_http_server_t **ret) {
         struct sockaddr_storage ss = {0};
-        unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+        unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
         const union MHD_DaemonInfo *info;
         sf_http_server_t *s = NULL;
         int r = 0;
@@ -554,6 +702,15 @@ int sf_http_start(const char *bind_addr, int port, const sf_http_route_t *routes
         s->routes = routes;
         s->nroutes = nroutes;
         s->user = user;
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_cond_init(&s->wake, NULL);
+        for (; s->nworkers < SF_HTTP_OFFLOAD_THREADS; s->nworkers++) {
+                r = -pthread_create(&s->workers[s->nworkers], NULL, offload_main, s);
+                if (r < 0) {
+                        log_err("http: cannot start the offload pool: %s", strerror(-r));
+                        goto cleanup;
+                }
+        }
         errno = 0;
         s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s,
                                 /* First, so MHD's own messages go through sf_log too. */
@@ -574,15 +731,24 @@ int sf_http_start(const char *bind_addr, int port, const sf_http_route_t *routes
         *ret = s;
         s = NULL;
 cleanup:
-        free(s);
+        sf_http_stop(s);
         return r;
 }
 
 void sf_http_stop(sf_http_server_t *s) {
         if (!s)
                 return;
+        /* Drain the offload pool first: MHD must not stop with suspended connections. */
+        pthread_mutex_lock(&s->lock);
+        s->stopping = true;
+        pthread_cond_broadcast(&s->wake);
+        pthread_mutex_unlock(&s->lock);
+        for (size_t i = 0; i < s->nworkers; i++)
+                pthread_join(s->workers[i], NULL);
         if (s->d)
                 MHD_stop_daemon(s->d);
+        pthread_cond_destroy(&s->wake);
+        pthread_mutex_destroy(&s->lock);
         free(s);
 }
 

@@ -14,6 +14,11 @@ struct MHD_Connection;
 struct MHD_Response;
 
 #define SF_HTTP_THREADS     4
+/* Expensive unauthenticated work (bcrypt in POST /auth, see sf_http_offload) runs on its
+ * own small pool, so a flood of it never occupies the threads above. One thread per core
+ * of a small node; at most SF_HTTP_OFFLOAD_QUEUE more wait, beyond that 503 + Retry-After. */
+#define SF_HTTP_OFFLOAD_THREADS 2
+#define SF_HTTP_OFFLOAD_QUEUE   16
 #define SF_HTTP_MAX_PARAMS  8
 #define SF_HTTP_MAX_BODY    (1024 * 1024)     /* JSON bodies: larger => 413 envelope */
 /* Bodies sent as application/octet-stream (upload chunks, client max 2 MiB) are opaque:
@@ -35,6 +40,7 @@ typedef struct sf_http_req {
         const char *handler_name;    /* for TypeError-style messages: lower-case method ("post");
                                         a handler may point it elsewhere ("InstancesEndpoint.post") */
         char request_id[37];         /* X-Request-ID we send back */
+        char remote_addr[64];        /* client address ("127.0.0.1", "::1"), "" if unknown */
         void *user;                  /* server-wide user data */
 } sf_http_req_t;
 
@@ -45,6 +51,8 @@ typedef struct sf_http_resp {
         const char *content_type;    /* static string; NULL => application/json */
         struct MHD_Response *mhd;    /* optional: a handler-built response (streaming); the
                                         server adds X-Request-ID, queues and destroys it */
+        int retry_after;             /* > 0: a Retry-After header, in seconds (429, 503) */
+        int (*offload)(struct sf_http_req *req, struct sf_http_resp *resp); /* sf_http_offload */
 } sf_http_resp_t;
 
 /* Return 0 after filling resp (unfilled => 200 "null\n": upstream's void success).
@@ -63,8 +71,14 @@ typedef struct sf_http_route {
  * would shadow them. routes and user must outlive the server. */
 int sf_http_start(const char *bind_addr, int port, const sf_http_route_t *routes, size_t nroutes,
                   void *user, sf_http_server_t **ret);
-void sf_http_stop(sf_http_server_t *s); /* NULL is fine; waits for running handlers */
+void sf_http_stop(sf_http_server_t *s); /* NULL is fine; waits for running and queued handlers */
 int sf_http_port(sf_http_server_t *s);   /* the port actually bound */
+
+/* Finish this request on the offload pool: return sf_http_offload(req, resp, fn) from a
+ * handler (after its cheap checks) and fn(req, resp) runs there with the same req (but
+ * req->conn NULL) and answers as a handler does. If the pool's queue is full the client
+ * gets 503 {"error": "server busy, retry later"} with Retry-After instead. Returns 0. */
+int sf_http_offload(sf_http_req_t *req, sf_http_resp_t *resp, sf_http_handler_fn fn);
 
 /* Response helpers: each replaces whatever resp held. 0 or -ENOMEM. */
 /* Single-line Python-style JSON + "\n", application/json. obj is consumed; NULL => null. */

@@ -1,6 +1,7 @@
 /* sf-api: the REST API (api.md).  Validates, authenticates, writes the truth to Redis,
  * records and publishes intents.  Binds to loopback unless SF_API_BIND says otherwise. */
 #include "api.h"
+#include "authguard.h"
 
 #include "log.h"
 #include "util.h"
@@ -31,7 +32,8 @@ int main(void) {
                 log_err("SF_AUTH_SECRET (or SF_AUTH_SECRET_FILE) must be set");
                 return 1;
         }
-        sf_api_init(&ctx.cfg, ctx.bus);
+        if (sf_api_init(&ctx.cfg, ctx.bus) < 0)
+                return 1;
         r = sf_http_start(ctx.cfg.api_bind, ctx.cfg.api_port, sf_api_routes, sf_api_nroutes, NULL, &srv);
         if (r < 0) {
                 log_err("cannot listen on %s:%d: %s", ctx.cfg.api_bind, ctx.cfg.api_port, strerror(-r));
@@ -41,6 +43,7 @@ int main(void) {
         sigwait(&set, &sig);
         log_info("signal %d: stopping", sig);
         sf_http_stop(srv);
+        sf_authguard_stop(); /* pending failed-attempt counts become audit events */
         sf_ctx_close(&ctx);
         return 0;
 }

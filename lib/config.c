@@ -65,6 +65,13 @@ int sf_config_load(sf_config_t *cfg) {
         r |= int_env("SF_MAX_ATTEMPTS", 5, &cfg->max_attempts);
         r |= int_env("SF_REDRIVE_AFTER", 60, &cfg->redrive_after_s);
         r |= int_env("SF_CLEANER_DELAY", 3600, &cfg->cleaner_delay_s);
+        r |= int_env("SF_AUTH_RATE", 120, &cfg->auth_rate_per_min);
+        r |= int_env("SF_AUTH_BURST", 20, &cfg->auth_burst);
+        r |= int_env("SF_AUTH_AUDIT_WINDOW", 60, &cfg->auth_audit_window_s);
+        if (!cfg->auth_rate_per_min || !cfg->auth_burst || !cfg->auth_audit_window_s) {
+                log_err("config: SF_AUTH_RATE, SF_AUTH_BURST and SF_AUTH_AUDIT_WINDOW must be positive");
+                r = -EINVAL;
+        }
         {
                 char def[256];
                 snprintf(def, sizeof(def), "http://%s:%d", cfg->api_bind, cfg->api_port);

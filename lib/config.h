@@ -27,6 +27,10 @@ typedef struct sf_config {
         int max_attempts;         /* SF_MAX_ATTEMPTS (5): failed attempts before term + error */
         int redrive_after_s;      /* SF_REDRIVE_AFTER (60): untouched pending intent is re-published */
         int cleaner_delay_s;      /* SF_CLEANER_DELAY (3600): deleted records answer by UUID this long */
+        int auth_rate_per_min;    /* SF_AUTH_RATE (120): POST /auth per client address per minute, */
+        int auth_burst;           /* SF_AUTH_BURST (20): ... after a burst of this many; then 429 */
+        int auth_audit_window_s;  /* SF_AUTH_AUDIT_WINDOW (60): failed POST /auth are counted per
+                                     namespace and address; one audit event per window */
 } sf_config_t;
 
 /* Fill cfg from the environment. -EINVAL with a log line on a malformed value. */
