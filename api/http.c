@@ -510,7 +510,8 @@ static enum MHD_Result respond(struct MHD_Connection *conn, conn_ctx_t *c, const
                         resp->status = 500;
                 }
         }
-        if (resp->status >= 500)
+        /* 503 busy is load shedding, not a fault: a flood must not flood the log too. */
+        if (resp->status >= 500 && resp->status != 503)
                 log_warn("%s %s => %d [%s]", method, url, resp->status, request_id);
         else
                 log_debug("%s %s => %d in %lld ms [%s]", method, url, resp->status,
