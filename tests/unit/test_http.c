@@ -7,9 +7,11 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../api/http.h"
 #include "json.h"
@@ -227,6 +229,7 @@ typedef struct reply {
         char ctype[128];
         char reqid[64];
         char allow[128];
+        char retry_after[16];
 } reply_t;
 
 static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
@@ -262,6 +265,7 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
         header_value(p, sz * n, "Content-Type", r->ctype, sizeof(r->ctype));
         header_value(p, sz * n, "X-Request-ID", r->reqid, sizeof(r->reqid));
         header_value(p, sz * n, "Allow", r->allow, sizeof(r->allow));
+        header_value(p, sz * n, "Retry-After", r->retry_after, sizeof(r->retry_after));
         return sz * n;
 }
 
@@ -420,6 +424,110 @@ static void test_start_errors(void **state) {
         sf_http_stop(a);
 }
 
+/* ---- the offload pool ---- */
+
+#define SLOW_MS 400
+#define SLOW_CLIENTS (SF_HTTP_OFFLOAD_THREADS + SF_HTTP_OFFLOAD_QUEUE + 6)
+
+static int h_slow_part(sf_http_req_t *req, sf_http_resp_t *resp) {
+        json_object *o = json_object_new_object();
+        const char *v = NULL;
+
+        usleep(SLOW_MS * 1000);
+        sf_http_body_str(req, "v", &v);
+        json_object_object_add(o, "v", json_object_new_string(v ? v : ""));
+        json_object_object_add(o, "from", json_object_new_string(req->remote_addr));
+        json_object_object_add(o, "conn", json_object_new_boolean(req->conn != NULL));
+        json_object_object_add(o, "path", json_object_new_string(req->path));
+        return sf_http_json(resp, 201, o);
+}
+
+static int h_slow(sf_http_req_t *req, sf_http_resp_t *resp) {
+        const char *v = NULL;
+
+        if (sf_http_body_str(req, "v", &v) < 0)
+                return sf_http_error(resp, 400, "no v"); /* cheap checks answer at once */
+        return sf_http_offload(req, resp, h_slow_part);
+}
+
+static const sf_http_route_t offload_routes[] = {
+        {"POST", "/slow", h_slow},
+        {"GET", "/fast", h_echo},
+};
+
+/* No cmocka asserts off the main thread: status 0 if the request failed. */
+static void *slow_client(void *arg) {
+        reply_t *r = arg;
+        CURL *c = curl_easy_init();
+        char url[128];
+
+        memset(r, 0, sizeof(*r));
+        if (!c)
+                return NULL;
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/slow", port);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{\"v\": \"x\"}");
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        if (curl_easy_perform(c) == CURLE_OK)
+                curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+        curl_easy_cleanup(c);
+        return NULL;
+}
+
+static void test_offload(void **state) {
+        static reply_t slow[SLOW_CLIENTS];
+        pthread_t t[SLOW_CLIENTS];
+        sf_http_server_t *srv = NULL;
+        int n201 = 0, n503 = 0;
+        int64_t t0;
+        reply_t r;
+
+        (void)state;
+        assert_int_equal(curl_global_init(CURL_GLOBAL_DEFAULT), 0);
+        assert_int_equal(sf_http_start("127.0.0.1", 0, offload_routes, SF_ARRAY_SIZE(offload_routes), "u", &srv), 0);
+        port = sf_http_port(srv);
+        request("POST", "/slow", "{}", -1, NULL, NULL, &r);
+        assert_int_equal(r.status, 400);
+        for (int i = 0; i < SLOW_CLIENTS; i++)
+                assert_int_equal(pthread_create(&t[i], NULL, slow_client, &slow[i]), 0);
+        usleep(SLOW_MS / 3 * 1000);
+        /* Every pool thread is sleeping and the queue is full: other routes still answer. */
+        t0 = sf_mono_ms();
+        request("GET", "/fast", NULL, 0, NULL, NULL, &r);
+        assert_int_equal(r.status, 200);
+        assert_true(sf_mono_ms() - t0 < SLOW_MS);
+        for (int i = 0; i < SLOW_CLIENTS; i++) {
+                pthread_join(t[i], NULL);
+                if (slow[i].status == 201) {
+                        assert_string_equal(slow[i].body,
+                                            "{\"v\": \"x\", \"from\": \"127.0.0.1\", \"conn\": false, \"path\": \"/slow\"}\n");
+                        n201++;
+                } else {
+                        assert_int_equal(slow[i].status, 503);
+                        assert_string_equal(slow[i].body, "{\"error\": \"server busy, retry later\", \"status\": 503}");
+                        assert_string_equal(slow[i].retry_after, "1");
+                        n503++;
+                }
+        }
+        printf("offload: %d answered, %d shed with 503\n", n201, n503);
+        /* The pool and its queue take this many at once; the rest are shed, not queued. */
+        assert_true(n201 >= SF_HTTP_OFFLOAD_THREADS + SF_HTTP_OFFLOAD_QUEUE);
+        assert_true(n503 >= 1);
+        /* Stop with the pool busy: queued requests are finished, nothing leaks (ASan). */
+        for (int i = 0; i < 4; i++)
+                assert_int_equal(pthread_create(&t[i], NULL, slow_client, &slow[i]), 0);
+        usleep(200 * 1000);
+        sf_http_stop(srv);
+        for (int i = 0; i < 4; i++)
+                pthread_join(t[i], NULL);
+        curl_global_cleanup();
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_route_match),
@@ -427,6 +535,7 @@ int main(void) {
                 cmocka_unit_test(test_body_getters),
                 cmocka_unit_test(test_server),
                 cmocka_unit_test(test_start_errors),
+                cmocka_unit_test(test_offload),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
