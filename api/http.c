@@ -31,8 +31,10 @@ static const char page_404[] =
 #define CT_HTML "text/html; charset=utf-8"
 /* Beyond this much discarded body past the cap the connection is simply dropped. */
 #define DISCARD_LIMIT (64u * 1024 * 1024)
-/* Offload threads are CPU-bound (bcrypt): a lower priority lets request threads preempt them. */
-#define OFFLOAD_NICE 10
+/* Offload threads are CPU-bound (bcrypt): the lowest priority lets request threads preempt
+ * them. Nice orders threads within the process's group (autogroup, service cgroup): other
+ * processes do not starve them more than they would sf-api as a whole. */
+#define OFFLOAD_NICE 19
 #define OFFLOAD_RETRY_AFTER_S 1
 
 typedef struct conn_ctx conn_ctx_t;

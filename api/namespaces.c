@@ -97,23 +97,28 @@ int sf_api_ns_set_key(sf_ctx_t *ctx, const char *ns, const char *keyname, const 
         return sf_store_update(ctx->store, "namespace", ns, NULL, apply_key, &c, NULL);
 }
 
-/* The expensive half of POST /auth, on the offload pool: bcrypt the key against each of
- * the namespace's keys. */
+/* POST /auth past the rate limit, on the offload pool: the namespace lookup (Redis) and a
+ * bcrypt per key. Checks in upstream's order (api.md §2.2). */
 static int auth_key_check(sf_http_req_t *req, sf_http_resp_t *resp) {
         sf_ctx_t *ctx = sf_api_ctx();
         _cleanup_json_ json_object *ns = NULL;
         const char *nsname = NULL, *key = NULL, *match = NULL;
         _cleanup_free_ char *token = NULL;
-        json_object *keys, *out;
+        json_object *keys, *out, *kv;
         int r;
 
         if (!ctx)
                 return sf_http_error(resp, 500, "server error: state store unavailable");
-        /* Checked by sf_api_auth_post already; read again, it may have changed since. */
-        if (sf_http_body_str(req, "namespace", &nsname) < 0 || sf_http_body_str(req, "key", &key) < 0)
-                return -EINVAL;
-        if (sf_store_get(ctx->store, "namespace", nsname, &ns, NULL) < 0 ||
-            strcmp(sf_json_str(ns, "state") ?: "", "created") != 0)
+        if (sf_http_body_str(req, "namespace", &nsname) < 0)
+                return -EINVAL; /* checked by sf_api_auth_post */
+        if (!ns_name_valid(nsname) || sf_store_get(ctx->store, "namespace", nsname, &ns, NULL) < 0)
+                return sf_http_error(resp, 404, "namespace not found");
+        if (!json_object_object_get_ex(req->body, "key", &kv) || !kv)
+                return sf_http_error(resp, 400, "missing key in request");
+        if (!json_object_is_type(kv, json_type_string))
+                return sf_http_error(resp, 400, "key is not a string");
+        key = json_object_get_string(kv);
+        if (strcmp(sf_json_str(ns, "state") ?: "", "created") != 0)
                 return sf_http_error(resp, 404, "namespace not found");
         if (json_object_object_get_ex(ns, "keys", &keys)) {
                 json_object_object_foreach(keys, name, val) {
@@ -140,30 +145,19 @@ static int auth_key_check(sf_http_req_t *req, sf_http_resp_t *resp) {
         return sf_http_json(resp, 200, out);
 }
 
-/* The cheap checks run on the request thread; bcrypt does not (auth_key_check). */
+/* On the request thread only what needs no I/O: the rate limit and the first body checks.
+ * Everything else waits for the offload pool (auth_key_check), so a flood of POST /auth
+ * never holds a request thread on Redis or bcrypt. */
 int sf_api_auth_post(sf_http_req_t *req, sf_http_resp_t *resp) {
         static const char *const allowed[] = {"namespace", "key", NULL};
-        sf_ctx_t *ctx = sf_api_ctx();
-        _cleanup_json_ json_object *ns = NULL;
         const char *nsname = NULL;
-        json_object *kv;
 
         if (sf_authguard_admit(req, resp) < 0)
                 return 0;
-        if (!ctx)
-                return sf_http_error(resp, 500, "server error: state store unavailable");
         if (sf_http_check_keys(req, resp, allowed) < 0)
                 return 0;
         if (sf_http_body_str(req, "namespace", &nsname) < 0 || !*nsname)
                 return sf_http_error(resp, 400, "missing namespace in request");
-        if (!ns_name_valid(nsname) || sf_store_get(ctx->store, "namespace", nsname, &ns, NULL) < 0)
-                return sf_http_error(resp, 404, "namespace not found");
-        if (!json_object_object_get_ex(req->body, "key", &kv) || !kv)
-                return sf_http_error(resp, 400, "missing key in request");
-        if (!json_object_is_type(kv, json_type_string))
-                return sf_http_error(resp, 400, "key is not a string");
-        if (strcmp(sf_json_str(ns, "state") ?: "", "created") != 0)
-                return sf_http_error(resp, 404, "namespace not found");
         return sf_http_offload(req, resp, auth_key_check);
 }
 
