@@ -65,6 +65,8 @@ int sf_config_load(sf_config_t *cfg) {
         r |= int_env("SF_MAX_ATTEMPTS", 5, &cfg->max_attempts);
         r |= int_env("SF_REDRIVE_AFTER", 60, &cfg->redrive_after_s);
         r |= int_env("SF_CLEANER_DELAY", 3600, &cfg->cleaner_delay_s);
+        r |= int_env("SF_STUCK_AFTER", 600, &cfg->stuck_after_s);
+        r |= int_env("SF_RECONCILE_INTERVAL", 30, &cfg->reconcile_interval_s);
         {
                 char def[256];
                 snprintf(def, sizeof(def), "http://%s:%d", cfg->api_bind, cfg->api_port);

@@ -27,6 +27,9 @@ typedef struct sf_config {
         int max_attempts;         /* SF_MAX_ATTEMPTS (5): failed attempts before term + error */
         int redrive_after_s;      /* SF_REDRIVE_AFTER (60): untouched pending intent is re-published */
         int cleaner_delay_s;      /* SF_CLEANER_DELAY (3600): deleted records answer by UUID this long */
+        int stuck_after_s;        /* SF_STUCK_AFTER (600): an object this long in a transitional
+                                   * state without progress gets its intent again */
+        int reconcile_interval_s; /* SF_RECONCILE_INTERVAL (30): between reconciler passes */
 } sf_config_t;
 
 /* Fill cfg from the environment. -EINVAL with a log line on a malformed value. */
