@@ -317,9 +317,9 @@ static void test_superseded_copies_dropped(void **state) {
 /* A submit while the handler runs (it may have read the object before the change the
  * submitter made) returns the same intent, which then runs once more. */
 static void test_submit_while_running_reruns(void **state) {
-        char uuid[SF_UUID_LEN], id[SF_UUID_LEN], id2[SF_UUID_LEN], st[16] = "";
+        char uuid[SF_UUID_LEN], id[SF_UUID_LEN], id2[SF_UUID_LEN] = "", st[16] = "";
         _cleanup_json_ json_object *doc = json_object_new_object(), *got = NULL;
-        int status, attempts = 0;
+        int status, attempts = 0, r;
         pid_t pid;
 
         (void)state;
@@ -332,13 +332,13 @@ static void test_submit_while_running_reruns(void **state) {
                 msleep(50);
                 sf_intent_load(ctx.store, id, NULL, NULL, &attempts);
         }
-        assert_int_equal(attempts, 1);
-        assert_int_equal(sf_intent_submit(&ctx, node, "testw", "counter.slow", "counter", uuid, "system",
-                                          NULL, id2), 0);
-        assert_string_equal(id2, id);
+        r = sf_intent_submit(&ctx, node, "testw", "counter.slow", "counter", uuid, "system", NULL, id2);
         wait_intent(id, st, 100);
-        kill(pid, SIGTERM);
+        kill(pid, SIGTERM); /* before any assert: a failed test must not leave its worker */
         waitpid(pid, &status, 0);
+        assert_int_equal(attempts, 1);
+        assert_int_equal(r, 0);
+        assert_string_equal(id2, id);
         assert_string_equal(st, "done");
         assert_int_equal(sf_store_get(ctx.store, "counter", uuid, &got, NULL), 0);
         assert_int_equal(sf_json_int(got, "runs", 0), 2);
