@@ -18,7 +18,8 @@ void sf_intent_subject(const char *node, const char *worker, char *out, size_t l
  * If that key names a pending intent, it is reused: it gets a new message generation
  * (so the copy published now supersedes older ones) and, if a worker already started
  * it, a note to run once more (its handler may have read the object before our change).
- * Returns {id, msgid, payload or false, subject or false}. */
+ * Returns {id, msgid, payload or false, subject or false}.  It reads the open intent's
+ * record by a key it builds itself, which standalone Redis allows (sf is not clustered). */
 static const char SUBMIT_LUA[] =
         "local cur = redis.call('GET', KEYS[3])\n"
         "if cur then\n"

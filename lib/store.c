@@ -82,7 +82,7 @@ int sf_store_port(const sf_store_t *s) { return s->port; }
 
 /* The reply, or NULL once `tries` connections failed to answer.  A command whose reply
  * was lost may have been applied: only callers that say so get a second try. */
-static redisReply *store_argv(sf_store_t *s, int tries, int argc, const char **argv, const size_t *lens) {
+static redisReply *store_send_argv(sf_store_t *s, int tries, int argc, const char **argv, const size_t *lens) {
         for (int attempt = 0; attempt < tries; attempt++) {
                 redisReply *r;
 
@@ -98,7 +98,7 @@ static redisReply *store_argv(sf_store_t *s, int tries, int argc, const char **a
         return NULL;
 }
 
-static redisReply *store_vcmd(sf_store_t *s, int tries, const char *fmt, va_list ap) {
+static redisReply *store_send_fmt(sf_store_t *s, int tries, const char *fmt, va_list ap) {
         for (int attempt = 0; attempt < tries; attempt++) {
                 redisReply *r;
                 va_list aq;
@@ -118,11 +118,11 @@ static redisReply *store_vcmd(sf_store_t *s, int tries, const char *fmt, va_list
 }
 
 redisReply *sf_store_cmdargv(sf_store_t *s, int argc, const char **argv, const size_t *lens) {
-        return store_argv(s, 2, argc, argv, lens);
+        return store_send_argv(s, 2, argc, argv, lens);
 }
 
 redisReply *sf_store_cmdargv_once(sf_store_t *s, int argc, const char **argv, const size_t *lens) {
-        return store_argv(s, 1, argc, argv, lens);
+        return store_send_argv(s, 1, argc, argv, lens);
 }
 
 redisReply *sf_store_cmd(sf_store_t *s, const char *fmt, ...) {
@@ -130,7 +130,7 @@ redisReply *sf_store_cmd(sf_store_t *s, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
-        r = store_vcmd(s, 2, fmt, ap);
+        r = store_send_fmt(s, 2, fmt, ap);
         va_end(ap);
         return r;
 }
@@ -140,7 +140,7 @@ redisReply *sf_store_cmd_once(sf_store_t *s, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
-        r = store_vcmd(s, 1, fmt, ap);
+        r = store_send_fmt(s, 1, fmt, ap);
         va_end(ap);
         return r;
 }
