@@ -53,7 +53,7 @@ static const char *state_of(const char *type, const char *uuid, char buf[32]) {
 }
 
 /* A network record as sf-api writes it (no DHCP, no NAT: links and netns only). */
-static void put_network(char uuid[SF_UUID_LEN], const char *state, double age) {
+static void put_network_on(char uuid[SF_UUID_LEN], const char *state, double age, const char *on) {
         _cleanup_json_ json_object *doc = json_object_new_object();
         uint32_t rnd = 0;
         char nb[32];
@@ -71,10 +71,46 @@ static void put_network(char uuid[SF_UUID_LEN], const char *state, double age) {
         json_object_object_add(doc, "provide_dhcp", json_object_new_boolean(false));
         json_object_object_add(doc, "provide_nat", json_object_new_boolean(false));
         json_object_object_add(doc, "vxid", json_object_new_int64(0xe00000 + (rnd >> 12) % 0xfffff));
-        json_object_object_add(doc, "node", json_object_new_string(node));
+        json_object_object_add(doc, "node", json_object_new_string(on));
         assert_int_equal(sf_store_put(ctx.store, "network", uuid, 0, doc, NULL, NULL), 0);
         if (nmade < SF_ARRAY_SIZE(made))
                 snprintf(made[nmade++], SF_UUID_LEN, "%s", uuid);
+}
+
+static void put_network(char uuid[SF_UUID_LEN], const char *state, double age) {
+        put_network_on(uuid, state, age, node);
+}
+
+/* An interface record as sf-api writes it, on instance inst, in state initial. */
+static void put_interface(const char *uuid, const char *net, const char *inst, double age) {
+        _cleanup_json_ json_object *fdoc = json_object_new_object();
+
+        json_object_object_add(fdoc, "uuid", json_object_new_string(uuid));
+        json_object_object_add(fdoc, "namespace", json_object_new_string("system"));
+        json_object_object_add(fdoc, "state", json_object_new_string("initial"));
+        json_object_object_add(fdoc, "state_updated", json_object_new_double(sf_now() - age));
+        json_object_object_add(fdoc, "metadata", json_object_new_object());
+        json_object_object_add(fdoc, "network_uuid", json_object_new_string(net));
+        json_object_object_add(fdoc, "instance_uuid", json_object_new_string(inst));
+        json_object_object_add(fdoc, "macaddr", json_object_new_string("02:00:00:aa:bb:01"));
+        json_object_object_add(fdoc, "order", json_object_new_int(0));
+        assert_int_equal(sf_store_put(ctx.store, "networkinterface", uuid, 0, fdoc, NULL, NULL), 0);
+        freeReplyObject(sf_store_cmd(ctx.store, "SADD sf:netifaces:%s %s", net, uuid));
+}
+
+/* An instance record on this node, state initial, with these interfaces. */
+static void put_instance(const char *uuid, const char *iface) {
+        _cleanup_json_ json_object *idoc = json_object_new_object(), *ifs = json_object_new_array();
+
+        json_object_array_add(ifs, json_object_new_string(iface));
+        json_object_object_add(idoc, "uuid", json_object_new_string(uuid));
+        json_object_object_add(idoc, "name", json_object_new_string("stuckvm"));
+        json_object_object_add(idoc, "namespace", json_object_new_string("system"));
+        json_object_object_add(idoc, "state", json_object_new_string("initial"));
+        json_object_object_add(idoc, "state_updated", json_object_new_double(sf_now()));
+        json_object_object_add(idoc, "node", json_object_new_string(node));
+        json_object_object_add(idoc, "interfaces", json_object_get(ifs));
+        assert_int_equal(sf_store_put(ctx.store, "instance", uuid, 0, idoc, NULL, NULL), 0);
 }
 
 static int run_handler(const char *kind, const char *objtype, const char *uuid, char err[512]) {
@@ -159,8 +195,6 @@ static pid_t spawn_network_worker(void) {
  * three without any intent from the API. */
 static void test_unpublished_objects_converge(void **state) {
         char net[SF_UUID_LEN], gone[SF_UUID_LEN], inst[SF_UUID_LEN], iface[SF_UUID_LEN], st[32], err[512];
-        _cleanup_json_ json_object *idoc = json_object_new_object(), *fdoc = json_object_new_object();
-        _cleanup_json_ json_object *ifs = json_object_new_array();
         int status = 0;
         long nopen = -1;
         bool ok = false;
@@ -172,26 +206,8 @@ static void test_unpublished_objects_converge(void **state) {
         put_network(gone, "delete-wait", 5);
         sf_uuid_new(inst);
         sf_uuid_new(iface);
-        json_object_object_add(fdoc, "uuid", json_object_new_string(iface));
-        json_object_object_add(fdoc, "namespace", json_object_new_string("system"));
-        json_object_object_add(fdoc, "state", json_object_new_string("initial"));
-        json_object_object_add(fdoc, "state_updated", json_object_new_double(sf_now() - 5));
-        json_object_object_add(fdoc, "metadata", json_object_new_object());
-        json_object_object_add(fdoc, "network_uuid", json_object_new_string(net));
-        json_object_object_add(fdoc, "instance_uuid", json_object_new_string(inst));
-        json_object_object_add(fdoc, "macaddr", json_object_new_string("02:00:00:aa:bb:01"));
-        json_object_object_add(fdoc, "order", json_object_new_int(0));
-        assert_int_equal(sf_store_put(ctx.store, "networkinterface", iface, 0, fdoc, NULL, NULL), 0);
-        freeReplyObject(sf_store_cmd(ctx.store, "SADD sf:netifaces:%s %s", net, iface));
-        json_object_array_add(ifs, json_object_new_string(iface));
-        json_object_object_add(idoc, "uuid", json_object_new_string(inst));
-        json_object_object_add(idoc, "name", json_object_new_string("stuckvm"));
-        json_object_object_add(idoc, "namespace", json_object_new_string("system"));
-        json_object_object_add(idoc, "state", json_object_new_string("initial"));
-        json_object_object_add(idoc, "state_updated", json_object_new_double(sf_now()));
-        json_object_object_add(idoc, "node", json_object_new_string(node));
-        json_object_object_add(idoc, "interfaces", json_object_get(ifs));
-        assert_int_equal(sf_store_put(ctx.store, "instance", inst, 0, idoc, NULL, NULL), 0);
+        put_interface(iface, net, inst, 5);
+        put_instance(inst, iface);
 
         t0 = sf_now();
         pid = spawn_network_worker();
@@ -222,6 +238,54 @@ static void test_unpublished_objects_converge(void **state) {
         assert_false(netns_exists(net));
         assert_string_equal(state_of("network", net, st), "deleted");
         sf_store_purge(ctx.store, "instance", inst);
+}
+
+/* Pending intents of an object, and the highest re-publish generation among them. */
+static int pending_for(const char *object, long *ret_gen) {
+        _cleanup_reply_ redisReply *ids = sf_store_cmd(ctx.store, "ZRANGE sf:intents:pending 0 -1");
+        int n = 0;
+
+        *ret_gen = -1;
+        for (size_t i = 0; ids && i < ids->elements; i++) {
+                _cleanup_reply_ redisReply *o =
+                        sf_store_cmd(ctx.store, "HMGET sf:intent:%s object gen", ids->element[i]->str);
+                if (o && o->type == REDIS_REPLY_ARRAY && o->element[0]->type == REDIS_REPLY_STRING &&
+                    strcmp(o->element[0]->str, object) == 0) {
+                        n++;
+                        if (o->element[1]->type == REDIS_REPLY_STRING && atol(o->element[1]->str) > *ret_gen)
+                                *ret_gen = atol(o->element[1]->str);
+                }
+        }
+        return n;
+}
+
+/* An interface that cannot converge yet (its network is served by another node and still
+ * initial) is re-submitted by every reconciler pass: still one intent. */
+static void test_stuck_passes_add_no_intents(void **state) {
+        char far[SF_UUID_LEN], inst[SF_UUID_LEN], iface[SF_UUID_LEN], object[64];
+        int status = 0, n;
+        long gen = -1;
+        pid_t pid;
+
+        (void)state;
+        put_network_on(far, "initial", 0, "elsewhere");
+        sf_uuid_new(inst);
+        sf_uuid_new(iface);
+        put_interface(iface, far, inst, 5);
+        put_instance(inst, iface);
+        snprintf(object, sizeof(object), "networkinterface/%s", iface);
+        pid = spawn_network_worker();
+        msleep(11500); /* about three reconciler passes (one per 5 s tick) */
+        n = pending_for(object, &gen);
+        kill(pid, SIGTERM); /* before any assert: a failed test must not leave its worker */
+        waitpid(pid, &status, 0);
+        fprintf(stderr, "test_network: %d pending intent(s) for the stuck interface, re-submitted %ld time(s)\n",
+                n, gen);
+        assert_int_equal(n, 1);
+        assert_true(gen >= 1); /* at least one more pass found it open */
+        sf_store_purge(ctx.store, "instance", inst);
+        sf_store_purge(ctx.store, "networkinterface", iface);
+        sf_store_purge(ctx.store, "network", far);
 }
 
 static int setup(void **state) {
@@ -260,6 +324,7 @@ int main(void) {
                 cmocka_unit_test(test_delete_on_redis_error_touches_nothing),
                 cmocka_unit_test(test_delete_from_error),
                 cmocka_unit_test(test_unpublished_objects_converge),
+                cmocka_unit_test(test_stuck_passes_add_no_intents),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);
