@@ -284,6 +284,14 @@ const char *sf_bus_msg_subject(sf_bus_msg_t *m) { return natsMsg_GetSubject(m->m
 
 uint64_t sf_bus_msg_delivered(sf_bus_msg_t *m) { return m->delivered; }
 
+const char *sf_bus_msg_id(sf_bus_msg_t *m) {
+        const char *v = NULL;
+
+        if (natsMsgHeader_Get(m->msg, "Nats-Msg-Id", &v) != NATS_OK)
+                return NULL;
+        return v;
+}
+
 int sf_bus_ack(sf_bus_msg_t *m) { return nats_errno(natsMsg_AckSync(m->msg, NULL, NULL)); }
 
 int sf_bus_nak(sf_bus_msg_t *m, int delay_ms) {

@@ -40,6 +40,7 @@ int sf_bus_fetch(sf_bus_sub_t *s, int timeout_ms, sf_bus_msg_t **ret);
 const void *sf_bus_msg_data(sf_bus_msg_t *m, size_t *ret_len);
 const char *sf_bus_msg_subject(sf_bus_msg_t *m);
 uint64_t sf_bus_msg_delivered(sf_bus_msg_t *m); /* 1 on first delivery */
+const char *sf_bus_msg_id(sf_bus_msg_t *m);      /* its Nats-Msg-Id, or NULL */
 int sf_bus_ack(sf_bus_msg_t *m);                 /* synchronous: returns once the server has it */
 int sf_bus_nak(sf_bus_msg_t *m, int delay_ms);
 int sf_bus_term(sf_bus_msg_t *m);

@@ -72,6 +72,8 @@ int sf_config_load(sf_config_t *cfg) {
                 log_err("config: SF_AUTH_RATE, SF_AUTH_BURST and SF_AUTH_AUDIT_WINDOW must be positive");
                 r = -EINVAL;
         }
+        r |= int_env("SF_STUCK_AFTER", 600, &cfg->stuck_after_s);
+        r |= int_env("SF_RECONCILE_INTERVAL", 30, &cfg->reconcile_interval_s);
         {
                 char def[256];
                 snprintf(def, sizeof(def), "http://%s:%d", cfg->api_bind, cfg->api_port);

@@ -31,6 +31,9 @@ typedef struct sf_config {
         int auth_burst;           /* SF_AUTH_BURST (20): ... after a burst of this many; then 429 */
         int auth_audit_window_s;  /* SF_AUTH_AUDIT_WINDOW (60): failed POST /auth are counted per
                                      namespace and address; one audit event per window */
+        int stuck_after_s;        /* SF_STUCK_AFTER (600): an object this long in a transitional
+                                   * state without progress gets its intent again */
+        int reconcile_interval_s; /* SF_RECONCILE_INTERVAL (30): between reconciler passes */
 } sf_config_t;
 
 /* Fill cfg from the environment. -EINVAL with a log line on a malformed value. */

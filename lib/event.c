@@ -55,7 +55,7 @@ int sf_event_emit(sf_ctx_t *ctx, const char *objtype, const char *uuid, const ch
         snprintf(lastkey, sizeof(lastkey), "sf:eventts:%s:%s", objtype, uuid);
         snprintf(keep, sizeof(keep), "%d", SF_EVENTS_KEEP);
         /* rest is {"type":...}: drop its '{' since the script writes the timestamp first. */
-        r = sf_store_cmd(ctx->store, "EVAL %s 2 %s %s %s %s %s", PUSH_LUA, key, lastkey, ts, text + 1,
+        r = sf_store_cmd_once(ctx->store, "EVAL %s 2 %s %s %s %s %s", PUSH_LUA, key, lastkey, ts, text + 1,
                          keep);
         if (!r || r->type == REDIS_REPLY_ERROR) {
                 log_warn("event %s/%s: not stored: %s", objtype, uuid, r ? r->str : "redis down");

@@ -106,12 +106,16 @@ int sf_lock_acquire(sf_store_t *s, const char *name, const char *holder, int ttl
         pthread_mutex_init(&l->mu, NULL);
         pthread_cond_init(&l->cv, NULL);
         for (int delay = 10;; delay = delay < 200 ? delay * 2 : 200) {
-                _cleanup_reply_ redisReply *r = sf_store_cmd(s, "EVAL %s 3 %s sf:fencectr %s %s %d",
+                /* Once: after a lost reply the lock may be ours already, and a re-send
+                 * would see it taken (or INCR the counter again).  If it was applied,
+                 * it expires after ttl_ms: nobody refreshes it. */
+                _cleanup_reply_ redisReply *r = sf_store_cmd_once(s, "EVAL %s 3 %s sf:fencectr %s %s %d",
                                                              ACQUIRE_LUA, l->key, fence_key, holder,
                                                              ttl_ms);
                 if (!r || r->type != REDIS_REPLY_INTEGER) {
+                        int err = r ? sf_store_reply_errno(r) : -EIO;
                         sf_lock_release(NULL, l);
-                        return -EIO;
+                        return err < 0 ? err : -EIO;
                 }
                 if (r->integer > 0) {
                         l->token = (uint64_t)r->integer;

@@ -115,8 +115,11 @@ int sf_obj_network_live_interfaces(sf_store_t *s, const char *netuuid, int *ret)
                 return -EIO;
         for (size_t i = 0; i < m->elements; i++) {
                 _cleanup_json_ json_object *d = NULL;
-                if (sf_store_get(s, "networkinterface", m->element[i]->str, &d, NULL) == 0 &&
-                    strcmp(sf_json_str(d, "state") ?: "", "deleted") != 0)
+                int r = sf_store_get(s, "networkinterface", m->element[i]->str, &d, NULL);
+                /* Unreadable is not gone: a teardown must not follow a guess. */
+                if (r < 0 && r != -ENOENT)
+                        return r;
+                if (r == 0 && strcmp(sf_json_str(d, "state") ?: "", "deleted") != 0)
                         n++;
         }
         *ret = n;

@@ -13,6 +13,7 @@ struct sf_store {
         redisContext *c;
         char host[128];
         int port;
+        int timeout_ms; /* per reply */
 };
 
 /* KEYS[1] object hash, KEYS[2] fence key (or "-"), KEYS[3..] index sets.
@@ -43,7 +44,8 @@ static int store_reconnect(sf_store_t *s) {
                 return -ECONNREFUSED;
         }
         /* A reply that never comes must not hang a worker for ever. */
-        tv.tv_sec = 10;
+        tv.tv_sec = s->timeout_ms / 1000;
+        tv.tv_usec = (s->timeout_ms % 1000) * 1000;
         redisSetTimeout(s->c, tv);
         redisEnableKeepAlive(s->c);
         return 0;
@@ -57,6 +59,7 @@ int sf_store_connect(const char *host, int port, sf_store_t **ret) {
                 return -ENOMEM;
         snprintf(s->host, sizeof(s->host), "%s", host);
         s->port = port;
+        s->timeout_ms = 10000;
         r = store_reconnect(s);
         if (r < 0) {
                 free(s);
@@ -77,8 +80,10 @@ void sf_store_free(sf_store_t *s) {
 const char *sf_store_host(const sf_store_t *s) { return s->host; }
 int sf_store_port(const sf_store_t *s) { return s->port; }
 
-redisReply *sf_store_cmdargv(sf_store_t *s, int argc, const char **argv, const size_t *lens) {
-        for (int attempt = 0; attempt < 2; attempt++) {
+/* The reply, or NULL once `tries` connections failed to answer.  A command whose reply
+ * was lost may have been applied: only callers that say so get a second try. */
+static redisReply *store_send_argv(sf_store_t *s, int tries, int argc, const char **argv, const size_t *lens) {
+        for (int attempt = 0; attempt < tries; attempt++) {
                 redisReply *r;
 
                 if (!s->c && store_reconnect(s) < 0)
@@ -93,16 +98,16 @@ redisReply *sf_store_cmdargv(sf_store_t *s, int argc, const char **argv, const s
         return NULL;
 }
 
-redisReply *sf_store_cmd(sf_store_t *s, const char *fmt, ...) {
-        for (int attempt = 0; attempt < 2; attempt++) {
+static redisReply *store_send_fmt(sf_store_t *s, int tries, const char *fmt, va_list ap) {
+        for (int attempt = 0; attempt < tries; attempt++) {
                 redisReply *r;
-                va_list ap;
+                va_list aq;
 
                 if (!s->c && store_reconnect(s) < 0)
                         continue;
-                va_start(ap, fmt);
-                r = redisvCommand(s->c, fmt, ap);
-                va_end(ap);
+                va_copy(aq, ap);
+                r = redisvCommand(s->c, fmt, aq);
+                va_end(aq);
                 if (r)
                         return r;
                 log_warn("redis: %s; reconnecting", s->c->errstr);
@@ -112,15 +117,69 @@ redisReply *sf_store_cmd(sf_store_t *s, const char *fmt, ...) {
         return NULL;
 }
 
+redisReply *sf_store_cmdargv(sf_store_t *s, int argc, const char **argv, const size_t *lens) {
+        return store_send_argv(s, 2, argc, argv, lens);
+}
+
+redisReply *sf_store_cmdargv_once(sf_store_t *s, int argc, const char **argv, const size_t *lens) {
+        return store_send_argv(s, 1, argc, argv, lens);
+}
+
+redisReply *sf_store_cmd(sf_store_t *s, const char *fmt, ...) {
+        redisReply *r;
+        va_list ap;
+
+        va_start(ap, fmt);
+        r = store_send_fmt(s, 2, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+redisReply *sf_store_cmd_once(sf_store_t *s, const char *fmt, ...) {
+        redisReply *r;
+        va_list ap;
+
+        va_start(ap, fmt);
+        r = store_send_fmt(s, 1, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+int sf_store_reply_errno(const redisReply *r) {
+        static const char *const transient[] = {"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN"};
+
+        if (!r)
+                return -EIO; /* no answer: lost connection or timeout */
+        if (r->type != REDIS_REPLY_ERROR)
+                return 0;
+        for (size_t i = 0; i < SF_ARRAY_SIZE(transient); i++)
+                if (strncmp(r->str, transient[i], strlen(transient[i])) == 0)
+                        return -EAGAIN;
+        return -EIO;
+}
+
+void sf_store_set_timeout(sf_store_t *s, int ms) {
+        s->timeout_ms = ms;
+        if (s->c) {
+                struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+                redisSetTimeout(s->c, tv);
+        }
+}
+
 int sf_store_get(sf_store_t *s, const char *type, const char *uuid, json_object **ret_doc,
                  uint64_t *ret_rev) {
         _cleanup_reply_ redisReply *r = sf_store_cmd(s, "HMGET sf:obj:%s:%s rev doc", type, uuid);
         json_object *doc;
 
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
-                return -EIO;
-        if (r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
+                return r && r->type == REDIS_REPLY_ERROR ? sf_store_reply_errno(r) : -EIO;
+        /* Absent only on a definite nil for both fields; anything else is "don't know". */
+        if (r->element[0]->type == REDIS_REPLY_NIL && r->element[1]->type == REDIS_REPLY_NIL)
                 return -ENOENT;
+        if (r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING) {
+                log_err("store: %s/%s is half written", type, uuid);
+                return -EBADMSG;
+        }
         doc = json_tokener_parse(r->element[1]->str);
         if (!doc || !json_object_is_type(doc, json_type_object)) {
                 json_object_put(doc);
@@ -173,12 +232,14 @@ int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t exp
         argv[argc++] = text;
         argv[argc++] = toks;
         argv[argc++] = uuid;
-        r = sf_store_cmdargv(s, argc, argv, NULL);
+        /* Once: a lost reply may mean it was applied, and a second try would then report
+         * a conflict with our own write (or, in sf_store_update, apply the change twice). */
+        r = sf_store_cmdargv_once(s, argc, argv, NULL);
         if (!r)
                 return -EIO;
         if (r->type == REDIS_REPLY_ERROR) {
                 log_err("store put %s/%s: %s", type, uuid, r->str);
-                return -EIO;
+                return sf_store_reply_errno(r);
         }
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
                 return -EIO;
@@ -235,7 +296,7 @@ int sf_store_index(sf_store_t *s, const char *type, const char *index, const cha
         else
                 r = sf_store_cmd(s, "SMEMBERS sf:idx:%s:%s:%s", type, index, value);
         if (!r || r->type != REDIS_REPLY_ARRAY)
-                return -EIO;
+                return r && r->type == REDIS_REPLY_ERROR ? sf_store_reply_errno(r) : -EIO;
         v = calloc(r->elements + 1, sizeof(char *));
         if (!v)
                 return -ENOMEM;

@@ -23,12 +23,24 @@ void sf_store_free(sf_store_t *s);
 const char *sf_store_host(const sf_store_t *s);
 int sf_store_port(const sf_store_t *s);
 
-/* A raw command; reconnects once if the connection broke.  NULL on failure
+/* A raw command; sent again on a fresh connection once if the reply was lost, so only
+ * for idempotent commands (reads, SET/HSET/SADD/DEL of fixed values).  NULL on failure
  * (logged).  Replies of type ERROR are returned as is: check them. */
 redisReply *sf_store_cmd(sf_store_t *s, const char *fmt, ...);
 redisReply *sf_store_cmdargv(sf_store_t *s, int argc, const char **argv, const size_t *lens);
+/* The same, sent at most once: for commands that must not be applied twice (INCR,
+ * HINCRBY, lock acquisition, CAS scripts).  NULL = unknown whether it was applied. */
+redisReply *sf_store_cmd_once(sf_store_t *s, const char *fmt, ...);
+redisReply *sf_store_cmdargv_once(sf_store_t *s, int argc, const char **argv, const size_t *lens);
+/* 0 for a non-error reply; -EAGAIN for a server that cannot answer yet (LOADING, BUSY,
+ * ...), -EIO for no reply or any other error.  Both mean "don't know", never "absent". */
+int sf_store_reply_errno(const redisReply *r);
+/* How long to wait for a reply (default 10 s). */
+void sf_store_set_timeout(sf_store_t *s, int ms);
 
-/* The current document and revision; -ENOENT if absent. */
+/* The current document and revision.  -ENOENT only when Redis said the object does not
+ * exist; -EIO/-EAGAIN (no reply, LOADING, ...) mean "don't know": never act on them as
+ * if it were absent. */
 int sf_store_get(sf_store_t *s, const char *type, const char *uuid, json_object **ret_doc,
                  uint64_t *ret_rev);
 
@@ -46,7 +58,8 @@ int sf_store_update(sf_store_t *s, const char *type, const char *uuid, const sf_
                     sf_store_mutate_fn fn, void *userdata, json_object **ret_doc);
 
 /* Members of an index: index is "all", "ns", "name" or "node"; value is ignored for
- * "all".  Returns a NULL-terminated vector (free with sf_strv_free). */
+ * "all".  Returns a NULL-terminated vector (free with sf_strv_free); an error
+ * (-EIO/-EAGAIN) is never an empty set. */
 int sf_store_index(sf_store_t *s, const char *type, const char *index, const char *value,
                    char ***ret, size_t *ret_n);
 /* Remove an object for good (hard delete) with its index entries. */

@@ -70,6 +70,17 @@ static void handle(sf_ctx_t *ctx, const sf_worker_t *w, sf_bus_msg_t *msg) {
                 sf_bus_ack(msg);
                 goto cleanup;
         }
+        /* A newer copy of this intent was published (re-drive, re-submit): that one runs. */
+        r = sf_intent_current(ctx->store, in->id, sf_bus_msg_id(msg));
+        if (r < 0) {
+                sf_bus_nak(msg, 2000);
+                goto cleanup;
+        }
+        if (r == 0) {
+                log_debug("intent %s: copy %s superseded; ack", in->id, sf_bus_msg_id(msg) ?: "?");
+                sf_bus_ack(msg);
+                goto cleanup;
+        }
         work.intent = in;
         h = find_handler(w, in->kind);
         if (!h) {
@@ -92,8 +103,15 @@ static void handle(sf_ctx_t *ctx, const sf_worker_t *w, sf_bus_msg_t *msg) {
         switch (res) {
         case SF_WORK_DONE:
                 /* The handler committed its state change; only now may the bus forget. */
-                if (sf_intent_finish(ctx->store, in->id, SF_INTENT_DONE, NULL) < 0) {
+                r = sf_intent_finish(ctx->store, in->id, SF_INTENT_DONE, NULL);
+                if (r < 0) {
                         sf_bus_nak(msg, 1000);
+                        break;
+                }
+                if (r == 1) {
+                        /* Submitted again while it ran: once more (this copy, or the
+                         * newer one the submit published if this one is superseded). */
+                        sf_bus_nak(msg, 0);
                         break;
                 }
                 sf_bus_ack(msg);

@@ -215,6 +215,151 @@ static void test_intent_recorded_before_publish(void **state) {
         assert_int_equal(n, 0);
 }
 
+/* Absent means Redis said nil; a half-written record or an error reply is not absent. */
+static void test_get_absent_only_on_nil(void **state) {
+        char u[SF_UUID_LEN], v[SF_UUID_LEN];
+        char **ids = NULL;
+        _cleanup_reply_ redisReply *a = NULL, *b = NULL, *c = NULL;
+
+        (void)state;
+        sf_uuid_new(u);
+        sf_uuid_new(v);
+        assert_int_equal(sf_store_get(ctx.store, "thing", u, NULL, NULL), -ENOENT);
+        a = sf_store_cmd(ctx.store, "HSET sf:obj:thing:%s rev 3", u); /* no doc */
+        assert_int_not_equal(sf_store_get(ctx.store, "thing", u, NULL, NULL), -ENOENT);
+        b = sf_store_cmd(ctx.store, "SET sf:obj:thing:%s notahash", v); /* WRONGTYPE */
+        assert_int_equal(sf_store_get(ctx.store, "thing", v, NULL, NULL), -EIO);
+        c = sf_store_cmd(ctx.store, "SET sf:idx:thing:ns:%s notaset", v);
+        assert_true(sf_store_index(ctx.store, "thing", "ns", v, &ids, NULL) < 0);
+        assert_null(ids);
+        freeReplyObject(sf_store_cmd(ctx.store, "DEL sf:obj:thing:%s sf:obj:thing:%s sf:idx:thing:ns:%s", u, v, v));
+}
+
+/* Keeps Redis busy (a Lua loop) for ms, so replies to everyone else are late. */
+static void *busy_redis(void *arg) {
+        static const char BUSY_LUA[] =
+                "local t0 = redis.call('TIME')\n"
+                "local s = t0[1] * 1000000 + t0[2]\n"
+                "while true do\n"
+                "  local t = redis.call('TIME')\n"
+                "  if t[1] * 1000000 + t[2] - s > tonumber(ARGV[1]) * 1000 then return 1 end\n"
+                "end";
+        sf_store_t *s = NULL;
+
+        if (sf_store_connect(ctx.cfg.redis_host, ctx.cfg.redis_port, &s) == 0) {
+                freeReplyObject(sf_store_cmd_once(s, "EVAL %s 0 %d", BUSY_LUA, (int)(intptr_t)arg));
+                sf_store_free(s);
+        }
+        return NULL;
+}
+
+/* A command whose reply is lost (here: Redis busy past the client's timeout, the
+ * command still queued and applied later) must not be sent again: HINCRBY of intent
+ * attempts and the event push would be applied twice. */
+static void test_lost_reply_not_resent(void **state) {
+        char id[SF_UUID_LEN], node[32], uuid[SF_UUID_LEN];
+        sf_store_t *s = NULL;
+        pthread_t th;
+        int attempts = -1, r;
+        json_object *evs = NULL;
+
+        (void)state;
+        sf_uuid_new(uuid);
+        snprintf(node, sizeof(node), "lr-%.8s", uuid);
+        assert_int_equal(sf_intent_submit(&ctx, node, "compute", "instance.create", "instance", uuid,
+                                          "system", NULL, id), 0);
+        assert_int_equal(sf_store_connect(ctx.cfg.redis_host, ctx.cfg.redis_port, &s), 0);
+        sf_store_set_timeout(s, 250);
+
+        pthread_create(&th, NULL, busy_redis, (void *)(intptr_t)700);
+        msleep(100);
+        r = sf_intent_attempt(s, id, 1, NULL);
+        pthread_join(th, NULL);
+        msleep(100);
+        assert_int_equal(sf_intent_load(ctx.store, id, NULL, NULL, &attempts), 0);
+        assert_int_equal(attempts, 1); /* applied once, though the reply was lost */
+        assert_int_equal(r, -EIO);     /* and the caller is told it does not know */
+
+        {
+                sf_ctx_t c2 = ctx;
+                c2.store = s;
+                c2.bus = NULL;
+                pthread_create(&th, NULL, busy_redis, (void *)(intptr_t)700);
+                msleep(100);
+                sf_event_emit(&c2, "thing", uuid, "system", "audit", "lost reply", NULL, -1);
+                pthread_join(th, NULL);
+                msleep(100);
+        }
+        assert_int_equal(sf_event_list(ctx.store, "thing", uuid, NULL, 100, &evs), 0);
+        assert_int_equal(json_object_array_length(evs), 1);
+        json_object_put(evs);
+        sf_store_free(s);
+        sf_intent_finish(ctx.store, id, "done", NULL);
+}
+
+static int pending_for(const char *object) {
+        _cleanup_reply_ redisReply *ids = sf_store_cmd(ctx.store, "ZRANGE sf:intents:pending 0 -1");
+        int n = 0;
+
+        assert_non_null(ids);
+        for (size_t i = 0; i < ids->elements; i++) {
+                _cleanup_reply_ redisReply *o = sf_store_cmd(ctx.store, "HGET sf:intent:%s object", ids->element[i]->str);
+                if (o && o->type == REDIS_REPLY_STRING && strcmp(o->str, object) == 0)
+                        n++;
+        }
+        return n;
+}
+
+/* One open intent per object and kind: submits and re-drives add no records. */
+static void test_intent_one_open(void **state) {
+        char id[SF_UUID_LEN], id2[SF_UUID_LEN], node[32], uuid[SF_UUID_LEN], object[64], st[16];
+        const char *args[] = {"disk", "1", NULL};
+        int n = 0;
+
+        (void)state;
+        sf_uuid_new(uuid);
+        snprintf(node, sizeof(node), "oo-%.8s", uuid);
+        snprintf(object, sizeof(object), "instance/%s", uuid);
+        assert_int_equal(sf_intent_submit(&ctx, node, "compute", "instance.create", "instance", uuid,
+                                          "system", NULL, id), 0);
+        for (int i = 0; i < 20; i++) {
+                assert_int_equal(sf_intent_submit(&ctx, node, "compute", "instance.create", "instance", uuid,
+                                                  "system", NULL, id2), 0);
+                assert_string_equal(id2, id);
+        }
+        for (int i = 0; i < 10; i++) {
+                assert_int_equal(sf_intent_redrive(&ctx, node, NULL, 0, &n), 0);
+                assert_int_equal(n, 1);
+        }
+        assert_int_equal(pending_for(object), 1);
+        /* Only the newest published copy is live. */
+        assert_int_equal(sf_intent_current(ctx.store, id, id), 0);
+        {
+                _cleanup_reply_ redisReply *m = sf_store_cmd(ctx.store, "HGET sf:intent:%s msgid", id);
+                assert_int_equal(sf_intent_current(ctx.store, id, m->str), 1);
+        }
+        /* Other args, other kind: other intents. */
+        assert_int_equal(sf_intent_submit(&ctx, node, "compute", "instance.create", "instance", uuid,
+                                          "system", args, id2), 0);
+        assert_string_not_equal(id2, id);
+        sf_intent_finish(ctx.store, id2, "done", NULL);
+        /* Started, then submitted again: done runs it once more, then it is done. */
+        assert_int_equal(sf_intent_attempt(ctx.store, id, 1, NULL), 0);
+        assert_int_equal(sf_intent_submit(&ctx, node, "compute", "instance.create", "instance", uuid,
+                                          "system", NULL, id2), 0);
+        assert_string_equal(id2, id);
+        assert_int_equal(sf_intent_finish(ctx.store, id, "done", NULL), 1);
+        assert_int_equal(sf_intent_load(ctx.store, id, NULL, st, NULL), 0);
+        assert_string_equal(st, "pending");
+        assert_int_equal(sf_intent_finish(ctx.store, id, "done", NULL), 0);
+        assert_int_equal(pending_for(object), 0);
+        /* Closed: the next submit is a new intent. */
+        assert_int_equal(sf_intent_submit(&ctx, node, "compute", "instance.create", "instance", uuid,
+                                          "system", NULL, id2), 0);
+        assert_string_not_equal(id2, id);
+        sf_intent_finish(ctx.store, id2, "done", NULL);
+}
+
 static void put_instance(const char *uuid, const char *state, double age) {
         _cleanup_json_ json_object *doc = json_object_new_object();
 
@@ -308,6 +453,9 @@ int main(void) {
                 cmocka_unit_test(test_intent_recorded_before_publish),
                 cmocka_unit_test(test_purge_deleted),
                 cmocka_unit_test(test_ipam),
+                cmocka_unit_test(test_get_absent_only_on_nil),
+                cmocka_unit_test(test_lost_reply_not_resent),
+                cmocka_unit_test(test_intent_one_open),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

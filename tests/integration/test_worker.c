@@ -82,6 +82,27 @@ static int handle_poison(sf_work_t *w) {
         return SF_WORK_DONE;
 }
 
+static int count_run(json_object *doc, void *ud) {
+        (void)ud;
+        json_object_object_add(doc, "runs", json_object_new_int64(sf_json_int(doc, "runs", 0) + 1));
+        return 0;
+}
+
+/* Never ready: every delivery of every copy counts one run, then waits 300 ms. */
+static int handle_wait(sf_work_t *w) {
+        sf_store_update(w->ctx->store, "counter", w->intent->object_uuid, NULL, count_run, NULL, NULL);
+        w->wait_ms = 300;
+        sf_work_error(w, "not yet");
+        return SF_WORK_WAIT;
+}
+
+/* Slow: reads, takes its time, then commits one more effect per run. */
+static int handle_slow(sf_work_t *w) {
+        msleep(1500);
+        sf_store_update(w->ctx->store, "counter", w->intent->object_uuid, NULL, count_run, NULL, NULL);
+        return SF_WORK_DONE;
+}
+
 static int set_error(json_object *doc, void *ud) {
         json_object_object_add(doc, "error_message", json_object_new_string(ud));
         return 0;
@@ -97,6 +118,8 @@ static int worker_main(void) {
                 {.kind = "counter.bump", .fn = handle_bump},
                 {.kind = "counter.flaky", .fn = handle_flaky, .on_fail = fail_counter},
                 {.kind = "counter.poison", .fn = handle_poison, .on_fail = fail_counter},
+                {.kind = "counter.wait", .fn = handle_wait},
+                {.kind = "counter.slow", .fn = handle_slow},
         };
         sf_worker_t w = {.name = "testw", .handlers = handlers, .nhandlers = SF_ARRAY_SIZE(handlers)};
         sf_ctx_t wctx;
@@ -258,6 +281,69 @@ static void test_poison_message_terminated(void **state) {
         assert_string_equal(sf_json_str(got, "error_message"), "gave up after 2 attempts");
 }
 
+/* Re-drives and restarts publish copies of a waiting intent; only the newest copy is
+ * live, the others are dropped on delivery instead of each cycling through the handler. */
+static void test_superseded_copies_dropped(void **state) {
+        char uuid[SF_UUID_LEN], id[SF_UUID_LEN];
+        _cleanup_json_ json_object *doc = json_object_new_object(), *got = NULL;
+        int status, n = 0;
+        int64_t runs;
+        pid_t pid;
+
+        (void)state;
+        sf_uuid_new(uuid);
+        assert_int_equal(sf_store_put(ctx.store, "counter", uuid, 0, doc, NULL, NULL), 0);
+        assert_int_equal(sf_intent_submit(&ctx, node, "testw", "counter.wait", "counter", uuid, "system",
+                                          NULL, id), 0);
+        for (int i = 0; i < 5; i++) {
+                assert_int_equal(sf_intent_recover(&ctx, node, "testw", &n), 0);
+                assert_int_equal(n, 1);
+                assert_int_equal(sf_intent_redrive(&ctx, node, "testw", 0, &n), 0);
+                assert_int_equal(n, 1);
+        }
+        pid = spawn_worker(NULL);
+        msleep(3000);
+        kill(pid, SIGTERM);
+        waitpid(pid, &status, 0);
+        assert_int_equal(sf_store_get(ctx.store, "counter", uuid, &got, NULL), 0);
+        runs = sf_json_int(got, "runs", 0);
+        fprintf(stderr, "test_worker: 11 copies published, %lld handler runs in 3 s\n", (long long)runs);
+        /* One live copy: about one run per 300 ms wait; eleven copies would make ~100. */
+        assert_true(runs >= 1);
+        assert_true(runs <= 15);
+        sf_intent_finish(ctx.store, id, "failed", "test over");
+}
+
+/* A submit while the handler runs (it may have read the object before the change the
+ * submitter made) returns the same intent, which then runs once more. */
+static void test_submit_while_running_reruns(void **state) {
+        char uuid[SF_UUID_LEN], id[SF_UUID_LEN], id2[SF_UUID_LEN] = "", st[16] = "";
+        _cleanup_json_ json_object *doc = json_object_new_object(), *got = NULL;
+        int status, attempts = 0, r;
+        pid_t pid;
+
+        (void)state;
+        sf_uuid_new(uuid);
+        assert_int_equal(sf_store_put(ctx.store, "counter", uuid, 0, doc, NULL, NULL), 0);
+        assert_int_equal(sf_intent_submit(&ctx, node, "testw", "counter.slow", "counter", uuid, "system",
+                                          NULL, id), 0);
+        pid = spawn_worker(NULL);
+        for (int i = 0; i < 100 && attempts == 0; i++) {
+                msleep(50);
+                sf_intent_load(ctx.store, id, NULL, NULL, &attempts);
+        }
+        r = sf_intent_submit(&ctx, node, "testw", "counter.slow", "counter", uuid, "system", NULL, id2);
+        wait_intent(id, st, 100);
+        kill(pid, SIGTERM); /* before any assert: a failed test must not leave its worker */
+        waitpid(pid, &status, 0);
+        assert_int_equal(attempts, 1);
+        assert_int_equal(r, 0);
+        assert_string_equal(id2, id);
+        assert_string_equal(st, "done");
+        assert_int_equal(sf_store_get(ctx.store, "counter", uuid, &got, NULL), 0);
+        assert_int_equal(sf_json_int(got, "runs", 0), 2);
+}
+
 static int setup(void **state) {
         char u[SF_UUID_LEN];
 
@@ -282,6 +368,8 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_duplicate_publish_one_effect),
                 cmocka_unit_test(test_retries_exhausted_error),
                 cmocka_unit_test(test_poison_message_terminated),
+                cmocka_unit_test(test_superseded_copies_dropped),
+                cmocka_unit_test(test_submit_while_running_reruns),
         };
 
         if (argc > 1 && strcmp(argv[1], "--worker") == 0)

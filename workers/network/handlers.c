@@ -75,9 +75,13 @@ static int refresh_hosts(sf_ctx_t *ctx, const sf_netplumb_t *p) {
         for (size_t i = 0; i < m->elements; i++) {
                 _cleanup_json_ json_object *iface = NULL, *inst = NULL;
                 const char *st, *ip, *mac;
+                int r = sf_store_get(ctx->store, "networkinterface", m->element[i]->str, &iface, NULL);
 
-                if (sf_store_get(ctx->store, "networkinterface", m->element[i]->str, &iface, NULL) < 0)
+                /* A host we could not read is not a host to drop: keep the old file. */
+                if (r == -ENOENT)
                         continue;
+                if (r < 0)
+                        return r;
                 st = sf_json_str(iface, "state") ?: "";
                 ip = sf_json_str(iface, "ipv4");
                 mac = sf_json_str(iface, "macaddr");
@@ -85,8 +89,10 @@ static int refresh_hosts(sf_ctx_t *ctx, const sf_netplumb_t *p) {
                         continue;
                 snprintf(hosts[n].mac, sizeof(hosts[n].mac), "%s", mac);
                 snprintf(hosts[n].ip, sizeof(hosts[n].ip), "%s", ip);
-                if (sf_store_get(ctx->store, "instance", sf_json_str(iface, "instance_uuid") ?: "-", &inst,
-                                 NULL) == 0 && sf_json_str(inst, "name"))
+                r = sf_store_get(ctx->store, "instance", sf_json_str(iface, "instance_uuid") ?: "-", &inst, NULL);
+                if (r < 0 && r != -ENOENT)
+                        return r;
+                if (r == 0 && sf_json_str(inst, "name"))
                         snprintf(hosts[n].hostname, sizeof(hosts[n].hostname), "%s", sf_json_str(inst, "name"));
                 else
                         snprintf(hosts[n].hostname, sizeof(hosts[n].hostname), "host-%s",
@@ -301,6 +307,79 @@ static void reconcile_networks(sf_ctx_t *ctx) {
         sf_strv_free(ids);
 }
 
+static double state_age(json_object *doc) {
+        json_object *ts;
+
+        if (!json_object_object_get_ex(doc, "state_updated", &ts))
+                return 1e9;
+        return sf_now() - json_object_get_double(ts);
+}
+
+/* Networks of this node left in initial (delete-wait) without progress for
+ * SF_STUCK_AFTER get their network.create (network.delete) again: sf-api may have died
+ * between writing the record and recording the intent.  Submitting is idempotent (an
+ * open intent is re-published, not duplicated), so doing it every pass piles nothing up. */
+static void reconcile_stuck_networks(sf_ctx_t *ctx) {
+        char **ids = NULL;
+
+        if (sf_store_index(ctx->store, "network", "node", ctx->cfg.node, &ids, NULL) < 0)
+                return;
+        for (char **p = ids; *p; p++) {
+                _cleanup_json_ json_object *net = NULL;
+                const char *st, *kind;
+
+                if (sf_store_get(ctx->store, "network", *p, &net, NULL) < 0)
+                        continue;
+                st = sf_json_str(net, "state") ?: "";
+                if (strcmp(st, "initial") == 0)
+                        kind = "network.create";
+                else if (strcmp(st, "delete-wait") == 0)
+                        kind = "network.delete";
+                else
+                        continue;
+                if (state_age(net) < ctx->cfg.stuck_after_s ||
+                    strcmp(sf_json_str(net, "node") ?: "", ctx->cfg.node) != 0)
+                        continue;
+                log_info("reconciler: network %s is %s without progress; re-submitting %s", *p, st, kind);
+                sf_intent_submit(ctx, ctx->cfg.node, "network", kind, "network", *p, sf_json_str(net, "namespace"),
+                                 NULL, NULL);
+        }
+        sf_strv_free(ids);
+}
+
+/* The same for interfaces left in initial: network.attach goes to the instance's node,
+ * so each node looks at the interfaces of its own instances. */
+static void reconcile_stuck_interfaces(sf_ctx_t *ctx) {
+        char **ids = NULL;
+
+        if (sf_store_index(ctx->store, "instance", "node", ctx->cfg.node, &ids, NULL) < 0)
+                return;
+        for (char **p = ids; *p; p++) {
+                _cleanup_json_ json_object *inst = NULL;
+                json_object *ifaces;
+
+                if (sf_store_get(ctx->store, "instance", *p, &inst, NULL) < 0 ||
+                    strcmp(sf_json_str(inst, "node") ?: "", ctx->cfg.node) != 0 ||
+                    strcmp(sf_json_str(inst, "state") ?: "", "deleted") == 0 ||
+                    !json_object_object_get_ex(inst, "interfaces", &ifaces) ||
+                    !json_object_is_type(ifaces, json_type_array))
+                        continue;
+                for (size_t i = 0; i < json_object_array_length(ifaces); i++) {
+                        _cleanup_json_ json_object *iface = NULL;
+                        const char *iu = json_object_get_string(json_object_array_get_idx(ifaces, i));
+
+                        if (!iu || sf_store_get(ctx->store, "networkinterface", iu, &iface, NULL) < 0 ||
+                            strcmp(sf_json_str(iface, "state") ?: "", "initial") != 0 ||
+                            state_age(iface) < ctx->cfg.stuck_after_s)
+                                continue;
+                        log_info("reconciler: interface %s is initial without progress; re-submitting", iu);
+                        sf_intent_submit(ctx, ctx->cfg.node, "network", "network.attach", "networkinterface", iu,
+                                         sf_json_str(iface, "namespace"), NULL, NULL);
+                }
+        }
+        sf_strv_free(ids);
+}
+
 void sf_network_tick(sf_ctx_t *ctx, void *user) {
         static int64_t next_reconcile;
 
@@ -308,6 +387,8 @@ void sf_network_tick(sf_ctx_t *ctx, void *user) {
         sf_intent_redrive(ctx, ctx->cfg.node, "network", ctx->cfg.redrive_after_s, NULL);
         if (sf_mono_ms() >= next_reconcile) {
                 reconcile_networks(ctx);
-                next_reconcile = sf_mono_ms() + 30000;
+                reconcile_stuck_networks(ctx);
+                reconcile_stuck_interfaces(ctx);
+                next_reconcile = sf_mono_ms() + (int64_t)ctx->cfg.reconcile_interval_s * 1000;
         }
 }
