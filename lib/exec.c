@@ -19,7 +19,8 @@
 #define EXIT_POLL_MS 10
 
 static void child_limit(int resource, uint64_t value) {
-        struct rlimit rl = {.rlim_cur = value, .rlim_max = value};
+        /* RLIMIT_CPU: SIGXCPU at the soft limit says why it died; SIGKILL a second later. */
+        struct rlimit rl = {.rlim_cur = value, .rlim_max = resource == RLIMIT_CPU ? value + 1 : value};
 
         if (value && setrlimit(resource, &rl) < 0)
                 _exit(126); /* never run it unbounded when bounds were asked for */
