@@ -11,17 +11,36 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define GIB (1024ULL * 1024 * 1024)
 
-/* `qemu-img info` as parsed JSON.  -U: the image may be open by a running guest. */
+/* Every qemu-img run on tenant data is bounded: a crafted image must not make it spin
+ * or balloon (OpenStack's limits for `qemu-img info`: 30 s CPU, 1 GiB address space). */
+static const sf_exec_opts_t QEMU_IMG_LIMITS = {
+        .timeout_ms = SF_QEMU_IMG_TIMEOUT_MS, .cpu_s = SF_QEMU_IMG_CPU_S, .as_bytes = SF_QEMU_IMG_AS_BYTES};
+/* A convert reads and writes the whole image: same memory, more time. */
+static const sf_exec_opts_t QEMU_IMG_CONVERT_LIMITS = {.timeout_ms = SF_QEMU_IMG_CONVERT_TIMEOUT_MS,
+                                                       .cpu_s = SF_QEMU_IMG_CONVERT_CPU_S,
+                                                       .as_bytes = SF_QEMU_IMG_AS_BYTES};
+
+static int qemu_img_run(char *const argv[], const sf_exec_opts_t *limits, const char *what) {
+        _cleanup_free_ char *out = NULL;
+        int r = sf_exec_limited(argv, limits, &out, NULL);
+
+        if (r < 0)
+                log_err("qemu-img %s %s failed: %s", argv[1], what, out && *out ? out : strerror(-r));
+        return r;
+}
+
+/* `qemu-img info` of a qcow2 as parsed JSON.  -U: the image may be open by a running guest. */
 static int image_info(const char *image, json_object **ret) {
         _cleanup_free_ char *out = NULL;
-        char *argv[] = {"qemu-img", "info", "-U", "--output=json", (char *)image, NULL};
+        char *argv[] = {"qemu-img", "info", "-f", "qcow2", "-U", "--output=json", (char *)image, NULL};
         json_object *o;
         int r;
 
-        r = sf_exec(argv, &out, NULL);
+        r = sf_exec_limited(argv, &QEMU_IMG_LIMITS, &out, NULL);
         if (r < 0) {
                 log_err("qemu-img info %s failed: %s", image, out ? out : strerror(-r));
                 return r;
@@ -75,7 +94,6 @@ static int check_existing(const char *base, const char *path) {
 }
 
 int sf_disk_overlay(const char *base, const char *path, uint64_t size_gib) {
-        _cleanup_free_ char *out = NULL;
         char tmp[PATH_MAX], size[32];
         uint64_t base_bytes = 0, want;
         struct stat st;
@@ -103,25 +121,58 @@ int sf_disk_overlay(const char *base, const char *path, uint64_t size_gib) {
         /* 2 MiB clusters as upstream: fewer L2 lookups, matches the image cache. */
         char *create[] = {"qemu-img", "create", "-f", "qcow2", "-o", "cluster_size=2048K", "-F", "qcow2",
                           "-b", (char *)base, tmp, NULL};
-        r = sf_exec(create, &out, NULL);
-        if (r < 0) {
-                log_err("qemu-img create %s failed: %s", tmp, out ? out : strerror(-r));
+        r = qemu_img_run(create, &QEMU_IMG_LIMITS, tmp);
+        if (r < 0)
                 goto cleanup;
-        }
         if (size_gib && want > base_bytes) {
                 char *resize[] = {"qemu-img", "resize", "-f", "qcow2", tmp, size, NULL};
                 snprintf(size, sizeof(size), "%" PRIu64, want);
-                free(out);
-                out = NULL;
-                r = sf_exec(resize, &out, NULL);
-                if (r < 0) {
-                        log_err("qemu-img resize %s failed: %s", tmp, out ? out : strerror(-r));
+                r = qemu_img_run(resize, &QEMU_IMG_LIMITS, tmp);
+                if (r < 0)
                         goto cleanup;
-                }
         }
         if (rename(tmp, path) < 0)
                 r = -errno;
 cleanup:
+        if (r < 0)
+                unlink(tmp);
+        return r;
+}
+
+int sf_disk_blank(const char *path, uint64_t size_gib) {
+        char tmp[PATH_MAX], size[32];
+        int r;
+
+        if (!path || size_gib > UINT64_MAX / GIB)
+                return -EINVAL;
+        if (access(path, F_OK) == 0)
+                return 0;
+        if (snprintf(tmp, sizeof(tmp), "%s.partial", path) >= (int)sizeof(tmp))
+                return -ENAMETOOLONG;
+        snprintf(size, sizeof(size), "%" PRIu64 "G", size_gib);
+        char *argv[] = {"qemu-img", "create", "-f", "qcow2", tmp, size, NULL};
+        r = qemu_img_run(argv, &QEMU_IMG_LIMITS, tmp);
+        if (r == 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0)
+                unlink(tmp);
+        return r;
+}
+
+int sf_disk_to_qcow2(const char *src, sf_imgfmt_t fmt, const char *path) {
+        char tmp[PATH_MAX];
+        int r;
+
+        if (!src || !path)
+                return -EINVAL;
+        if (access(path, F_OK) == 0)
+                return 0;
+        if (snprintf(tmp, sizeof(tmp), "%s.partial", path) >= (int)sizeof(tmp))
+                return -ENAMETOOLONG;
+        char *argv[] = {"qemu-img", "convert", "-f", (char *)sf_imgfmt_name(fmt), "-O", "qcow2", (char *)src, tmp, NULL};
+        r = qemu_img_run(argv, &QEMU_IMG_CONVERT_LIMITS, src);
+        if (r == 0 && rename(tmp, path) < 0)
+                r = -errno;
         if (r < 0)
                 unlink(tmp);
         return r;
