@@ -94,8 +94,8 @@ static void test_default_timeout(void **state) {
 }
 
 static void test_memory_limit(void **state) {
-        /* 512 MiB: fine unbounded, impossible under a 256 MiB address space */
-        char *argv[] = {"python3", "-c", "b = bytearray(512 << 20); print('allocated')", NULL};
+        /* 512 MiB mapped (not touched): fine unbounded, impossible under a 256 MiB address space */
+        char *argv[] = {"python3", "-c", "import mmap; m = mmap.mmap(-1, 512 << 20); print('allocated')", NULL};
         sf_exec_opts_t limited = {.timeout_ms = 30000, .as_bytes = 256ULL << 20};
         sf_exec_opts_t unlimited = {.timeout_ms = 30000};
         char *out = NULL;
