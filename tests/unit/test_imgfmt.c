@@ -150,10 +150,13 @@ static void test_qcow2_data_file(void **state) {
         expect_refused(at("feat.qcow2"), "unknown features");
 }
 
+/* LUKS images are hand-marked: qemu-img's PBKDF benchmark fails on a busy machine. */
 static void test_qcow2_encrypted(void **state) {
+        unsigned char luks_method[4] = {0, 0, 0, 2};
+
         (void)state;
-        qemu_img_create((char *[]){"--object", "secret,id=s0,data=abc", "-f", "qcow2", "-o",
-                                   "encrypt.format=luks,encrypt.key-secret=s0", (char *)at("luks.qcow2"), "1M", NULL});
+        qemu_img_create((char *[]){"-f", "qcow2", (char *)at("luks.qcow2"), "1M", NULL});
+        write_at(at("luks.qcow2"), luks_method, 4, 32); /* crypt_method = 2 (LUKS) */
         expect_refused(at("luks.qcow2"), "qcow2 image is encrypted: refused");
         qemu_img_create((char *[]){"--object", "secret,id=s0,data=abc", "-f", "qcow2", "-o",
                                    "encrypt.format=aes,encrypt.key-secret=s0", (char *)at("aes.qcow2"), "1M", NULL});
@@ -197,8 +200,7 @@ static void test_foreign_by_qemu_img(void **state) {
                         qemu_img_create((char *[]){"-f", (char *)cases[i].fmt, (char *)at(cases[i].file), "4M", NULL});
                 expect_refused(at(cases[i].file), cases[i].why);
         }
-        qemu_img_create((char *[]){"--object", "secret,id=s0,data=abc", "-f", "luks", "-o", "key-secret=s0",
-                                   (char *)at("a.luks"), "1M", NULL});
+        write_file(at("a.luks"), "LUKS\xba\xbe\0\x01" "aes", 11, 1 << 20); /* magic, version 1, cipher */
         expect_refused(at("a.luks"), "image is luks");
 }
 
