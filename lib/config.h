@@ -3,6 +3,7 @@
 #pragma once
 #include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct sf_config {
         char node[64];            /* SF_NODE: this node's name (default: short hostname) */
@@ -31,6 +32,10 @@ typedef struct sf_config {
         int auth_burst;           /* SF_AUTH_BURST (20): ... after a burst of this many; then 429 */
         int auth_audit_window_s;  /* SF_AUTH_AUDIT_WINDOW (60): failed POST /auth are counted per
                                      namespace and address; one audit event per window */
+        int download_timeout_s;   /* SF_DOWNLOAD_TIMEOUT (1800): total time one image download may take */
+        uint64_t download_max_bytes; /* SF_DOWNLOAD_MAX_BYTES (20 GiB): larger images are refused */
+        char download_allow[1024];/* SF_DOWNLOAD_ALLOW (""): CIDR[:port],... exempt from lib/netpolicy.h */
+        int blob_concurrency;     /* SF_BLOB_CONCURRENCY (4): downloads sf-blob runs at once */
 } sf_config_t;
 
 /* Fill cfg from the environment. -EINVAL with a log line on a malformed value. */
