@@ -332,3 +332,17 @@ cleanup:
         curl_url_cleanup(u);
         return r;
 }
+
+int sf_netpolicy_check_base_url(const sf_config_t *cfg, const char *url, char *why, size_t whylen) {
+        sf_netpolicy_t p;
+        int r;
+
+        if (sf_netpolicy_init(&p, cfg) < 0) {
+                snprintf(why, whylen, "SF_DOWNLOAD_ALLOW is malformed");
+                return -EINVAL;
+        }
+        r = sf_netpolicy_check_url_literal(&p, url, why, whylen);
+        if (r == -EINVAL)
+                snprintf(why, whylen, "not a valid URL");
+        return r;
+}

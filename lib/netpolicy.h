@@ -53,3 +53,7 @@ int sf_netpolicy_check(const sf_netpolicy_t *p, const struct sockaddr *sa, char 
  * with the URL's port (default 80/443).  0 for a host name (judged at connect time) or an
  * allowed address; -EACCES with why for a denied one; -EINVAL for an unparseable URL. */
 int sf_netpolicy_check_url_literal(const sf_netpolicy_t *p, const char *url, char *why, size_t whylen);
+
+/* The API's check of a disk base URL: the policy from cfg, then the literal check.  0 or
+ * -EACCES/-EINVAL with why set ("destination 169.254.169.254:80 is not allowed (link-local)"). */
+int sf_netpolicy_check_base_url(const sf_config_t *cfg, const char *url, char *why, size_t whylen);
