@@ -3,7 +3,7 @@
 
   badhttp.py PORT        listens on 127.0.0.1:PORT (threaded), logs requests to stderr
 
-  /trickle[?rate=N]      Content-Length 1 GiB, N bytes a second (default 4096: above
+  /trickle[?rate=N]      Content-Length 48 MiB, N bytes a second (default 4096: above
                          sf-blob's stall limit of 1 KiB/s, so only the total limit stops it)
   /endless               200 without Content-Length, data as fast as the client takes it
   /huge                  Content-Length 100 GiB, then one byte a second
@@ -42,7 +42,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         q = urllib.parse.parse_qs(url.query)
         if url.path == "/trickle":
             rate = int(q.get("rate", ["4096"])[0])
-            self.body(1 << 30, b"t" * max(1, rate // 4), 0.25)
+            self.body(48 << 20, b"t" * max(1, rate // 4), 0.25)
         elif url.path == "/endless":
             self.body(None, b"e" * 65536, 0)
         elif url.path == "/huge":
