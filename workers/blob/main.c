@@ -1,12 +1,11 @@
 /* sf-blob: this node's image downloads (intents on sf.intent.<node>.blob), several at once
  * (SF_BLOB_CONCURRENCY) so that one slow image server delays nobody else. */
 #include "blob.h"
-
-#include <errno.h>
-
 #include "log.h"
 #include "netpolicy.h"
 #include "worker.h"
+
+#include <errno.h>
 
 static int setup(sf_ctx_t *ctx, sf_worker_t *w) {
         sf_netpolicy_t policy;
