@@ -5,7 +5,7 @@
 
   /trickle[?rate=N]      Content-Length 48 MiB, N bytes a second (default 4096: above
                          sf-blob's stall limit of 1 KiB/s, so only the total limit stops it)
-  /endless               200 without Content-Length, data as fast as the client takes it
+  /endless               200 without Content-Length, data at up to ~8 MiB/s, forever
   /huge                  Content-Length 100 GiB, then one byte a second
   /redirect?to=URL       302 to URL
 """
@@ -44,7 +44,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             rate = int(q.get("rate", ["4096"])[0])
             self.body(48 << 20, b"t" * max(1, rate // 4), 0.25)
         elif url.path == "/endless":
-            self.body(None, b"e" * 65536, 0)
+            self.body(None, b"e" * 65536, 0.008)
         elif url.path == "/huge":
             self.body(100 << 30, b"h", 1)
         elif url.path == "/redirect":
