@@ -5,6 +5,7 @@
 #include "intent.h"
 #include "ipam.h"
 #include "log.h"
+#include "netpolicy.h"
 #include "object.h"
 #include "state.h"
 #include "store.h"
@@ -158,6 +159,9 @@ static int parse_disks(sf_ctx_t *ctx, sf_http_req_t *req, sf_http_resp_t *resp, 
                                              "unsupported disk base \"%s\": only http and https URLs are supported",
                                              base),
                                -EINVAL;
+                char why[256];
+                if (sf_netpolicy_check_base_url(&ctx->cfg, base, why, sizeof(why)) < 0)
+                        return sf_http_error(resp, 400, "disk base \"%s\" is refused: %s", base, why), -EINVAL;
                 if (artifact_for_url(ctx, c->ns, base, c->artifacts[i]) < 0)
                         return -EIO;
         }

@@ -33,6 +33,25 @@ static int int_env(const char *name, int def, int *out) {
         return 0;
 }
 
+static int u64_env(const char *name, uint64_t def, uint64_t *out) {
+        const char *v = getenv(name);
+        char *end;
+        unsigned long long n;
+
+        if (!v || !*v) {
+                *out = def;
+                return 0;
+        }
+        errno = 0;
+        n = strtoull(v, &end, 10);
+        if (errno || *end || *v == '-' || n == 0) {
+                log_err("config: %s=%s is not a valid positive number", name, v);
+                return -EINVAL;
+        }
+        *out = n;
+        return 0;
+}
+
 int sf_config_load(sf_config_t *cfg) {
         char host[64] = "localhost";
         const char *secret_file;
@@ -74,6 +93,14 @@ int sf_config_load(sf_config_t *cfg) {
         }
         r |= int_env("SF_STUCK_AFTER", 600, &cfg->stuck_after_s);
         r |= int_env("SF_RECONCILE_INTERVAL", 30, &cfg->reconcile_interval_s);
+        r |= int_env("SF_DOWNLOAD_TIMEOUT", 1800, &cfg->download_timeout_s);
+        r |= u64_env("SF_DOWNLOAD_MAX_BYTES", 20ULL << 30, &cfg->download_max_bytes);
+        r |= int_env("SF_BLOB_CONCURRENCY", 4, &cfg->blob_concurrency);
+        str_env("SF_DOWNLOAD_ALLOW", "", cfg->download_allow, sizeof(cfg->download_allow));
+        if (cfg->download_timeout_s < 1 || cfg->blob_concurrency < 1 || cfg->blob_concurrency > 64) {
+                log_err("config: SF_DOWNLOAD_TIMEOUT must be >= 1, SF_BLOB_CONCURRENCY 1..64");
+                r = -EINVAL;
+        }
         {
                 char def[256];
                 snprintf(def, sizeof(def), "http://%s:%d", cfg->api_bind, cfg->api_port);

@@ -3,6 +3,7 @@
 #pragma once
 #include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct sf_config {
         char node[64];            /* SF_NODE: this node's name (default: short hostname) */
@@ -34,6 +35,10 @@ typedef struct sf_config {
         int stuck_after_s;        /* SF_STUCK_AFTER (600): an object this long in a transitional
                                    * state without progress gets its intent again */
         int reconcile_interval_s; /* SF_RECONCILE_INTERVAL (30): between reconciler passes */
+        int download_timeout_s;   /* SF_DOWNLOAD_TIMEOUT (1800): total time one image download may take */
+        uint64_t download_max_bytes; /* SF_DOWNLOAD_MAX_BYTES (20 GiB): larger images are refused */
+        char download_allow[1024];/* SF_DOWNLOAD_ALLOW (""): CIDR[:port],... exempt from lib/netpolicy.h */
+        int blob_concurrency;     /* SF_BLOB_CONCURRENCY (4): downloads sf-blob runs at once */
 } sf_config_t;
 
 /* Fill cfg from the environment. -EINVAL with a log line on a malformed value. */

@@ -3,7 +3,9 @@
 #include "log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -29,7 +31,7 @@ static const sf_handler_t *find_handler(const sf_worker_t *w, const char *kind) 
         return NULL;
 }
 
-static void fail(sf_work_t *work, const sf_handler_t *h, const char *message) {
+static void fail_intent(sf_work_t *work, const sf_handler_t *h, const char *message) {
         log_err("intent %s (%s %s/%s) failed: %s", work->intent->id, work->intent->kind,
                 work->intent->object_type, work->intent->object_uuid, message);
         if (h && h->on_fail)
@@ -38,8 +40,9 @@ static void fail(sf_work_t *work, const sf_handler_t *h, const char *message) {
         sf_bus_term(work->msg);
 }
 
-static void handle(sf_ctx_t *ctx, const sf_worker_t *w, sf_bus_msg_t *msg) {
-        sf_work_t work = {.ctx = ctx, .msg = msg, .wait_ms = 500, .user = w->user};
+static void handle_intent(sf_ctx_t *ctx, const sf_worker_t *w, sf_bus_msg_t *msg,
+                          volatile sig_atomic_t *stop) {
+        sf_work_t work = {.ctx = ctx, .msg = msg, .wait_ms = 500, .user = w->user, .stop = stop};
         Sf__Intent *wire = NULL, *in = NULL;
         const sf_handler_t *h;
         const void *data;
@@ -84,7 +87,7 @@ static void handle(sf_ctx_t *ctx, const sf_worker_t *w, sf_bus_msg_t *msg) {
         work.intent = in;
         h = find_handler(w, in->kind);
         if (!h) {
-                fail(&work, NULL, "no handler for this intent kind");
+                fail_intent(&work, NULL, "no handler for this intent kind");
                 goto cleanup;
         }
         if (sf_intent_attempt(ctx->store, in->id, 1, &attempts) < 0) {
@@ -94,7 +97,7 @@ static void handle(sf_ctx_t *ctx, const sf_worker_t *w, sf_bus_msg_t *msg) {
         if (attempts > ctx->cfg.max_attempts) {
                 char m[600];
                 snprintf(m, sizeof(m), "gave up after %d attempts", attempts - 1);
-                fail(&work, h, m);
+                fail_intent(&work, h, m);
                 goto cleanup;
         }
         sf_intent_touch(ctx->store, in->id);
@@ -120,7 +123,7 @@ static void handle(sf_ctx_t *ctx, const sf_worker_t *w, sf_bus_msg_t *msg) {
                 int deadline = h->deadline_s > 0 ? h->deadline_s : 600;
                 sf_intent_attempt(ctx->store, in->id, -1, NULL);
                 if (sf_now_us() - in->created_us > (int64_t)deadline * 1000000) {
-                        fail(&work, h, work.error[0] ? work.error : "timed out waiting");
+                        fail_intent(&work, h, work.error[0] ? work.error : "timed out waiting");
                         break;
                 }
                 sf_bus_nak(msg, work.wait_ms);
@@ -129,13 +132,13 @@ static void handle(sf_ctx_t *ctx, const sf_worker_t *w, sf_bus_msg_t *msg) {
         case SF_WORK_RETRY:
                 log_warn("intent %s %s attempt %d: %s", in->id, in->kind, attempts, work.error);
                 if (attempts >= ctx->cfg.max_attempts) {
-                        fail(&work, h, work.error[0] ? work.error : "too many attempts");
+                        fail_intent(&work, h, work.error[0] ? work.error : "too many attempts");
                         break;
                 }
                 sf_bus_nak(msg, 1000 * (1 << (attempts < 5 ? attempts : 5)));
                 break;
         default:
-                fail(&work, h, work.error[0] ? work.error : "failed");
+                fail_intent(&work, h, work.error[0] ? work.error : "failed");
                 break;
         }
 cleanup:
@@ -145,11 +148,147 @@ cleanup:
                 sf__intent__free_unpacked(in, NULL);
 }
 
+/* ---- handler threads (concurrency > 1) ---- */
+
+#define POOL_MAX 64
+
+typedef struct pool {
+        pthread_mutex_t mu;
+        pthread_cond_t changed;  /* a message was queued, a thread became free, or closing */
+        sf_bus_msg_t *queue[POOL_MAX];
+        size_t nqueued;
+        int idle;                /* threads waiting for a message */
+        bool closing;
+        const sf_worker_t *w;
+        const sf_ctx_t *parent;  /* config and bus to share */
+        volatile sig_atomic_t *stop;
+        pthread_t threads[POOL_MAX];
+        int nthreads;
+} pool_t;
+
+/* A thread's context: the worker's config and bus, its own Redis connection. */
+static int open_thread_ctx(const sf_ctx_t *parent, volatile sig_atomic_t *stop, sf_ctx_t *ret) {
+        sf_ctx_t c = {.cfg = parent->cfg, .bus = parent->bus};
+        int r;
+
+        while ((r = sf_store_connect(c.cfg.redis_host, c.cfg.redis_port, &c.store)) < 0 && !*stop) {
+                struct timespec ts = {.tv_sec = 1};
+                nanosleep(&ts, NULL);
+        }
+        if (r < 0)
+                return r;
+        *ret = c;
+        return 0;
+}
+
+static void *pool_thread(void *arg) {
+        pool_t *p = arg;
+        sf_ctx_t ctx;
+
+        if (open_thread_ctx(p->parent, p->stop, &ctx) < 0)
+                return NULL;
+        pthread_mutex_lock(&p->mu);
+        for (;;) {
+                sf_bus_msg_t *msg;
+
+                p->idle++;
+                pthread_cond_broadcast(&p->changed);
+                while (p->nqueued == 0 && !p->closing)
+                        pthread_cond_wait(&p->changed, &p->mu);
+                p->idle--;
+                if (p->nqueued == 0)
+                        break; /* closing */
+                msg = p->queue[--p->nqueued];
+                pthread_mutex_unlock(&p->mu);
+                handle_intent(&ctx, p->w, msg, p->stop);
+                sf_bus_msg_free(msg);
+                pthread_mutex_lock(&p->mu);
+        }
+        pthread_mutex_unlock(&p->mu);
+        sf_store_free(ctx.store);
+        return NULL;
+}
+
+static int pool_start(pool_t *p, const sf_ctx_t *parent, const sf_worker_t *w, volatile sig_atomic_t *stop) {
+        int n = w->concurrency < POOL_MAX ? w->concurrency : POOL_MAX;
+
+        *p = (pool_t){.w = w, .parent = parent, .stop = stop};
+        pthread_mutex_init(&p->mu, NULL);
+        pthread_cond_init(&p->changed, NULL);
+        for (int i = 0; i < n; i++) {
+                int r = pthread_create(&p->threads[p->nthreads], NULL, pool_thread, p);
+                if (r != 0) {
+                        log_err("cannot start handler thread %d: %s", i, strerror(r));
+                        break;
+                }
+                p->nthreads++;
+        }
+        if (p->nthreads == 0)
+                return -EAGAIN;
+        log_info("%d handler threads", p->nthreads);
+        return 0;
+}
+
+/* Wait up to timeout_ms for a thread with nothing queued for it. */
+static bool pool_wait_free(pool_t *p, int timeout_ms) {
+        struct timespec until;
+        bool free_slot;
+
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += timeout_ms / 1000;
+        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&p->mu);
+        while (!(free_slot = p->idle > (int)p->nqueued))
+                if (pthread_cond_timedwait(&p->changed, &p->mu, &until) != 0)
+                        break;
+        pthread_mutex_unlock(&p->mu);
+        return free_slot;
+}
+
+static bool pool_busy(pool_t *p) {
+        bool busy;
+
+        pthread_mutex_lock(&p->mu);
+        busy = p->nqueued > 0 || p->idle < p->nthreads;
+        pthread_mutex_unlock(&p->mu);
+        return busy;
+}
+
+static void pool_hand_over(pool_t *p, sf_bus_msg_t *msg) {
+        pthread_mutex_lock(&p->mu);
+        p->queue[p->nqueued++] = msg; /* room: only fetched when a thread is free */
+        pthread_cond_broadcast(&p->changed);
+        pthread_mutex_unlock(&p->mu);
+}
+
+/* Lets running handlers finish (they see *stop), hands unstarted messages back. */
+static void pool_stop(pool_t *p) {
+        pthread_mutex_lock(&p->mu);
+        p->closing = true;
+        pthread_cond_broadcast(&p->changed);
+        pthread_mutex_unlock(&p->mu);
+        for (int i = 0; i < p->nthreads; i++)
+                pthread_join(p->threads[i], NULL);
+        while (p->nqueued > 0) {
+                sf_bus_msg_t *msg = p->queue[--p->nqueued];
+                sf_bus_nak(msg, 0);
+                sf_bus_msg_free(msg);
+        }
+        pthread_cond_destroy(&p->changed);
+        pthread_mutex_destroy(&p->mu);
+}
+
 int sf_worker_run(sf_ctx_t *ctx, const sf_worker_t *w, volatile sig_atomic_t *stop) {
         char durable[128], filter[256], tok[80];
         sf_bus_sub_t *sub = NULL;
         int64_t next_tick = 0, next_check = sf_mono_ms() + 5000;
         uint64_t reconnects = sf_bus_reconnects(ctx->bus);
+        bool pooled = w->concurrency > 1;
+        pool_t pool;
         int r;
 
         sf_config_node_token(ctx->cfg.node, tok, sizeof(tok));
@@ -158,6 +297,10 @@ int sf_worker_run(sf_ctx_t *ctx, const sf_worker_t *w, volatile sig_atomic_t *st
         r = sf_bus_consumer(ctx->bus, SF_BUS_INTENTS, durable, filter, ctx->cfg.ack_wait_s, &sub);
         if (r < 0) {
                 log_err("cannot consume %s: %s", filter, strerror(-r));
+                return r;
+        }
+        if (pooled && (r = pool_start(&pool, ctx, w, stop)) < 0) {
+                sf_bus_sub_free(sub);
                 return r;
         }
         log_info("consuming %s as %s", filter, durable);
@@ -174,7 +317,9 @@ int sf_worker_run(sf_ctx_t *ctx, const sf_worker_t *w, volatile sig_atomic_t *st
                 if (sf_mono_ms() >= next_check) {
                         uint64_t rc = sf_bus_reconnects(ctx->bus);
                         int n = 0;
-                        if (sf_bus_sub_check(&sub) == 1) {
+                        /* Replacing the subscription under a handler's message is not safe
+                         * (its ack goes through it): with busy threads, only re-publish. */
+                        if ((!pooled || !pool_busy(&pool)) && sf_bus_sub_check(&sub) == 1) {
                                 log_warn("bus: consumer %s was lost; recreated it", durable);
                                 sf_intent_recover(ctx, ctx->cfg.node, w->name, &n);
                         } else if (rc != reconnects) {
@@ -191,6 +336,9 @@ int sf_worker_run(sf_ctx_t *ctx, const sf_worker_t *w, volatile sig_atomic_t *st
                         w->tick(ctx, w->user);
                         next_tick = sf_mono_ms() + (w->tick_ms > 0 ? w->tick_ms : 5000);
                 }
+                /* Fetch only for a free thread: a fetched message's ack timer is running. */
+                if (pooled && !pool_wait_free(&pool, 1000))
+                        continue;
                 r = sf_bus_fetch(sub, 1000, &msg);
                 if (r == -ETIMEDOUT)
                         continue;
@@ -199,9 +347,15 @@ int sf_worker_run(sf_ctx_t *ctx, const sf_worker_t *w, volatile sig_atomic_t *st
                         nanosleep(&ts, NULL);
                         continue;
                 }
-                handle(ctx, w, msg);
+                if (pooled) {
+                        pool_hand_over(&pool, msg);
+                        continue;
+                }
+                handle_intent(ctx, w, msg, stop);
                 sf_bus_msg_free(msg);
         }
+        if (pooled)
+                pool_stop(&pool);
         sf_bus_sub_free(sub);
         return 0;
 }

@@ -9,7 +9,14 @@
  *   SF_WORK_FAIL   permanent failure: on_fail puts the object in its error state,
  *                  mark failed, term.
  * Attempts are counted in Redis before the handler runs, so a worker killed mid-handler
- * also counts; after cfg.max_attempts the intent fails like SF_WORK_FAIL. */
+ * also counts; after cfg.max_attempts the intent fails like SF_WORK_FAIL.
+ *
+ * Concurrency: by default one intent is handled at a time, in the consume loop.  A worker
+ * with concurrency N > 1 runs N handler threads, each with its own Redis connection
+ * (sf_work_t.ctx; hiredis is not thread-safe) and the shared bus; the consume loop fetches
+ * a message only when a thread is free and keeps running the tick and the bus checks, so
+ * a handler that takes long (a slow download) delays neither other intents nor the tick.
+ * Handlers of such a worker must not share unlocked state through `user`. */
 #pragma once
 #include <signal.h>
 
@@ -25,6 +32,7 @@ typedef struct sf_work {
         char error[512]; /* handler's message for RETRY/FAIL */
         int wait_ms;     /* handler may set the WAIT delay (default 500) */
         void *user;      /* worker-wide state (libvirt connection, ...) */
+        volatile sig_atomic_t *stop; /* non-zero once the worker is stopping: long handlers may give up */
 } sf_work_t;
 
 typedef int (*sf_work_fn)(sf_work_t *w);
@@ -45,6 +53,7 @@ typedef struct sf_worker {
         /* Called about every tick_ms (heartbeat, reconciliation). */
         void (*tick)(sf_ctx_t *ctx, void *user);
         int tick_ms;
+        int concurrency; /* handler threads (0 or 1: handled in the consume loop itself) */
 } sf_worker_t;
 
 /* A worker process's main: log name, SIGINT/SIGTERM stop it, Redis + NATS (waiting

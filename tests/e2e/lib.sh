@@ -147,6 +147,8 @@ e2e_setup() {
         SF_NATS_URL=nats://127.0.0.1:$NATS_PORT SF_API_BIND=127.0.0.1 SF_API_PORT=$API_PORT \
         SF_STORAGE=$STORAGE SF_DOMAIN_TYPE=auto SF_TEMPLATES=$E2E_ROOT/templates \
         SF_ACK_WAIT=5 SF_REDRIVE_AFTER=30 SF_MESH_DEV=lo SF_MESH_IP=127.0.0.1
+    # sf-blob may fetch from our image server (and what the test adds), no other loopback port
+    export SF_DOWNLOAD_ALLOW=127.0.0.1:$IMAGE_PORT${SF_DOWNLOAD_ALLOW:+,$SF_DOWNLOAD_ALLOW}
     SF_AUTH_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
     export SF_AUTH_SECRET
     KEY=$(python3 -c 'import secrets; print(secrets.token_hex(24))')

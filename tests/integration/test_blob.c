@@ -28,6 +28,7 @@
 #include "intent.h"
 #include "lock.h"
 #include "log.h"
+#include "netpolicy.h"
 #include "store.h"
 #include "util.h"
 #include "worker.h"
@@ -42,6 +43,8 @@ static char httplog[PATH_MAX];
 static int http_port;
 static pid_t http_pid, worker_pid;
 static char art1[SF_UUID_LEN]; /* shared by the fetch / revalidate / change cases */
+static sf_netpolicy_t loopback_ok; /* direct fetches: loopback servers allowed */
+static sf_blob_fetch_limits_t lim = {.timeout_s = 120, .max_bytes = 1 << 30, .policy = &loopback_ok};
 
 static void msleep(int ms) {
         struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
@@ -269,7 +272,7 @@ static void test_fetch_url(void **state) {
         snprintf(dest, sizeof(dest), "%s/unit.out", storage);
         snprintf(dest2, sizeof(dest2), "%s/unit2.out", storage);
 
-        assert_int_equal(sf_blob_fetch_url(url, dest, NULL, NULL, &res, NULL, NULL), 0);
+        assert_int_equal(sf_blob_fetch_url(url, dest, NULL, NULL, &lim, &res, NULL, NULL), 0);
         assert_int_equal(res.http_status, 200);
         assert_false(res.not_modified);
         assert_int_equal(res.size, len);
@@ -283,7 +286,7 @@ static void test_fetch_url(void **state) {
 
         /* Conditional and unchanged: 304, nothing written. */
         memset(&res, 0, sizeof(res));
-        assert_int_equal(sf_blob_fetch_url(url, dest2, NULL, lm, &res, NULL, NULL), 0);
+        assert_int_equal(sf_blob_fetch_url(url, dest2, NULL, lm, &lim, &res, NULL, NULL), 0);
         assert_int_equal(res.http_status, 304);
         assert_true(res.not_modified);
         assert_int_equal(access(dest2, F_OK), -1);
@@ -292,20 +295,20 @@ static void test_fetch_url(void **state) {
 
         /* HTTP errors fail, with the status. */
         memset(&res, 0, sizeof(res));
-        assert_int_equal(sf_blob_fetch_url(url404, dest2, NULL, NULL, &res, NULL, NULL), -EREMOTEIO);
+        assert_int_equal(sf_blob_fetch_url(url404, dest2, NULL, NULL, &lim, &res, NULL, NULL), -EREMOTEIO);
         assert_int_equal(res.http_status, 404);
         assert_int_equal(access(dest2, F_OK), -1);
         assert_int_equal(access(partial, F_OK), -1);
 
         /* Only http(s). */
-        assert_int_equal(sf_blob_fetch_url("file:///etc/passwd", dest2, NULL, NULL, &res, NULL, NULL),
+        assert_int_equal(sf_blob_fetch_url("file:///etc/passwd", dest2, NULL, NULL, &lim, &res, NULL, NULL),
                          -EPROTONOSUPPORT);
-        assert_int_equal(sf_blob_fetch_url("ftp://127.0.0.1/x", dest2, NULL, NULL, &res, NULL, NULL),
+        assert_int_equal(sf_blob_fetch_url("ftp://127.0.0.1/x", dest2, NULL, NULL, &lim, &res, NULL, NULL),
                          -EPROTONOSUPPORT);
         assert_int_equal(access(dest2, F_OK), -1);
 
         /* Nobody listening: a transfer error, nothing on disk. */
-        assert_int_equal(sf_blob_fetch_url(refused, dest2, NULL, NULL, &res, NULL, NULL), -ECONNREFUSED);
+        assert_int_equal(sf_blob_fetch_url(refused, dest2, NULL, NULL, &lim, &res, NULL, NULL), -ECONNREFUSED);
         assert_int_equal(access(partial, F_OK), -1);
 
         /* Redirects are followed (http.server sends /sub -> /sub/, then index.html). */
@@ -316,7 +319,7 @@ static void test_fetch_url(void **state) {
                 put_web_file("sub/index.html", 5000, time(NULL) - 3600);
                 web_sha("sub/index.html", want, &len);
                 memset(&res, 0, sizeof(res));
-                assert_int_equal(sf_blob_fetch_url(redir, dest2, NULL, NULL, &res, NULL, NULL), 0);
+                assert_int_equal(sf_blob_fetch_url(redir, dest2, NULL, NULL, &lim, &res, NULL, NULL), 0);
                 assert_int_equal(res.http_status, 200);
                 assert_int_equal(res.size, len);
                 assert_string_equal(res.sha512, want);
@@ -488,7 +491,7 @@ static void test_fetched_blob_committed(void **state) {
         *strrchr(path, '/') = 0;
         assert_int_equal(sf_mkdir_p(path, 0755), 0);
         path[strlen(path)] = '/';
-        assert_int_equal(sf_blob_fetch_url(url, path, NULL, NULL, &res, NULL, NULL), 0);
+        assert_int_equal(sf_blob_fetch_url(url, path, NULL, NULL, &lim, &res, NULL, NULL), 0);
         json_object_array_add(locs, json_object_new_string(node));
         json_object_object_add(b, "uuid", json_object_new_string(buuid));
         json_object_object_add(b, "state", json_object_new_string("created"));
@@ -621,12 +624,126 @@ static void test_fetch_progress(void **state) {
                 msleep(50);
         url = sf_strdupf("http://127.0.0.1:%d/slow", p);
         snprintf(dest, sizeof(dest), "%s/slow.out", storage);
-        assert_int_equal(sf_blob_fetch_url(url, dest, NULL, NULL, &res, count_progress, &calls), 0);
+        assert_int_equal(sf_blob_fetch_url(url, dest, NULL, NULL, &lim, &res, count_progress, &calls), 0);
         kill(pid, SIGTERM);
         waitpid(pid, &status, 0);
         assert_int_equal(res.size, 5 * 4096);
         print_message("progress called %d times over ~5.5 s\n", calls);
         assert_true(calls >= 2 && calls <= 3);
+}
+
+/* ---- the limits (SF_DOWNLOAD_TIMEOUT, SF_DOWNLOAD_MAX_BYTES, lib/netpolicy.h) ---- */
+
+static int bad_port;
+static pid_t bad_pid;
+
+static void no_leftovers(const char *dest) {
+        char partial[PATH_MAX];
+
+        snprintf(partial, sizeof(partial), "%s.partial", dest);
+        assert_int_equal(access(dest, F_OK), -1);
+        assert_int_equal(access(partial, F_OK), -1);
+}
+
+/* Fetch url with limits l; returns the result code, elapsed ms in *ms. */
+static int fetch_limited(const char *url, const sf_blob_fetch_limits_t *l, sf_blob_fetch_result_t *res,
+                         int64_t *ms) {
+        char dest[PATH_MAX];
+        int64_t t0 = sf_mono_ms();
+        int r;
+
+        snprintf(dest, sizeof(dest), "%s/limited.out", storage);
+        memset(res, 0, sizeof(*res));
+        r = sf_blob_fetch_url(url, dest, NULL, NULL, l, res, NULL, NULL);
+        *ms = sf_mono_ms() - t0;
+        print_message("%s -> %d (%s) in %lld ms\n", url, r, res->error, (long long)*ms);
+        if (r < 0)
+                no_leftovers(dest);
+        return r;
+}
+
+static void test_fetch_size_limit(void **state) {
+        _cleanup_free_ char *endless = sf_strdupf("http://127.0.0.1:%d/endless", bad_port),
+                            *huge = sf_strdupf("http://127.0.0.1:%d/huge", bad_port);
+        sf_blob_fetch_limits_t l = lim;
+        sf_blob_fetch_result_t res;
+        int64_t ms;
+
+        (void)state;
+        /* An endless body stops at the cap; nothing is left on disk. */
+        l.max_bytes = 1 << 20;
+        assert_int_equal(fetch_limited(endless, &l, &res, &ms), -EFBIG);
+        assert_string_equal(res.error, "image is larger than the limit of 1048576 bytes (SF_DOWNLOAD_MAX_BYTES)");
+        assert_true(ms < 10000);
+        /* A Content-Length over the cap is refused before the body (which would take days). */
+        assert_int_equal(fetch_limited(huge, &l, &res, &ms), -EFBIG);
+        assert_true(ms < 5000);
+}
+
+static void test_fetch_time_limit(void **state) {
+        _cleanup_free_ char *trickle = sf_strdupf("http://127.0.0.1:%d/trickle", bad_port);
+        sf_blob_fetch_limits_t l = lim;
+        sf_blob_fetch_result_t res;
+        int64_t ms;
+
+        (void)state;
+        l.timeout_s = 2;
+        assert_int_equal(fetch_limited(trickle, &l, &res, &ms), -ETIME);
+        assert_string_equal(res.error, "download took longer than the limit of 2 s (SF_DOWNLOAD_TIMEOUT)");
+        assert_true(ms >= 1900 && ms < 6000);
+}
+
+/* The policy judges the address connected to: literal, a name, after a redirect; env
+ * proxies do not hide the peer. */
+static void test_fetch_destinations(void **state) {
+        _cleanup_free_ char *web = web_url("unit.bin"),
+                            *by_name = sf_strdupf("http://localhost:%d/", ctx.cfg.redis_port),
+                            *redirect = sf_strdupf("http://127.0.0.1:%d/redirect?to=http://localhost:%d/unit.bin",
+                                                   bad_port, http_port),
+                            *want = NULL;
+        sf_config_t cfg = ctx.cfg;
+        sf_netpolicy_t p;
+        sf_blob_fetch_limits_t l = lim;
+        sf_blob_fetch_result_t res;
+        int64_t ms;
+
+        (void)state;
+        put_web_file("unit.bin", 100000, time(NULL) - 3600);
+        l.policy = &p;
+
+        /* the defaults: loopback is off limits */
+        cfg.download_allow[0] = 0;
+        assert_int_equal(sf_netpolicy_init(&p, &cfg), 0);
+        assert_int_equal(fetch_limited(web, &l, &res, &ms), -EACCES);
+        want = sf_strdupf("destination 127.0.0.1:%d is not allowed (loopback)", http_port);
+        assert_string_equal(res.error, want);
+
+        /* loopback allowed, but a name resolving to the node's Redis port is still refused */
+        snprintf(cfg.download_allow, sizeof(cfg.download_allow), "127.0.0.0/8,::1");
+        assert_int_equal(sf_netpolicy_init(&p, &cfg), 0);
+        assert_int_equal(fetch_limited(by_name, &l, &res, &ms), -EACCES);
+        assert_non_null(strstr(res.error, "is not allowed (a service port of this node)"));
+
+        /* a redirect to a port that is not allowed is refused at connect time */
+        snprintf(cfg.download_allow, sizeof(cfg.download_allow), "127.0.0.1:%d", bad_port);
+        assert_int_equal(sf_netpolicy_init(&p, &cfg), 0);
+        assert_int_equal(fetch_limited(redirect, &l, &res, &ms), -EACCES);
+        free(want);
+        want = sf_strdupf(":%d is not allowed (loopback)", http_port); /* [::1] or 127.0.0.1 */
+        assert_non_null(strstr(res.error, want));
+        /* ... and followed once that port is allowed too */
+        snprintf(cfg.download_allow, sizeof(cfg.download_allow), "127.0.0.1:%d,127.0.0.1:%d", bad_port,
+                 http_port);
+        assert_int_equal(sf_netpolicy_init(&p, &cfg), 0);
+        assert_int_equal(fetch_limited(redirect, &l, &res, &ms), 0);
+        assert_int_equal(res.size, 100000);
+
+        /* a proxy from the environment is not used (it would hide the real peer) */
+        setenv("http_proxy", "http://127.0.0.1:9/", 1);
+        setenv("HTTP_PROXY", "http://127.0.0.1:9/", 1);
+        assert_int_equal(fetch_limited(redirect, &l, &res, &ms), 0);
+        unsetenv("http_proxy");
+        unsetenv("HTTP_PROXY");
 }
 
 /* ---- setup ---- */
@@ -648,6 +765,13 @@ static int setup(void **state) {
         setenv("SF_STORAGE", storage, 1);
         http_port = free_port();
         snprintf(port, sizeof(port), "%d", http_port);
+        if (sf_netpolicy_allow(&loopback_ok, "127.0.0.0/8,::1") < 0)
+                return -1;
+        {
+                char allow[64]; /* the worker may fetch from our web server, nothing else local */
+                snprintf(allow, sizeof(allow), "127.0.0.1:%d", http_port);
+                setenv("SF_DOWNLOAD_ALLOW", allow, 1);
+        }
         snprintf(httplog, sizeof(httplog), "%s/http.log", storage);
         if (sf_exec_spawn(http_argv, httplog, &http_pid) < 0)
                 return -1;
@@ -657,6 +781,18 @@ static int setup(void **state) {
                 return -1;
         if (sf_ctx_open(&ctx, true, 5) < 0)
                 return -1;
+        {
+                char bport[16];
+                char *bad_argv[] = {(char *)"python3", (char *)"tests/tools/badhttp.py", bport, NULL};
+                bad_port = free_port();
+                snprintf(bport, sizeof(bport), "%d", bad_port);
+                if (sf_exec_spawn(bad_argv, "/dev/null", &bad_pid) < 0)
+                        return -1;
+                for (int i = 0; i < 100 && !port_open(bad_port); i++)
+                        msleep(50);
+                if (!port_open(bad_port))
+                        return -1;
+        }
         return sf_exec_spawn(worker_argv, "/dev/stderr", &worker_pid);
 }
 
@@ -671,6 +807,10 @@ static int teardown(void **state) {
         if (http_pid > 0) {
                 kill(http_pid, SIGTERM);
                 waitpid(http_pid, &status, 0);
+        }
+        if (bad_pid > 0) {
+                kill(bad_pid, SIGTERM);
+                waitpid(bad_pid, &status, 0);
         }
         sf_ctx_close(&ctx);
         sf_rm_rf(storage);
@@ -692,6 +832,9 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_revalidate_same_bytes_then_404),
                 cmocka_unit_test(test_lock_busy_waits),
                 cmocka_unit_test(test_fetch_progress),
+                cmocka_unit_test(test_fetch_size_limit),
+                cmocka_unit_test(test_fetch_time_limit),
+                cmocka_unit_test(test_fetch_destinations),
         };
 
         if (argc > 1 && strcmp(argv[1], "--worker") == 0)

@@ -8,6 +8,8 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -97,10 +99,30 @@ static int handle_wait(sf_work_t *w) {
 }
 
 /* Slow: reads, takes its time, then commits one more effect per run. */
-static int handle_slow(sf_work_t *w) {
+static int handle_slow_rerun(sf_work_t *w) {
         msleep(1500);
         sf_store_update(w->ctx->store, "counter", w->intent->object_uuid, NULL, count_run, NULL, NULL);
         return SF_WORK_DONE;
+}
+
+/* Busy (reporting progress) until the test sets "release" on its counter, then bumps. */
+static int handle_slow(sf_work_t *w) {
+        for (int i = 0; i < 300 && !*w->stop; i++) {
+                _cleanup_json_ json_object *doc = NULL;
+                if (sf_store_get(w->ctx->store, "counter", w->intent->object_uuid, &doc, NULL) == 0 &&
+                    sf_json_int(doc, "release", 0))
+                        return handle_bump(w);
+                sf_work_progress(w);
+                msleep(100);
+        }
+        sf_work_error(w, "never released");
+        return SF_WORK_RETRY;
+}
+
+/* Counts ticks in Redis, so the test sees whether the tick runs while a handler is busy. */
+static void count_tick(sf_ctx_t *c, void *user) {
+        (void)user;
+        freeReplyObject(sf_store_cmd(c->store, "INCR sf:test:%s:ticks", c->cfg.node));
 }
 
 static int set_error(json_object *doc, void *ud) {
@@ -119,9 +141,12 @@ static int worker_main(void) {
                 {.kind = "counter.flaky", .fn = handle_flaky, .on_fail = fail_counter},
                 {.kind = "counter.poison", .fn = handle_poison, .on_fail = fail_counter},
                 {.kind = "counter.wait", .fn = handle_wait},
+                {.kind = "counter.slowrun", .fn = handle_slow_rerun},
                 {.kind = "counter.slow", .fn = handle_slow},
         };
-        sf_worker_t w = {.name = "testw", .handlers = handlers, .nhandlers = SF_ARRAY_SIZE(handlers)};
+        const char *conc = getenv("SF_TEST_CONCURRENCY");
+        sf_worker_t w = {.name = "testw", .handlers = handlers, .nhandlers = SF_ARRAY_SIZE(handlers),
+                         .concurrency = conc ? atoi(conc) : 0, .tick = count_tick, .tick_ms = 200};
         sf_ctx_t wctx;
 
         sf_log_init("testworker");
@@ -325,14 +350,14 @@ static void test_submit_while_running_reruns(void **state) {
         (void)state;
         sf_uuid_new(uuid);
         assert_int_equal(sf_store_put(ctx.store, "counter", uuid, 0, doc, NULL, NULL), 0);
-        assert_int_equal(sf_intent_submit(&ctx, node, "testw", "counter.slow", "counter", uuid, "system",
+        assert_int_equal(sf_intent_submit(&ctx, node, "testw", "counter.slowrun", "counter", uuid, "system",
                                           NULL, id), 0);
         pid = spawn_worker(NULL);
         for (int i = 0; i < 100 && attempts == 0; i++) {
                 msleep(50);
                 sf_intent_load(ctx.store, id, NULL, NULL, &attempts);
         }
-        r = sf_intent_submit(&ctx, node, "testw", "counter.slow", "counter", uuid, "system", NULL, id2);
+        r = sf_intent_submit(&ctx, node, "testw", "counter.slowrun", "counter", uuid, "system", NULL, id2);
         wait_intent(id, st, 100);
         kill(pid, SIGTERM); /* before any assert: a failed test must not leave its worker */
         waitpid(pid, &status, 0);
@@ -342,6 +367,73 @@ static void test_submit_while_running_reruns(void **state) {
         assert_string_equal(st, "done");
         assert_int_equal(sf_store_get(ctx.store, "counter", uuid, &got, NULL), 0);
         assert_int_equal(sf_json_int(got, "runs", 0), 2);
+}
+
+static int set_release(json_object *doc, void *ud) {
+        (void)ud;
+        json_object_object_add(doc, "release", json_object_new_int(1));
+        return 0;
+}
+
+static long long ticks(void) {
+        _cleanup_reply_ redisReply *r = sf_store_cmd(ctx.store, "GET sf:test:%s:ticks", node);
+        return r && r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
+}
+
+/* A slow intent, then a quick one.  Returns whether the quick one was done while the slow
+ * one was still busy; *ticks_while_busy gets the ticks counted meanwhile. */
+static bool quick_passes_slow(const char *concurrency, long long *ticks_while_busy) {
+        char slow[SF_UUID_LEN], quick[SF_UUID_LEN], sid[SF_UUID_LEN], qid[SF_UUID_LEN];
+        char sst[16] = "", qst[16] = "";
+        _cleanup_json_ json_object *doc = json_object_new_object(), *got = NULL;
+        long long t0;
+        bool passed;
+        int status;
+        pid_t pid;
+
+        sf_uuid_new(slow);
+        sf_uuid_new(quick);
+        assert_int_equal(sf_store_put(ctx.store, "counter", slow, 0, doc, NULL, NULL), 0);
+        assert_int_equal(sf_store_put(ctx.store, "counter", quick, 0, doc, NULL, NULL), 0);
+        assert_int_equal(sf_intent_submit(&ctx, node, "testw", "counter.slow", "counter", slow, "system",
+                                          NULL, sid), 0);
+        setenv("SF_TEST_CONCURRENCY", concurrency, 1);
+        pid = spawn_worker(NULL);
+        unsetenv("SF_TEST_CONCURRENCY");
+        msleep(1500); /* the slow one is being handled */
+        t0 = ticks();
+        assert_int_equal(sf_intent_submit(&ctx, node, "testw", "counter.bump", "counter", quick, "system",
+                                          NULL, qid), 0);
+        wait_intent(qid, qst, 30);
+        msleep(2500); /* the tick runs about once a second (the fetch waits up to 1 s) */
+        sf_intent_load(ctx.store, sid, NULL, sst, NULL);
+        passed = strcmp(qst, "done") == 0 && strcmp(sst, "pending") == 0;
+        *ticks_while_busy = ticks() - t0;
+        print_message("concurrency %s: quick %s, slow %s, %lld ticks while the slow one was busy\n", concurrency, qst, sst,
+                      *ticks_while_busy);
+        /* Let the slow one finish: both end done, once each. */
+        assert_int_equal(sf_store_update(ctx.store, "counter", slow, NULL, set_release, NULL, NULL), 0);
+        wait_intent(sid, sst, 100);
+        wait_intent(qid, qst, 100);
+        kill(pid, SIGTERM);
+        waitpid(pid, &status, 0);
+        assert_string_equal(sst, "done");
+        assert_string_equal(qst, "done");
+        assert_int_equal(sf_store_get(ctx.store, "counter", slow, &got, NULL), 0);
+        assert_int_equal(sf_json_int(got, "effects", 0), 1);
+        return passed;
+}
+
+/* With handler threads a slow handler delays neither another intent nor the tick; with
+ * one (the default, and the old behaviour) both wait behind it. */
+static void test_concurrent_handlers(void **state) {
+        long long busy_ticks = 0;
+
+        (void)state;
+        assert_true(quick_passes_slow("3", &busy_ticks));
+        assert_true(busy_ticks >= 2);
+        assert_false(quick_passes_slow("1", &busy_ticks));
+        assert_true(busy_ticks == 0);
 }
 
 static int setup(void **state) {
@@ -370,6 +462,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_poison_message_terminated),
                 cmocka_unit_test(test_superseded_copies_dropped),
                 cmocka_unit_test(test_submit_while_running_reruns),
+                cmocka_unit_test(test_concurrent_handlers),
         };
 
         if (argc > 1 && strcmp(argv[1], "--worker") == 0)

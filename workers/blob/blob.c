@@ -390,7 +390,9 @@ static bool transient_status(long status) { return status == 408 || status == 42
 static int fetch_failed(job_t *j, int r, const sf_blob_fetch_result_t *res, int64_t index,
                         bool cached) {
         char msg[512], ev[600];
-        bool http = r == -EREMOTEIO, permanent = r == -EPROTONOSUPPORT || r == -EINVAL;
+        /* The limits are policy, not luck: another attempt would end the same way. */
+        bool http = r == -EREMOTEIO, permanent = r == -EPROTONOSUPPORT || r == -EINVAL || r == -EACCES ||
+                                                 r == -EFBIG || r == -ETIME;
 
         if (http)
                 snprintf(msg, sizeof(msg), "image fetch failed: HTTP %ld for %s", res->http_status,
@@ -425,6 +427,10 @@ static int fetch_locked(job_t *j) {
         _cleanup_json_ json_object *art = NULL, *cur = NULL, *done = NULL;
         char cur_uuid[SF_UUID_LEN] = "", buuid[SF_UUID_LEN], dest[PATH_MAX], ev[256];
         sf_blob_fetch_result_t res = {0};
+        sf_blob_fetch_limits_t limits = {.timeout_s = j->ctx->cfg.download_timeout_s,
+                                         .max_bytes = j->ctx->cfg.download_max_bytes,
+                                         .stop = w->stop};
+        sf_netpolicy_t policy;
         double t0 = sf_now();
         bool cached = false, listed = false;
         const char *st, *cur_sha;
@@ -481,9 +487,15 @@ static int fetch_locked(job_t *j) {
                 sf_work_error(w, "blob store %s/blobs: %s", j->ctx->cfg.storage, strerror(-r));
                 return SF_WORK_RETRY;
         }
+        if (sf_netpolicy_init(&policy, &j->ctx->cfg) < 0) {
+                clear_fetching(j);
+                sf_work_error(w, "SF_DOWNLOAD_ALLOW is malformed");
+                return SF_WORK_RETRY;
+        }
+        limits.policy = &policy;
         log_info("artifact %s: fetching %s%s", j->auuid, j->url, cached ? " (conditional)" : "");
         r = sf_blob_fetch_url(j->url, dest, cached ? sf_json_str(cur, "etag") : NULL,
-                              cached ? sf_json_str(cur, "modified") : NULL, &res, on_progress, w);
+                              cached ? sf_json_str(cur, "modified") : NULL, &limits, &res, on_progress, w);
         if (r < 0)
                 return fetch_failed(j, r, &res, index, cached);
 

@@ -27,6 +27,10 @@ typedef struct fetch_state {
         void (*progress)(void *ud);
         void *ud;
         int64_t last_progress_ms;
+        const sf_blob_fetch_limits_t *limits;
+        bool too_big;   /* the body passed limits->max_bytes */
+        bool stopped;   /* limits->stop was set */
+        char denied[200]; /* why the policy refused an address ("" if it did not) */
 } fetch_state_t;
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -80,6 +84,10 @@ static size_t on_write(char *buf, size_t size, size_t n, void *ud) {
         size_t len = size * n, done = 0;
         int r;
 
+        if (st->limits->max_bytes && st->size + len > st->limits->max_bytes) {
+                st->too_big = true; /* an endless body stops here */
+                return 0;
+        }
         if (st->fd < 0 && (r = open_partial(st)) < 0) {
                 st->werr = -r;
                 return 0;
@@ -111,11 +119,31 @@ static int on_xferinfo(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
         (void)dlnow;
         (void)ultotal;
         (void)ulnow;
+        if (st->limits->stop && *st->limits->stop) {
+                st->stopped = true;
+                return 1;
+        }
         if (st->progress && now - st->last_progress_ms >= PROGRESS_EVERY_MS) {
                 st->last_progress_ms = now;
                 st->progress(st->ud);
         }
         return 0;
+}
+
+/* Every connection (first request, each redirect hop, each address a name resolves to)
+ * opens its socket here: the policy sees the address actually connected to. */
+static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a) {
+        fetch_state_t *st = ud;
+        int fd;
+
+        if (purpose != CURLSOCKTYPE_IPCXN ||
+            sf_netpolicy_check(st->limits->policy, &a->addr, st->denied, sizeof(st->denied)) < 0) {
+                if (!st->denied[0])
+                        snprintf(st->denied, sizeof(st->denied), "connection type %d is not allowed", purpose);
+                return CURL_SOCKET_BAD;
+        }
+        fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+        return fd < 0 ? CURL_SOCKET_BAD : fd;
 }
 
 static int curl_errno(CURLcode cc, int werr) {
@@ -144,6 +172,33 @@ static int curl_errno(CURLcode cc, int werr) {
         }
 }
 
+/* Was the transfer stopped by one of the limits?  Then *r and the message say which. */
+static bool limit_exceeded(CURL *curl, CURLcode cc, const fetch_state_t *st, char *msg, size_t len, int *r) {
+        const sf_blob_fetch_limits_t *l = st->limits;
+        curl_off_t total_us = 0;
+
+        if (st->denied[0] && cc == CURLE_COULDNT_CONNECT) {
+                snprintf(msg, len, "%s", st->denied);
+                *r = -EACCES;
+        } else if (st->too_big || cc == CURLE_FILESIZE_EXCEEDED) {
+                snprintf(msg, len, "image is larger than the limit of %llu bytes (SF_DOWNLOAD_MAX_BYTES)",
+                         (unsigned long long)l->max_bytes);
+                *r = -EFBIG;
+        } else if (st->stopped) {
+                snprintf(msg, len, "download abandoned: the worker is stopping");
+                *r = -ECANCELED;
+        } else if (cc == CURLE_OPERATION_TIMEDOUT && l->timeout_s > 0 &&
+                   curl_easy_getinfo(curl, CURLINFO_TOTAL_TIME_T, &total_us) == CURLE_OK &&
+                   total_us >= (curl_off_t)l->timeout_s * 1000000 - 100000) {
+                snprintf(msg, len, "download took longer than the limit of %d s (SF_DOWNLOAD_TIMEOUT)",
+                         l->timeout_s);
+                *r = -ETIME;
+        } else {
+                return false;
+        }
+        return true;
+}
+
 /* Make the rename itself durable. */
 static int fsync_parent(const char *path) {
         _cleanup_free_ char *copy = strdup(path);
@@ -168,10 +223,10 @@ static void hex(const unsigned char *in, size_t len, char *out) {
 }
 
 int sf_blob_fetch_url(const char *url, const char *dest_path, const char *etag,
-                      const char *last_modified, sf_blob_fetch_result_t *ret,
-                      void (*progress)(void *ud), void *ud) {
+                      const char *last_modified, const sf_blob_fetch_limits_t *limits,
+                      sf_blob_fetch_result_t *ret, void (*progress)(void *ud), void *ud) {
         _cleanup_free_ char *partial = NULL, *h_etag = NULL, *h_ims = NULL;
-        fetch_state_t st = {.fd = -1, .progress = progress, .ud = ud};
+        fetch_state_t st = {.fd = -1, .progress = progress, .ud = ud, .limits = limits};
         sf_blob_fetch_result_t res = {0};
         struct curl_slist *hdrs = NULL, *tmp;
         char errbuf[CURL_ERROR_SIZE] = "";
@@ -181,7 +236,7 @@ int sf_blob_fetch_url(const char *url, const char *dest_path, const char *etag,
         CURLcode cc;
         int r = 0;
 
-        if (!url || !dest_path || !ret)
+        if (!url || !dest_path || !ret || !limits || !limits->policy)
                 return -EINVAL;
         if (!sf_blob_url_ok(url)) {
                 snprintf(ret->error, sizeof(ret->error), "only http and https URLs can be fetched");
@@ -222,7 +277,14 @@ int sf_blob_fetch_url(const char *url, const char *dest_path, const char *etag,
         curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
-        curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 10L);
+        curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
+        curl_easy_setopt(curl, CURLOPT_PROXY, ""); /* never via http_proxy & co: we check the real peer */
+        curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+        curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, &st);
+        if (limits->timeout_s > 0)
+                curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long)limits->timeout_s);
+        if (limits->max_bytes) /* a Content-Length over the cap is refused before any byte */
+                curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)limits->max_bytes);
         curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
         curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L); /* no SIGALRM games in a threaded process */
         curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 15L);
@@ -245,6 +307,8 @@ int sf_blob_fetch_url(const char *url, const char *dest_path, const char *etag,
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &res.http_status);
         if (cc != CURLE_OK) {
                 r = curl_errno(cc, st.werr);
+                if (limit_exceeded(curl, cc, &st, res.error, sizeof(res.error), &r))
+                        goto cleanup;
                 if (cc == CURLE_WRITE_ERROR && st.werr)
                         snprintf(res.error, sizeof(res.error), "writing %s: %s", partial,
                                  strerror(st.werr));

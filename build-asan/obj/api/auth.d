@@ -1,0 +1,3 @@
+build-asan/obj/api/auth.o: api/auth.c api/auth.h lib/util.h
+api/auth.h:
+lib/util.h:

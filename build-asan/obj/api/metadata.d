@@ -1,0 +1,13 @@
+build-asan/obj/api/metadata.o: api/metadata.c api/api.h api/auth.h \
+ lib/ctx.h bus/bus.h lib/config.h lib/store.h api/http.h lib/event.h \
+ lib/object.h lib/util.h
+api/api.h:
+api/auth.h:
+lib/ctx.h:
+bus/bus.h:
+lib/config.h:
+lib/store.h:
+api/http.h:
+lib/event.h:
+lib/object.h:
+lib/util.h:
