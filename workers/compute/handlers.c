@@ -16,6 +16,7 @@
 #include "lock.h"
 #include "log.h"
 #include "object.h"
+#include "sflimits.h"
 #include "state.h"
 #include "store.h"
 #include "util.h"
@@ -146,9 +147,9 @@ static int build_and_start(sf_work_t *w, json_object *inst, const sf_fence_t *fe
         sf_compute_t *cs = w->user;
         const char *uuid = sf_json_str(inst, "uuid");
         json_object *spec_list, *arts, *ifaces;
-        sf_domain_disk_t disks[18];
-        sf_domain_nic_t nics[16];
-        sf_cd_iface_t cdifs[16];
+        sf_domain_disk_t disks[SF_MAX_BLOCK_DEVICES];
+        sf_domain_nic_t nics[SF_MAX_NICS];
+        sf_cd_iface_t cdifs[SF_MAX_NICS];
         size_t nd = 0, nn = 0;
         char dir[4096], cd_path[4200];
         _cleanup_free_ char *xml = NULL;
@@ -168,9 +169,14 @@ static int build_and_start(sf_work_t *w, json_object *inst, const sf_fence_t *fe
                 return sf_work_error(w, "cannot create %s: %s", dir, strerror(-r)), SF_WORK_RETRY;
         json_object_object_get_ex(inst, "disk_spec", &spec_list);
         json_object_object_get_ex(inst, "artifacts", &arts);
+        /* The API refuses more (same constants); a record from elsewhere fails, never truncates. */
+        if (json_object_array_length(spec_list) > SF_MAX_DISKS)
+                return sf_work_error(w, "too many disks (at most %d)", SF_MAX_DISKS), SF_WORK_FAIL;
+        if (json_object_object_get_ex(inst, "interfaces", &ifaces) && json_object_array_length(ifaces) > SF_MAX_NICS)
+                return sf_work_error(w, "too many network interfaces (at most %d)", SF_MAX_NICS), SF_WORK_FAIL;
 
         /* Disks: disk 0, then the config drive as device 1, then the rest. */
-        for (size_t i = 0; i < json_object_array_length(spec_list) && nd < 16; i++) {
+        for (size_t i = 0; i < json_object_array_length(spec_list); i++) {
                 json_object *spec = json_object_array_get_idx(spec_list, i), *dv;
                 const char *bus = sf_json_str(spec, "bus") ?: "virtio";
                 const char *art = arts ? json_object_get_string(json_object_array_get_idx(arts, i)) : NULL;
@@ -249,7 +255,7 @@ static int build_and_start(sf_work_t *w, json_object *inst, const sf_fence_t *fe
 
         /* NICs and the config drive's network_data. */
         if (json_object_object_get_ex(inst, "interfaces", &ifaces)) {
-                for (size_t i = 0; i < json_object_array_length(ifaces) && nn < 16; i++) {
+                for (size_t i = 0; i < json_object_array_length(ifaces); i++) {
                         _cleanup_json_ json_object *iface = NULL, *net = NULL;
                         const char *iu = json_object_get_string(json_object_array_get_idx(ifaces, i));
                         sf_cidr_t c;
