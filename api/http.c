@@ -671,6 +671,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return respond(conn, c, method, url, r, &resp, req.request_id, allow);
 }
 
+/* Percent-decoding of the URL that never yields a NUL or another control character: such
+ * a URL stays escaped and so names nothing ("/instances/vm1%00x" would otherwise be cut at
+ * the NUL and reach vm1). */
+static size_t url_unescape(void *cls, struct MHD_Connection *conn, char *s) {
+        size_t n = strlen(s), len;
+        _cleanup_free_ char *decoded = strndup(s, n);
+
+        (void)cls, (void)conn;
+        if (!decoded)
+                return n;
+        len = MHD_http_unescape(decoded);
+        for (size_t i = 0; i < len; i++)
+                if ((unsigned char)decoded[i] < 0x20 || decoded[i] == 0x7f)
+                        return n;
+        memcpy(s, decoded, len + 1);
+        return len;
+}
+
 static void mhd_logger(void *cls, const char *fmt, va_list ap) {
         char line[512];
         size_t n;
@@ -729,6 +747,7 @@ int sf_http_start(const char *bind_addr, int port, const sf_http_route_t *routes
                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)SF_HTTP_THREADS,
                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
+                                MHD_OPTION_UNESCAPE_CALLBACK, url_unescape, NULL,
                                 MHD_OPTION_END);
         if (!s->d) {
                 r = errno ? -errno : -EADDRNOTAVAIL;

@@ -36,6 +36,7 @@ static char sys_tok[1024];
 static char node_name[64];   /* the fake hypervisor */
 static char floating[32];    /* our floating /29 */
 static char net_uuid[SF_UUID_LEN]; /* 10.77.0.0/24, moved to created */
+static char mac_a[18], ip_a[16], inst_a[SF_UUID_LEN]; /* instance "ma-<sfx>" and its NIC */
 
 #define DISK "[{'size': 8, 'base': 'http://images.example.com/sf-test.qcow2'}]"
 
@@ -358,6 +359,16 @@ static void test_control_characters(void **state) {
         req(&r, "POST", "/auth", NULL, "{'namespace': 'system\\u0000x', 'key': '%s'}", deploy_key);
         check_error(&r, 400, CTRL);
         reply_free(&r);
+        /* Nor in a path: "%00" would cut the name short and name another object. */
+        assert_true(inst_a[0]);
+        snprintf(path, sizeof(path), "/instances/ma-%s%%00x", sfx);
+        req(&r, "GET", path, sys_tok, NULL);
+        check_error(&r, 404, "instance not found");
+        reply_free(&r);
+        snprintf(path, sizeof(path), "/instances/ma-%s", sfx);
+        req(&r, "GET", path, sys_tok, NULL);
+        assert_int_equal(r.status, 200);
+        reply_free(&r);
         /* A newline is not a control character here: ssh keys often end in one. */
         req(&r, "POST", "/instances", sys_tok,
             "{'name': 'nl-%s', 'cpus': 1, 'memory': 128, 'disk': " DISK ", 'ssh_key': 'ssh-ed25519 AAAA x@y\\n'}",
@@ -394,8 +405,6 @@ static void test_names(void **state) {
 }
 
 /* ---- 2. MAC addresses ---- */
-
-static char mac_a[18], ip_a[16], inst_a[SF_UUID_LEN];
 
 static void test_macs(void **state) {
         _cleanup_json_ json_object *o = NULL, *ifs = NULL;
@@ -699,9 +708,9 @@ static void test_disk_limit(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_prepare),
+                cmocka_unit_test(test_macs),
                 cmocka_unit_test(test_control_characters),
                 cmocka_unit_test(test_names),
-                cmocka_unit_test(test_macs),
                 cmocka_unit_test(test_second_nic_fails),
                 cmocka_unit_test(test_refused_create_leaves_no_artifact),
                 cmocka_unit_test(test_netblocks),
