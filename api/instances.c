@@ -126,7 +126,7 @@ static int artifact_for_url(sf_ctx_t *ctx, const char *ns, const char *url, char
         return 0;
 }
 
-static int parse_disks(sf_http_req_t *req, sf_http_resp_t *resp, create_req_t *c) {
+static int create_parse_disks(sf_http_req_t *req, sf_http_resp_t *resp, create_req_t *c) {
         static const char *const buses[] = {"virtio", "sata", "scsi", "usb", "nvme"};
         json_object *d;
 
@@ -175,8 +175,8 @@ static int parse_disks(sf_http_req_t *req, sf_http_resp_t *resp, create_req_t *c
         return 0;
 }
 
-static int parse_networks(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_t *req,
-                          sf_http_resp_t *resp, create_req_t *c) {
+static int create_resolve_networks(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_t *req,
+                                   sf_http_resp_t *resp, create_req_t *c) {
         static const char *const models[] = {"virtio", "e1000", "rtl8139", "ne2k_pci", "pcnet",
                                              "i82551", "i82557b", "i82559er"};
         json_object *list;
@@ -250,8 +250,8 @@ static int parse_networks(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_
         return 0;
 }
 
-static int parse_create(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_t *req,
-                        sf_http_resp_t *resp, create_req_t *c) {
+static int create_parse_body(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_t *req,
+                             sf_http_resp_t *resp, create_req_t *c) {
         static const char *const allowed[] = {
                 "name", "cpus", "memory", "disk", "network", "ssh_key", "user_data", "placed_on",
                 "namespace", "video", "uefi", "secure_boot", "nvram_template", "configdrive",
@@ -319,10 +319,10 @@ static int parse_create(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_t 
         r = sf_http_body_str(req, "user_data", &c->user_data);
         if (r == -EINVAL || (c->user_data && !valid_base64(c->user_data)))
                 return sf_http_error(resp, 400, "user_data must be base64 encoded"), -EINVAL;
-        r = parse_disks(req, resp, c);
+        r = create_parse_disks(req, resp, c);
         if (r < 0)
                 return r;
-        r = parse_networks(ctx, caller, req, resp, c);
+        r = create_resolve_networks(ctx, caller, req, resp, c);
         if (r < 0)
                 return r;
         if (json_object_object_get_ex(req->body, "video", &v) && v) {
@@ -384,7 +384,7 @@ static int parse_create(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_t 
 
 /* ---- scheduling ---- */
 
-static int schedule(sf_ctx_t *ctx, const create_req_t *c, sf_http_resp_t *resp, char out[64]) {
+static int instance_schedule(sf_ctx_t *ctx, const create_req_t *c, sf_http_resp_t *resp, char out[64]) {
         char **nodes = NULL;
         double best = -1;
         bool any_metrics = false, any_ram = false;
@@ -615,7 +615,7 @@ static int instance_place(sf_ctx_t *ctx, const create_req_t *c, const char *uuid
         _cleanup_json_ json_object *extra = json_object_new_object(), *cands = json_object_new_array();
         int r;
 
-        r = schedule(ctx, c, resp, node);
+        r = instance_schedule(ctx, c, resp, node);
         if (r < 0)
                 return r;
         json_object_array_add(cands, json_object_new_string(node));
@@ -684,7 +684,7 @@ int sf_api_instances_post(sf_http_req_t *req, sf_http_resp_t *resp) {
 
         if (sf_api_auth(req, resp, &caller) < 0)
                 return 0;
-        r = parse_create(ctx, &caller, req, resp, &c);
+        r = create_parse_body(ctx, &caller, req, resp, &c);
         if (r < 0)
                 goto cleanup;
 
