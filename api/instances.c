@@ -535,7 +535,7 @@ static int instance_record_write(sf_ctx_t *ctx, const create_req_t *c, const cha
         json_object_object_add(doc, "vdi_tls_port", NULL);
         json_object_object_add(doc, "interfaces", json_object_new_array());
         json_object_object_add(doc, "disks", json_object_new_array());
-        /* Filled in by instance_resolve_images once the create is sure to go ahead. */
+        /* Filled in by instance_resolve_images, before "node" is set. */
         json_object_object_add(doc, "artifacts", json_object_new_array());
         return sf_obj_create(ctx, "instance", uuid, doc);
 }
@@ -609,23 +609,20 @@ static int instance_add_interfaces(sf_ctx_t *ctx, const create_req_t *c, const c
         return 0;
 }
 
-/* Step: choose the node and record it. */
-static int instance_place(sf_ctx_t *ctx, const create_req_t *c, const char *uuid, sf_http_resp_t *resp,
-                          char node[64]) {
+/* Step: record the chosen node.  Last before the intents: once "node" is set, a re-drive
+ * (an API killed before publishing) builds from this record, so it must be complete. */
+static int instance_record_node(sf_ctx_t *ctx, const create_req_t *c, const char *uuid, const char *node) {
         _cleanup_json_ json_object *extra = json_object_new_object(), *cands = json_object_new_array();
-        int r;
 
-        r = instance_schedule(ctx, c, resp, node);
-        if (r < 0)
-                return r;
         json_object_array_add(cands, json_object_new_string(node));
         json_object_object_add(extra, "candidates", json_object_get(cands));
         sf_event_emit(ctx, "instance", uuid, c->ns, "audit", "schedule final candidates", extra, -1);
         return sf_obj_set_field(ctx, "instance", uuid, "node", json_object_new_string(node), NULL);
 }
 
-/* Step: an image artifact per URL disk (api.md §6.3), found or created only now that the
- * create goes ahead, so a refused create leaves no artifact behind. */
+/* Step: an image artifact per URL disk (api.md §6.3), found or created only once the
+ * interfaces are claimed and a node is chosen, so a refused create leaves no artifact
+ * behind.  Written to the record before "node" is. */
 static int instance_resolve_images(sf_ctx_t *ctx, create_req_t *c, const char *uuid) {
         _cleanup_json_ json_object *arts = json_object_new_array();
         int r;
@@ -694,9 +691,11 @@ int sf_api_instances_post(sf_http_req_t *req, sf_http_resp_t *resp) {
                 goto cleanup;
         r = instance_add_interfaces(ctx, &c, uuid, ifaces, resp);
         if (r == 0)
-                r = instance_place(ctx, &c, uuid, resp, node);
+                r = instance_schedule(ctx, &c, resp, node);
         if (r == 0)
                 r = instance_resolve_images(ctx, &c, uuid);
+        if (r == 0)
+                r = instance_record_node(ctx, &c, uuid, node);
         if (r < 0) {
                 _cleanup_json_ json_object *answer = resp->status ? json_tokener_parse(resp->body) : NULL;
 
