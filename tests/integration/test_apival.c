@@ -490,6 +490,7 @@ static void test_second_nic_fails(void **state) {
         req(&r, "GET", path, sys_tok, NULL);
         o = check_json(&r, 200);
         assert_string_equal(jstr(o, "state"), "error");
+        assert_string_equal(jstr(o, "error_message"), msg);
         reply_free(&r);
 
         /* NIC 0 claims a requested MAC, NIC 1 asks for a used address. */
