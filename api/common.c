@@ -295,6 +295,20 @@ int sf_api_list(sf_http_req_t *req, sf_http_resp_t *resp, const char *type,
         return sf_http_json(resp, 200, list);
 }
 
+/* ---- names ---- */
+
+int sf_api_name_check(sf_http_resp_t *resp, const char *what, const char *name) {
+        int r;
+
+        if (sf_name_valid(name))
+                return 0;
+        r = sf_http_error(resp, 400,
+                          "%s name %s is not useable as a DNS and Linux host name. It must consist of only "
+                          "letters, numbers and hyphens, and be at most 63 characters long",
+                          what, name ? name : "");
+        return r < 0 ? r : -EINVAL;
+}
+
 /* ---- events ---- */
 
 int sf_api_events(sf_http_req_t *req, sf_http_resp_t *resp, const char *type, const char *uuid) {
@@ -314,6 +328,10 @@ int sf_api_events(sf_http_req_t *req, sf_http_resp_t *resp, const char *type, co
         if (json_object_object_get_ex(req->body, "limit", &lim) && lim &&
             sf_http_body_int(req, "limit", 100, &limit) < 0)
                 return sf_http_error(resp, 400, "limit is not an integer");
+        if (limit < 0)
+                return sf_http_error(resp, 400, "limit must not be negative");
+        if (limit > SF_EVENTS_KEEP) /* no more are kept; and keeps the int conversion exact */
+                limit = SF_EVENTS_KEEP;
         r = sf_event_list(ctx->store, type, uuid, etype, (int)limit, &list);
         if (r < 0)
                 return r;

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -289,7 +290,10 @@ int sf_http_body_int(sf_http_req_t *req, const char *key, int64_t def, int64_t *
         case json_type_double: {
                 double d = json_object_get_double(v);
 
-                if (d != (double)(int64_t)d)
+                /* Casting a NaN, an infinity or anything outside int64 is undefined:
+                 * check the range first (2^63 is exact as a double). */
+                if (!isfinite(d) || d < -9223372036854775808.0 || d >= 9223372036854775808.0 ||
+                    d != (double)(int64_t)d)
                         return -EINVAL;
                 *ret = (int64_t)d;
                 return 0;
@@ -642,6 +646,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 r = sf_http_raw(&resp, 404, CT_HTML, page_404, sizeof(page_404) - 1);
         } else if (c->too_big) {
                 r = sf_http_error(&resp, 413, "request body too large (limit %zu bytes)", c->max);
+        } else if (!c->raw && sf_json_text_has_control(c->buf, c->len)) {
+                /* json-c keeps \u0000 and C strings stop at it: refuse, never truncate. */
+                r = sf_http_error(&resp, 400, "request strings must not contain NUL or control characters");
         } else {
                 c->body = parse_body(c->buf, c->raw ? 0 : c->len);
                 if (!c->body) {
@@ -662,6 +669,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 }
         }
         return respond(conn, c, method, url, r, &resp, req.request_id, allow);
+}
+
+/* Percent-decoding of the URL that never yields a NUL or another control character: such
+ * a URL stays escaped and so names nothing ("/instances/vm1%00x" would otherwise be cut at
+ * the NUL and reach vm1). */
+static size_t url_unescape(void *cls, struct MHD_Connection *conn, char *s) {
+        size_t n = strlen(s), len;
+        _cleanup_free_ char *decoded = strndup(s, n);
+
+        (void)cls, (void)conn;
+        if (!decoded)
+                return n;
+        len = MHD_http_unescape(decoded);
+        for (size_t i = 0; i < len; i++)
+                if ((unsigned char)decoded[i] < 0x20 || decoded[i] == 0x7f)
+                        return n;
+        memcpy(s, decoded, len + 1);
+        return len;
 }
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap) {
@@ -722,6 +747,7 @@ int sf_http_start(const char *bind_addr, int port, const sf_http_route_t *routes
                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)SF_HTTP_THREADS,
                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
+                                MHD_OPTION_UNESCAPE_CALLBACK, url_unescape, NULL,
                                 MHD_OPTION_END);
         if (!s->d) {
                 r = errno ? -errno : -EADDRNOTAVAIL;

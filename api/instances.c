@@ -7,10 +7,12 @@
 #include "log.h"
 #include "netpolicy.h"
 #include "object.h"
+#include "sflimits.h"
 #include "state.h"
 #include "store.h"
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -36,9 +38,9 @@ typedef struct create_req {
         int64_t cpus, memory;
         bool uefi, secure_boot;
         json_object *disks, *video, *metadata, *side_channels;
-        net_req_t nets[16];
+        net_req_t nets[SF_MAX_NICS];
         size_t nnets;
-        char artifacts[16][SF_UUID_LEN]; /* per disk: artifact uuid or "" */
+        char artifacts[SF_MAX_DISKS][SF_UUID_LEN]; /* per disk: artifact uuid or "" */
         size_t ndisks;
 } create_req_t;
 
@@ -48,12 +50,23 @@ static void create_req_done(create_req_t *c) {
         json_object_put(c->video);
 }
 
-static bool valid_mac(const char *m) {
-        unsigned v[6];
-        char tail;
+/* "xx:xx:xx:xx:xx:xx" (hex, either case) into lower case, so that one MAC has one
+ * spelling in sf:mac:<mac>.  -EINVAL if malformed, -EADDRNOTAVAIL if multicast (a NIC
+ * address must be unicast: low bit of the first octet clear). */
+static int mac_normalize(const char *m, char out[18]) {
+        static const char hex[] = "0123456789abcdef";
 
-        return m && strlen(m) == 17 &&
-               sscanf(m, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) == 6;
+        if (strlen(m) != 17)
+                return -EINVAL;
+        for (size_t i = 0; i < 17; i++) {
+                if (i % 3 == 2 ? m[i] != ':' : !isxdigit((unsigned char)m[i]))
+                        return -EINVAL;
+                out[i] = (char)tolower((unsigned char)m[i]);
+        }
+        out[17] = 0;
+        if ((strchr(hex, out[1]) - hex) & 1)
+                return -EADDRNOTAVAIL;
+        return 0;
 }
 
 static bool valid_base64(const char *s) {
@@ -114,15 +127,15 @@ static int artifact_for_url(sf_ctx_t *ctx, const char *ns, const char *url, char
         return 0;
 }
 
-static int parse_disks(sf_ctx_t *ctx, sf_http_req_t *req, sf_http_resp_t *resp, create_req_t *c) {
+static int create_parse_disks(sf_http_req_t *req, sf_http_resp_t *resp, create_req_t *c) {
         static const char *const buses[] = {"virtio", "sata", "scsi", "usb", "nvme"};
         json_object *d;
 
         if (!json_object_object_get_ex(req->body, "disk", &d) || !d ||
             !json_object_is_type(d, json_type_array) || json_object_array_length(d) == 0)
                 return sf_http_error(resp, 400, "instance must specify at least one disk"), -EINVAL;
-        if (json_object_array_length(d) > 16)
-                return sf_http_error(resp, 400, "too many disks"), -EINVAL;
+        if (json_object_array_length(d) > SF_MAX_DISKS)
+                return sf_http_error(resp, 400, "too many disks (at most %d)", SF_MAX_DISKS), -EINVAL;
         c->disks = d;
         c->ndisks = json_object_array_length(d);
         for (size_t i = 0; i < c->ndisks; i++) {
@@ -145,7 +158,7 @@ static int parse_disks(sf_ctx_t *ctx, sf_http_req_t *req, sf_http_resp_t *resp, 
                         return sf_http_error(resp, 400, "invalid disk type %s", type), -EINVAL;
                 if (json_object_object_get_ex(spec, "size", &v) && v &&
                     (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
-                     json_object_get_int64(v) > 65536))
+                     json_object_get_int64(v) > SF_MAX_DISK_GIB))
                         return sf_http_error(resp, 400, "disk size must be a positive integer (GiB)"), -EINVAL;
                 base = sf_json_str(spec, "base");
                 c->artifacts[i][0] = 0;
@@ -162,14 +175,12 @@ static int parse_disks(sf_ctx_t *ctx, sf_http_req_t *req, sf_http_resp_t *resp, 
                 char why[256];
                 if (sf_netpolicy_check_base_url(&ctx->cfg, base, why, sizeof(why)) < 0)
                         return sf_http_error(resp, 400, "disk base \"%s\" is refused: %s", base, why), -EINVAL;
-                if (artifact_for_url(ctx, c->ns, base, c->artifacts[i]) < 0)
-                        return -EIO;
         }
         return 0;
 }
 
-static int parse_networks(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_t *req,
-                          sf_http_resp_t *resp, create_req_t *c) {
+static int create_resolve_networks(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_t *req,
+                                   sf_http_resp_t *resp, create_req_t *c) {
         static const char *const models[] = {"virtio", "e1000", "rtl8139", "ne2k_pci", "pcnet",
                                              "i82551", "i82557b", "i82559er"};
         json_object *list;
@@ -178,14 +189,16 @@ static int parse_networks(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_
                 return 0;
         if (!json_object_is_type(list, json_type_array))
                 return sf_http_error(resp, 400, "network specification should be a list"), -EINVAL;
-        if (json_object_array_length(list) > SF_ARRAY_SIZE(c->nets))
-                return sf_http_error(resp, 400, "too many network interfaces"), -EINVAL;
+        if (json_object_array_length(list) > SF_MAX_NICS)
+                return sf_http_error(resp, 400, "too many network interfaces (at most %d)", SF_MAX_NICS),
+                       -EINVAL;
         for (size_t i = 0; i < json_object_array_length(list); i++) {
                 json_object *spec = json_object_array_get_idx(list, i), *net = NULL;
                 net_req_t *n = &c->nets[c->nnets];
                 const char *ref, *addr, *mac, *model, *state;
                 bool known = false;
                 sf_caller_t scope = *caller;
+                int r;
                 sf_cidr_t cidr;
                 uint32_t ip;
 
@@ -223,9 +236,12 @@ static int parse_networks(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_
                 if (strcmp(sf_json_str(net, "namespace") ?: "", c->ns) != 0)
                         return sf_http_error(resp, 404, "network %s does not exist", n->network_uuid), -ENOENT;
                 mac = sf_json_str(spec, "macaddress");
-                if (mac && !valid_mac(mac))
+                n->mac[0] = 0;
+                r = mac ? mac_normalize(mac, n->mac) : 0;
+                if (r == -EADDRNOTAVAIL)
+                        return sf_http_error(resp, 400, "MAC address %s is a multicast address", mac), -EINVAL;
+                if (r < 0)
                         return sf_http_error(resp, 400, "invalid MAC address %s", mac), -EINVAL;
-                snprintf(n->mac, sizeof(n->mac), "%s", mac ? mac : "");
                 model = sf_json_str(spec, "model");
                 for (size_t m = 0; model && m < SF_ARRAY_SIZE(models); m++)
                         known |= strcmp(model, models[m]) == 0;
@@ -238,8 +254,8 @@ static int parse_networks(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_
         return 0;
 }
 
-static int parse_create(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_t *req,
-                        sf_http_resp_t *resp, create_req_t *c) {
+static int create_parse_body(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_t *req,
+                             sf_http_resp_t *resp, create_req_t *c) {
         static const char *const allowed[] = {
                 "name", "cpus", "memory", "disk", "network", "ssh_key", "user_data", "placed_on",
                 "namespace", "video", "uefi", "secure_boot", "nvram_template", "configdrive",
@@ -262,23 +278,22 @@ static int parse_create(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_t 
         if (sf_http_body_str(req, "name", &c->name) < 0)
                 return sf_http_error(resp, 400, "post() missing 1 required positional argument: 'name'"),
                        -EINVAL;
-        if (!sf_name_valid(c->name))
-                return sf_http_error(resp, 400,
-                                     "instance name %s is not useable as a DNS and Linux host name. It must "
-                                     "consist of only letters, numbers and hyphens, and be at most 63 "
-                                     "characters long",
-                                     c->name),
-                       -EINVAL;
+        r = sf_api_name_check(resp, "instance", c->name);
+        if (r < 0)
+                return r;
         if (!json_object_object_get_ex(req->body, "cpus", &v) || !v)
                 return sf_http_error(resp, 400, "post() missing 1 required positional argument: 'cpus'"),
                        -EINVAL;
-        if (sf_http_body_int(req, "cpus", 0, &c->cpus) < 0 || c->cpus < 1 || c->cpus > 64)
-                return sf_http_error(resp, 400, "cpus must be an integer between 1 and 64"), -EINVAL;
+        if (sf_http_body_int(req, "cpus", 0, &c->cpus) < 0 || c->cpus < 1 || c->cpus > SF_MAX_CPUS)
+                return sf_http_error(resp, 400, "cpus must be an integer between 1 and %d", SF_MAX_CPUS), -EINVAL;
         if (!json_object_object_get_ex(req->body, "memory", &v) || !v)
                 return sf_http_error(resp, 400, "post() missing 1 required positional argument: 'memory'"),
                        -EINVAL;
-        if (sf_http_body_int(req, "memory", 0, &c->memory) < 0 || c->memory < 16 || c->memory > 1048576)
-                return sf_http_error(resp, 400, "memory must be an integer number of MiB (16 or more)"), -EINVAL;
+        if (sf_http_body_int(req, "memory", 0, &c->memory) < 0 || c->memory < SF_MIN_MEMORY_MIB ||
+            c->memory > SF_MAX_MEMORY_MIB)
+                return sf_http_error(resp, 400, "memory must be an integer number of MiB between %d and %d",
+                                     SF_MIN_MEMORY_MIB, SF_MAX_MEMORY_MIB),
+                       -EINVAL;
         if (sf_http_body_bool(req, "uefi", false, &c->uefi) < 0 ||
             sf_http_body_bool(req, "secure_boot", false, &c->secure_boot) < 0)
                 return sf_http_error(resp, 400, "uefi and secure_boot must be booleans"), -EINVAL;
@@ -308,10 +323,10 @@ static int parse_create(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_t 
         r = sf_http_body_str(req, "user_data", &c->user_data);
         if (r == -EINVAL || (c->user_data && !valid_base64(c->user_data)))
                 return sf_http_error(resp, 400, "user_data must be base64 encoded"), -EINVAL;
-        r = parse_disks(ctx, req, resp, c);
+        r = create_parse_disks(req, resp, c);
         if (r < 0)
                 return r;
-        r = parse_networks(ctx, caller, req, resp, c);
+        r = create_resolve_networks(ctx, caller, req, resp, c);
         if (r < 0)
                 return r;
         if (json_object_object_get_ex(req->body, "video", &v) && v) {
@@ -321,6 +336,10 @@ static int parse_create(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_t 
                         return sf_http_error(resp, 400, "video specification requires a model"), -EINVAL;
                 if (!json_object_object_get_ex(v, "memory", &mem) || !json_object_is_type(mem, json_type_int))
                         return sf_http_error(resp, 400, "video specification requires a memory size"), -EINVAL;
+                if (json_object_get_int64(mem) < 1 || json_object_get_int64(mem) > SF_MAX_VIDEO_MEMORY_KIB)
+                        return sf_http_error(resp, 400, "video memory must be between 1 and %d KiB",
+                                             SF_MAX_VIDEO_MEMORY_KIB),
+                               -EINVAL;
                 vdi = sf_json_str(v, "vdi") ?: "spice";
                 if (strcmp(vdi, "vnc") && strcmp(vdi, "spice") && strcmp(vdi, "spiceconcurrent"))
                         return sf_http_error(resp, 400, "invalid vdi type %s", vdi), -EINVAL;
@@ -369,7 +388,7 @@ static int parse_create(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_t 
 
 /* ---- scheduling ---- */
 
-static int schedule(sf_ctx_t *ctx, const create_req_t *c, sf_http_resp_t *resp, char out[64]) {
+static int instance_schedule(sf_ctx_t *ctx, const create_req_t *c, sf_http_resp_t *resp, char out[64]) {
         char **nodes = NULL;
         double best = -1;
         bool any_metrics = false, any_ram = false;
@@ -424,10 +443,10 @@ static int set_iface_mac(json_object *doc, void *ud) {
         return 0;
 }
 
-/* Claim mac for interface iu (cluster-wide unique).  The interface record already
- * names the candidate, so a crash after the claim leaves nothing unaccounted; a random
- * MAC that collides is replaced (record first, claim after). */
-static int claim_mac(sf_ctx_t *ctx, bool requested, const char *iu, char mac[18]) {
+/* Claim mac for interface iu (cluster-wide unique, lower case).  The interface record
+ * already names the candidate, so a crash after the claim leaves nothing unaccounted; a
+ * random MAC that collides is replaced (record first, claim after). */
+static int mac_claim(sf_ctx_t *ctx, bool requested, const char *iu, char mac[18]) {
         for (int attempt = 0; attempt < 50; attempt++) {
                 _cleanup_reply_ redisReply *r = NULL;
 
@@ -461,6 +480,11 @@ static int set_interfaces(json_object *doc, void *ud) {
         return 0;
 }
 
+static int set_artifacts(json_object *doc, void *ud) {
+        json_object_object_add(doc, "artifacts", json_object_get((json_object *)ud));
+        return 0;
+}
+
 typedef struct {
         const char *mac, *ip;
 } iface_addr_t;
@@ -480,47 +504,34 @@ static void create_failed(sf_ctx_t *ctx, const char *uuid, json_object *ifaces, 
         sf_obj_set_state(ctx, "instance", uuid, "error", NULL, NULL, NULL);
 }
 
-int sf_api_instances_post(sf_http_req_t *req, sf_http_resp_t *resp) {
-        sf_ctx_t *ctx = sf_api_ctx();
-        create_req_t c = {0};
-        char uuid[SF_UUID_LEN], node[64] = "";
-        _cleanup_json_ json_object *doc = NULL, *ifaces = json_object_new_array(), *disk_arts = NULL,
-                                   *final = NULL;
-        sf_caller_t caller;
-        int r;
+/* Step: the instance record, state initial (api.md §2.3.1: after all validation). */
+static int instance_record_write(sf_ctx_t *ctx, const create_req_t *c, const char *uuid) {
+        _cleanup_json_ json_object *doc = json_object_new_object();
 
-        if (sf_api_auth(req, resp, &caller) < 0)
-                return 0;
-        r = parse_create(ctx, &caller, req, resp, &c);
-        if (r < 0)
-                goto cleanup;
-
-        sf_uuid_new(uuid);
-        doc = json_object_new_object();
         json_object_object_add(doc, "uuid", json_object_new_string(uuid));
-        json_object_object_add(doc, "name", json_object_new_string(c.name));
-        json_object_object_add(doc, "namespace", json_object_new_string(c.ns));
+        json_object_object_add(doc, "name", json_object_new_string(c->name));
+        json_object_object_add(doc, "namespace", json_object_new_string(c->ns));
         json_object_object_add(doc, "state", json_object_new_string("initial"));
         json_object_object_add(doc, "state_updated", json_object_new_double(sf_now()));
-        json_object_object_add(doc, "metadata", c.metadata ? json_object_get(c.metadata) : json_object_new_object());
-        json_object_object_add(doc, "cpus", json_object_new_int64(c.cpus));
-        json_object_object_add(doc, "memory", json_object_new_int64(c.memory));
-        json_object_object_add(doc, "disk_spec", json_object_get(c.disks));
-        json_object_object_add(doc, "ssh_key", c.ssh_key ? json_object_new_string(c.ssh_key) : NULL);
-        json_object_object_add(doc, "user_data", c.user_data ? json_object_new_string(c.user_data) : NULL);
-        json_object_object_add(doc, "video", json_object_get(c.video));
-        json_object_object_add(doc, "uefi", json_object_new_boolean(c.uefi));
-        json_object_object_add(doc, "configdrive", json_object_new_string(c.configdrive));
+        json_object_object_add(doc, "metadata", c->metadata ? json_object_get(c->metadata) : json_object_new_object());
+        json_object_object_add(doc, "cpus", json_object_new_int64(c->cpus));
+        json_object_object_add(doc, "memory", json_object_new_int64(c->memory));
+        json_object_object_add(doc, "disk_spec", json_object_get(c->disks));
+        json_object_object_add(doc, "ssh_key", c->ssh_key ? json_object_new_string(c->ssh_key) : NULL);
+        json_object_object_add(doc, "user_data", c->user_data ? json_object_new_string(c->user_data) : NULL);
+        json_object_object_add(doc, "video", json_object_get(c->video));
+        json_object_object_add(doc, "uefi", json_object_new_boolean(c->uefi));
+        json_object_object_add(doc, "configdrive", json_object_new_string(c->configdrive));
         json_object_object_add(doc, "nvram_template", NULL);
-        json_object_object_add(doc, "secure_boot", json_object_new_boolean(c.secure_boot));
-        json_object_object_add(doc, "machine_type", json_object_new_string(c.secure_boot ? "q35" : "pc"));
-        json_object_object_add(doc, "side_channels", c.side_channels ? json_object_get(c.side_channels) : NULL);
+        json_object_object_add(doc, "secure_boot", json_object_new_boolean(c->secure_boot));
+        json_object_object_add(doc, "machine_type", json_object_new_string(c->secure_boot ? "q35" : "pc"));
+        json_object_object_add(doc, "side_channels", c->side_channels ? json_object_get(c->side_channels) : NULL);
         json_object_object_add(doc, "agent_state", NULL);
         json_object_object_add(doc, "agent_start_time", NULL);
         json_object_object_add(doc, "agent_system_boot_time", NULL);
         json_object_object_add(doc, "error_message", NULL);
-        if (c.placed_on)
-                json_object_object_add(doc, "requested_placement", json_object_new_string(c.placed_on));
+        if (c->placed_on)
+                json_object_object_add(doc, "requested_placement", json_object_new_string(c->placed_on));
         json_object_object_add(doc, "console_port", NULL);
         json_object_object_add(doc, "node", NULL);
         json_object_object_add(doc, "power_state", json_object_new_string("initial"));
@@ -528,115 +539,176 @@ int sf_api_instances_post(sf_http_req_t *req, sf_http_resp_t *resp) {
         json_object_object_add(doc, "vdi_tls_port", NULL);
         json_object_object_add(doc, "interfaces", json_object_new_array());
         json_object_object_add(doc, "disks", json_object_new_array());
-        disk_arts = json_object_new_array();
-        for (size_t i = 0; i < c.ndisks; i++)
-                json_object_array_add(disk_arts, c.artifacts[i][0] ? json_object_new_string(c.artifacts[i]) : NULL);
-        json_object_object_add(doc, "artifacts", json_object_get(disk_arts));
-        r = sf_obj_create(ctx, "instance", uuid, doc);
+        /* Filled in by instance_resolve_images, before "node" is set. */
+        json_object_object_add(doc, "artifacts", json_object_new_array());
+        return sf_obj_create(ctx, "instance", uuid, doc);
+}
+
+/* One interface: recorded and listed on the instance (ifaces) before anything is claimed
+ * for it, so whatever a crash interrupts can be found and given back; then its MAC and
+ * its address.  A conflict fills resp (409/507) and returns <0. */
+static int instance_add_interface(sf_ctx_t *ctx, const create_req_t *c, size_t i, const char *uuid,
+                                  json_object *ifaces, sf_http_resp_t *resp) {
+        const net_req_t *n = &c->nets[i];
+        _cleanup_json_ json_object *idoc = json_object_new_object();
+        char iu[SF_UUID_LEN], ip[16] = "", mac[18];
+        sf_cidr_t cidr;
+        int r;
+
+        sf_uuid_new(iu);
+        if (n->mac[0])
+                snprintf(mac, sizeof(mac), "%s", n->mac);
+        else
+                random_mac(mac);
+        json_object_object_add(idoc, "uuid", json_object_new_string(iu));
+        json_object_object_add(idoc, "namespace", json_object_new_string(c->ns));
+        json_object_object_add(idoc, "state", json_object_new_string("initial"));
+        json_object_object_add(idoc, "state_updated", json_object_new_double(sf_now()));
+        json_object_object_add(idoc, "metadata", json_object_new_object());
+        json_object_object_add(idoc, "network_uuid", json_object_new_string(n->network_uuid));
+        json_object_object_add(idoc, "instance_uuid", json_object_new_string(uuid));
+        json_object_object_add(idoc, "macaddr", json_object_new_string(mac));
+        json_object_object_add(idoc, "ipv4", NULL);
+        json_object_object_add(idoc, "order", json_object_new_int((int)i));
+        json_object_object_add(idoc, "model", json_object_new_string(n->model));
+        json_object_object_add(idoc, "floating", NULL);
+        r = sf_obj_create(ctx, "networkinterface", iu, idoc);
+        if (r < 0)
+                return r;
+        json_object_array_add(ifaces, json_object_new_string(iu));
+        r = sf_store_update(ctx->store, "instance", uuid, NULL, set_interfaces, ifaces, NULL);
+        if (r < 0)
+                return r;
+        freeReplyObject(sf_store_cmd(ctx->store, "SADD sf:netifaces:%s %s", n->network_uuid, iu));
+
+        r = mac_claim(ctx, n->mac[0] != 0, iu, mac);
+        if (r == -EADDRINUSE)
+                sf_http_error(resp, 409, "mac address %s in use", n->mac);
+        if (r < 0)
+                return r;
+        if (strcmp(n->address, "none") != 0) {
+                if (sf_cidr_parse(sf_json_str(n->net, "netblock"), &cidr, NULL) < 0)
+                        return -EIO;
+                r = sf_ipam_reserve(ctx->store, n->network_uuid, &cidr, n->address[0] ? n->address : NULL, iu,
+                                    ip);
+                if (r == -EADDRINUSE || r == -ERANGE)
+                        sf_http_error(resp, 409, "address %s in use", n->address);
+                else if (r == -ENOSPC)
+                        sf_http_error(resp, 507, "No free addresses on network");
+                if (r < 0)
+                        return r;
+        }
+        return sf_store_update(ctx->store, "networkinterface", iu, NULL, set_iface_addr,
+                               &(iface_addr_t){.mac = mac, .ip = ip}, NULL);
+}
+
+/* Step: every interface, in order (api.md §2.3.1: after the record exists). */
+static int instance_add_interfaces(sf_ctx_t *ctx, const create_req_t *c, const char *uuid, json_object *ifaces,
+                                   sf_http_resp_t *resp) {
+        for (size_t i = 0; i < c->nnets; i++) {
+                int r = instance_add_interface(ctx, c, i, uuid, ifaces, resp);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Step: record the chosen node.  Last before the intents: once "node" is set, a re-drive
+ * (an API killed before publishing) builds from this record, so it must be complete. */
+static int instance_record_node(sf_ctx_t *ctx, const create_req_t *c, const char *uuid, const char *node) {
+        _cleanup_json_ json_object *extra = json_object_new_object(), *cands = json_object_new_array();
+
+        json_object_array_add(cands, json_object_new_string(node));
+        json_object_object_add(extra, "candidates", json_object_get(cands));
+        sf_event_emit(ctx, "instance", uuid, c->ns, "audit", "schedule final candidates", extra, -1);
+        return sf_obj_set_field(ctx, "instance", uuid, "node", json_object_new_string(node), NULL);
+}
+
+/* Step: an image artifact per URL disk (api.md §6.3), found or created only once the
+ * interfaces are claimed and a node is chosen, so a refused create leaves no artifact
+ * behind.  Written to the record before "node" is. */
+static int instance_resolve_images(sf_ctx_t *ctx, create_req_t *c, const char *uuid) {
+        _cleanup_json_ json_object *arts = json_object_new_array();
+        int r;
+
+        for (size_t i = 0; i < c->ndisks; i++) {
+                const char *base = sf_json_str(json_object_array_get_idx(c->disks, i), "base");
+
+                c->artifacts[i][0] = 0;
+                if (base && *base && strcmp(base, "none") != 0) {
+                        r = artifact_for_url(ctx, c->ns, base, c->artifacts[i]);
+                        if (r < 0)
+                                return r;
+                }
+                json_object_array_add(arts, c->artifacts[i][0] ? json_object_new_string(c->artifacts[i]) : NULL);
+        }
+        return sf_store_update(ctx->store, "instance", uuid, NULL, set_artifacts, arts, NULL);
+}
+
+/* Step: intents, recorded in Redis then published; each worker converges its part. */
+static int instance_publish(sf_ctx_t *ctx, const create_req_t *c, const char *uuid, json_object *ifaces,
+                            const char *node) {
+        int r;
+
+        for (size_t i = 0; i < json_object_array_length(ifaces); i++) {
+                const char *iu = json_object_get_string(json_object_array_get_idx(ifaces, i));
+                r = sf_intent_submit(ctx, node, "network", "network.attach", "networkinterface", iu, c->ns, NULL,
+                                     NULL);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < c->ndisks; i++) {
+                bool dup = false;
+                if (!c->artifacts[i][0])
+                        continue;
+                for (size_t j = 0; j < i; j++)
+                        dup |= strcmp(c->artifacts[i], c->artifacts[j]) == 0;
+                if (dup)
+                        continue;
+                r = sf_intent_submit(ctx, node, "blob", "blob.fetch", "artifact", c->artifacts[i], c->ns, NULL, NULL);
+                if (r < 0)
+                        return r;
+        }
+        return sf_intent_submit(ctx, node, "compute", "instance.create", "instance", uuid, c->ns, NULL, NULL);
+}
+
+/* POST /instances: validate everything, then record, claim, place, publish.  Nothing is
+ * claimed before the whole body is valid; a failure after the record exists gives back
+ * every claim and leaves the instance in error (upstream keeps it listed). */
+int sf_api_instances_post(sf_http_req_t *req, sf_http_resp_t *resp) {
+        sf_ctx_t *ctx = sf_api_ctx();
+        create_req_t c = {0};
+        char uuid[SF_UUID_LEN], node[64] = "";
+        _cleanup_json_ json_object *ifaces = json_object_new_array(), *final = NULL;
+        sf_caller_t caller;
+        int r;
+
+        if (sf_api_auth(req, resp, &caller) < 0)
+                return 0;
+        r = create_parse_body(ctx, &caller, req, resp, &c);
         if (r < 0)
                 goto cleanup;
 
-        /* Addresses and interfaces (api.md §2.3.1: after the record exists).  Each
-         * interface is recorded, and listed on the instance, before anything is reserved
-         * for it, so whatever a crash interrupts can be found and given back. */
-        for (size_t i = 0; i < c.nnets; i++) {
-                net_req_t *n = &c.nets[i];
-                _cleanup_json_ json_object *idoc = json_object_new_object();
-                char iu[SF_UUID_LEN], ip[16] = "", mac[18];
-                sf_cidr_t cidr;
-
-                sf_uuid_new(iu);
-                if (n->mac[0])
-                        snprintf(mac, sizeof(mac), "%s", n->mac);
-                else
-                        random_mac(mac);
-                json_object_object_add(idoc, "uuid", json_object_new_string(iu));
-                json_object_object_add(idoc, "namespace", json_object_new_string(c.ns));
-                json_object_object_add(idoc, "state", json_object_new_string("initial"));
-                json_object_object_add(idoc, "state_updated", json_object_new_double(sf_now()));
-                json_object_object_add(idoc, "metadata", json_object_new_object());
-                json_object_object_add(idoc, "network_uuid", json_object_new_string(n->network_uuid));
-                json_object_object_add(idoc, "instance_uuid", json_object_new_string(uuid));
-                json_object_object_add(idoc, "macaddr", json_object_new_string(mac));
-                json_object_object_add(idoc, "ipv4", NULL);
-                json_object_object_add(idoc, "order", json_object_new_int((int)i));
-                json_object_object_add(idoc, "model", json_object_new_string(n->model));
-                json_object_object_add(idoc, "floating", NULL);
-                r = sf_obj_create(ctx, "networkinterface", iu, idoc);
-                if (r < 0)
-                        goto cleanup;
-                json_object_array_add(ifaces, json_object_new_string(iu));
-                r = sf_store_update(ctx->store, "instance", uuid, NULL, set_interfaces, ifaces, NULL);
-                if (r < 0)
-                        goto cleanup;
-                freeReplyObject(sf_store_cmd(ctx->store, "SADD sf:netifaces:%s %s", n->network_uuid, iu));
-
-                r = claim_mac(ctx, n->mac[0] != 0, iu, mac);
-                if (r < 0) {
-                        sf_http_error(resp, 409, "mac address %s in use", n->mac);
-                        create_failed(ctx, uuid, ifaces, "mac address in use");
-                        goto cleanup;
-                }
-                sf_cidr_parse(sf_json_str(n->net, "netblock"), &cidr, NULL);
-                if (strcmp(n->address, "none") != 0) {
-                        r = sf_ipam_reserve(ctx->store, n->network_uuid, &cidr, n->address[0] ? n->address : NULL,
-                                            iu, ip);
-                        if (r == -EADDRINUSE || r == -ERANGE) {
-                                sf_http_error(resp, 409, "address %s in use", n->address);
-                                create_failed(ctx, uuid, ifaces, "address in use");
-                                goto cleanup;
-                        }
-                        if (r == -ENOSPC) {
-                                sf_http_error(resp, 507, "No free addresses on network");
-                                create_failed(ctx, uuid, ifaces, "No free addresses on network");
-                                goto cleanup;
-                        }
-                        if (r < 0)
-                                goto cleanup;
-                }
-                {
-                        iface_addr_t a = {.mac = mac, .ip = ip};
-                        r = sf_store_update(ctx->store, "networkinterface", iu, NULL, set_iface_addr, &a, NULL);
-                        if (r < 0)
-                                goto cleanup;
-                }
-        }
-
-        r = schedule(ctx, &c, resp, node);
+        sf_uuid_new(uuid);
+        r = instance_record_write(ctx, &c, uuid);
+        if (r < 0)
+                goto cleanup;
+        r = instance_add_interfaces(ctx, &c, uuid, ifaces, resp);
+        if (r == 0)
+                r = instance_schedule(ctx, &c, resp, node);
+        if (r == 0)
+                r = instance_resolve_images(ctx, &c, uuid);
+        if (r == 0)
+                r = instance_record_node(ctx, &c, uuid, node);
         if (r < 0) {
-                create_failed(ctx, uuid, ifaces, "scheduling failed");
-                r = resp->status ? 0 : r;
+                _cleanup_json_ json_object *answer = resp->status ? json_tokener_parse(resp->body) : NULL;
+
+                /* The instance's error_message is what the caller was told. */
+                create_failed(ctx, uuid, ifaces, sf_json_str(answer, "error") ?: "create failed");
                 goto cleanup;
         }
-        {
-                _cleanup_json_ json_object *extra = json_object_new_object(), *cands = json_object_new_array();
-                json_object_array_add(cands, json_object_new_string(node));
-                json_object_object_add(extra, "candidates", json_object_get(cands));
-                sf_event_emit(ctx, "instance", uuid, c.ns, "audit", "schedule final candidates", extra, -1);
-        }
-        sf_obj_set_field(ctx, "instance", uuid, "node", json_object_new_string(node), NULL);
-
-        /* Intents: recorded in Redis, then published; each worker converges its part. */
-        for (size_t i = 0; i < json_object_array_length(ifaces); i++) {
-                const char *iu = json_object_get_string(json_object_array_get_idx(ifaces, i));
-                r = sf_intent_submit(ctx, node, "network", "network.attach", "networkinterface", iu, c.ns, NULL,
-                                     NULL);
-                if (r < 0)
-                        goto cleanup;
-        }
-        for (size_t i = 0; i < c.ndisks; i++) {
-                bool dup = false;
-                if (!c.artifacts[i][0])
-                        continue;
-                for (size_t j = 0; j < i; j++)
-                        dup |= strcmp(c.artifacts[i], c.artifacts[j]) == 0;
-                if (dup)
-                        continue;
-                r = sf_intent_submit(ctx, node, "blob", "blob.fetch", "artifact", c.artifacts[i], c.ns, NULL, NULL);
-                if (r < 0)
-                        goto cleanup;
-        }
-        r = sf_intent_submit(ctx, node, "compute", "instance.create", "instance", uuid, c.ns, NULL, NULL);
+        /* From here the record holds everything: a failed publish is re-driven, not undone. */
+        r = instance_publish(ctx, &c, uuid, ifaces, node);
         if (r < 0)
                 goto cleanup;
         r = sf_store_get(ctx->store, "instance", uuid, &final, NULL);

@@ -11,18 +11,6 @@
 #include <errno.h>
 #include <string.h>
 
-static bool ns_name_valid(const char *s) {
-        size_t n = 0;
-
-        if (!s || !*s)
-                return false;
-        for (; s[n]; n++)
-                if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
-                      (s[n] >= '0' && s[n] <= '9') || s[n] == '-' || s[n] == '_'))
-                        return false;
-        return n <= 63;
-}
-
 /* Is caller trusted by namespace doc (api.md §3.4)? */
 static bool trusted_by(const sf_caller_t *caller, json_object *ns) {
         json_object *trust, *full;
@@ -111,7 +99,7 @@ static int auth_key_check(sf_http_req_t *req, sf_http_resp_t *resp) {
                 return sf_http_error(resp, 500, "server error: state store unavailable");
         if (sf_http_body_str(req, "namespace", &nsname) < 0)
                 return -EINVAL; /* checked by sf_api_auth_post */
-        if (!ns_name_valid(nsname) || sf_store_get(ctx->store, "namespace", nsname, &ns, NULL) < 0)
+        if (!sf_name_valid(nsname) || sf_store_get(ctx->store, "namespace", nsname, &ns, NULL) < 0)
                 return sf_http_error(resp, 404, "namespace not found");
         if (!json_object_object_get_ex(req->body, "key", &kv) || !kv)
                 return sf_http_error(resp, 400, "missing key in request");
@@ -203,16 +191,16 @@ int sf_api_namespaces_post(sf_http_req_t *req, sf_http_resp_t *resp) {
                 return 0;
         if (sf_http_body_str(req, "namespace", &ns) < 0 || !*ns)
                 return sf_http_error(resp, 400, "no namespace specified");
-        if (!ns_name_valid(ns))
-                return sf_http_error(resp, 400, "namespace name is invalid");
+        if (sf_api_name_check(resp, "namespace", ns) < 0)
+                return 0;
         r = sf_http_body_str(req, "key_name", &key_name);
         if (r == -EINVAL)
                 return sf_http_error(resp, 400, "key name is not a string");
         if (key_name) {
                 if (strcmp(key_name, "service_key") == 0 || strncmp(key_name, "_service_key", 12) == 0)
                         return sf_http_error(resp, 403, "illegal key name");
-                if (!ns_name_valid(key_name))
-                        return sf_http_error(resp, 400, "key name is invalid");
+                if (sf_api_name_check(resp, "key", key_name) < 0)
+                        return 0;
                 if (!json_object_object_get_ex(req->body, "key", &kv) || !kv)
                         return sf_http_error(resp, 400, "no key specified");
                 if (!json_object_is_type(kv, json_type_string) || !*json_object_get_string(kv))
@@ -236,7 +224,7 @@ static int trusted_ns(sf_http_req_t *req, sf_http_resp_t *resp, sf_caller_t *cal
 
         if (sf_api_auth(req, resp, caller) < 0)
                 return -EACCES;
-        if (!ns_name_valid(req->params[0]) ||
+        if (!sf_name_valid(req->params[0]) ||
             sf_store_get(ctx->store, "namespace", req->params[0], &doc, NULL) < 0 ||
             strcmp(sf_json_str(doc, "state") ?: "", "created") != 0 || !trusted_by(caller, doc)) {
                 json_object_put(doc);
@@ -287,8 +275,8 @@ int sf_api_namespace_keys_post(sf_http_req_t *req, sf_http_resp_t *resp) {
                 return sf_http_error(resp, 400, "no key specified");
         if (strncmp(key_name, "_service_key", 12) == 0 || strcmp(key_name, "service_key") == 0)
                 return sf_http_error(resp, 403, "illegal key name");
-        if (!ns_name_valid(key_name))
-                return sf_http_error(resp, 400, "key name is invalid");
+        if (sf_api_name_check(resp, "key", key_name) < 0)
+                return 0;
         r = sf_api_ns_set_key(sf_api_ctx(), req->params[0], key_name, key);
         if (r < 0)
                 return r;

@@ -14,16 +14,6 @@
 
 #define FLOATING_NET "floating"
 
-static bool net_name_valid(const char *s) {
-        size_t n = 0;
-
-        for (; s[n]; n++)
-                if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
-                      (s[n] >= '0' && s[n] <= '9') || s[n] == '-' || s[n] == '_' || s[n] == '.'))
-                        return false;
-        return n > 0 && n <= 63;
-}
-
 /* A VXLAN id nobody holds: random, claimed with SET NX (api.md §7.3). */
 static int alloc_vxid(sf_ctx_t *ctx, const char *uuid, uint32_t *ret) {
         for (int attempt = 0; attempt < 100; attempt++) {
@@ -41,6 +31,16 @@ static int alloc_vxid(sf_ctx_t *ctx, const char *uuid, uint32_t *ret) {
         return -ENOSPC;
 }
 
+/* Give back what a network create claimed before it failed (only what is still ours). */
+static void network_claims_release(sf_ctx_t *ctx, const char *uuid, uint32_t vxid) {
+        freeReplyObject(sf_store_cmd(
+                ctx->store, "EVAL %s 1 sf:vxid:%u %s",
+                "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 1", vxid,
+                uuid));
+        sf_ipam_release_owner(ctx->store, FLOATING_NET, uuid);
+        sf_ipam_drop(ctx->store, uuid);
+}
+
 int sf_api_networks_post(sf_http_req_t *req, sf_http_resp_t *resp) {
         static const char *const allowed[] = {"netblock", "provide_dhcp", "provide_nat", "name",
                                               "namespace", NULL};
@@ -50,7 +50,7 @@ int sf_api_networks_post(sf_http_req_t *req, sf_http_resp_t *resp) {
         _cleanup_json_ json_object *doc = NULL;
         bool dhcp = false, nat = false;
         sf_caller_t caller;
-        sf_cidr_t c;
+        sf_cidr_t c, fc;
         uint32_t vxid;
         int r;
 
@@ -63,16 +63,22 @@ int sf_api_networks_post(sf_http_req_t *req, sf_http_resp_t *resp) {
                 return sf_http_error(resp, 400, "cannot parse netblock: %s",
                                      r == -ENOENT ? "no netblock specified" : "not a string");
         if (sf_cidr_parse(netblock, &c, &err) < 0) {
-                if (strstr(err, "minimum"))
+                if (strstr(err, "size of"))
                         return sf_http_error(resp, 400, "%s", err);
                 return sf_http_error(resp, 400, "cannot parse netblock: %s", netblock);
         }
+        /* Guests on it could not reach the egress addresses (and NAT would be ambiguous). */
+        if (sf_cidr_parse(ctx->cfg.floating_network, &fc, NULL) == 0 && sf_cidr_overlaps(&c, &fc))
+                return sf_http_error(resp, 400, "netblock %s overlaps the floating network %s", netblock,
+                                     ctx->cfg.floating_network);
         if (sf_http_body_bool(req, "provide_dhcp", false, &dhcp) < 0 ||
             sf_http_body_bool(req, "provide_nat", false, &nat) < 0)
                 return sf_http_error(resp, 400, "provide_dhcp and provide_nat must be booleans");
         r = sf_http_body_str(req, "name", &name);
-        if (r == -EINVAL || (name && !net_name_valid(name)))
-                return sf_http_error(resp, 400, "network name is invalid");
+        if (r == -EINVAL)
+                return sf_http_error(resp, 400, "network name is not a string");
+        if (name && sf_api_name_check(resp, "network", name) < 0)
+                return 0;
         r = sf_http_body_str(req, "namespace", &ns);
         if (r == -EINVAL)
                 return sf_http_error(resp, 400, "namespace is not a string");
@@ -86,20 +92,22 @@ int sf_api_networks_post(sf_http_req_t *req, sf_http_resp_t *resp) {
                     strcmp(sf_json_str(nsdoc, "state") ?: "", "created") != 0)
                         return sf_http_error(resp, 404, "namespace not found");
         }
+        if (nat && sf_cidr_parse(ctx->cfg.floating_network, &fc, &err) < 0)
+                return sf_http_error(resp, 500, "server error: bad floating network");
+
+        /* Everything is valid: claim a VXLAN id and an egress address, and give both back
+         * if anything after fails (a crash in between leaves them named by our uuid). */
         sf_uuid_new(uuid);
         r = alloc_vxid(ctx, uuid, &vxid);
         if (r < 0)
                 return r == -ENOSPC ? sf_http_error(resp, 507, "no free VXLAN ids") : r;
         if (nat) {
-                sf_cidr_t fc;
-                if (sf_cidr_parse(ctx->cfg.floating_network, &fc, &err) < 0)
-                        return sf_http_error(resp, 500, "server error: bad floating network");
                 sf_ipam_init(ctx->store, FLOATING_NET, &fc);
                 r = sf_ipam_reserve(ctx->store, FLOATING_NET, &fc, NULL, uuid, fgw);
                 if (r == -ENOSPC)
-                        return sf_http_error(resp, 507, "No free addresses on floating network");
+                        sf_http_error(resp, 507, "No free addresses on floating network");
                 if (r < 0)
-                        return r;
+                        goto release;
         }
         sf_cidr_addr(&c, 0, addr);
         snprintf(canon, sizeof(canon), "%s/%d", addr, c.prefix);
@@ -119,12 +127,17 @@ int sf_api_networks_post(sf_http_req_t *req, sf_http_resp_t *resp) {
         r = sf_ipam_init(ctx->store, uuid, &c);
         if (r == 0)
                 r = sf_obj_create(ctx, "network", uuid, doc);
-        if (r == 0)
-                r = sf_intent_submit(ctx, ctx->cfg.network_node, "network", "network.create", "network", uuid,
-                                     ns, NULL, NULL);
+        if (r < 0)
+                goto release;
+        /* From here the record names the claims: a failed publish is re-driven, not undone. */
+        r = sf_intent_submit(ctx, ctx->cfg.network_node, "network", "network.create", "network", uuid, ns, NULL,
+                             NULL);
         if (r < 0)
                 return r;
         return sf_http_json(resp, 200, sf_view_network(doc));
+release:
+        network_claims_release(ctx, uuid, vxid);
+        return resp->status ? 0 : r;
 }
 
 static json_object *list_view(sf_ctx_t *ctx, json_object *doc) {

@@ -1,5 +1,6 @@
 #include "ipam.h"
 
+#include "sflimits.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -34,9 +35,14 @@ int sf_cidr_parse(const char *s, sf_cidr_t *ret, const char **ret_error) {
         mask = prefix == 0 ? 0 : 0xffffffffu << (32 - prefix);
         if (ip & ~mask)
                 goto bad;
-        if (prefix > 29) {
+        if (prefix > SF_MAX_NETBLOCK_PREFIX) {
                 if (ret_error)
                         *ret_error = "network is below minimum size of /29";
+                return -EINVAL;
+        }
+        if (prefix < SF_MIN_NETBLOCK_PREFIX) {
+                if (ret_error)
+                        *ret_error = "network is above maximum size of /8";
                 return -EINVAL;
         }
         ret->net = ip;
@@ -66,6 +72,11 @@ void sf_cidr_netmask(const sf_cidr_t *c, char out[16]) {
 
 bool sf_cidr_contains(const sf_cidr_t *c, uint32_t ip) {
         return ip - c->net < sf_cidr_size(c);
+}
+
+bool sf_cidr_overlaps(const sf_cidr_t *a, const sf_cidr_t *b) {
+        /* Aligned blocks overlap only if one contains the other's first address. */
+        return sf_cidr_contains(a, b->net) || sf_cidr_contains(b, a->net);
 }
 
 /* 1 if reserved for owner (new or already), 0 if someone else holds it.  The owners

@@ -12,8 +12,9 @@ typedef struct sf_cidr {
         int prefix;
 } sf_cidr_t;
 
-/* "a.b.c.d/n".  -EINVAL for garbage, a missing prefix, host bits set, or prefix > 29
- * (upstream: "network is below minimum size of /29"): *ret_error says which. */
+/* "a.b.c.d/n".  -EINVAL for garbage, a missing prefix, host bits set, prefix > 29
+ * (upstream: "network is below minimum size of /29") or prefix < 8 ("network is above
+ * maximum size of /8"): *ret_error says which. */
 int sf_cidr_parse(const char *s, sf_cidr_t *ret, const char **ret_error);
 uint32_t sf_cidr_size(const sf_cidr_t *c);
 /* Address at index i (0 = network address) as text. */
@@ -21,6 +22,8 @@ void sf_cidr_addr(const sf_cidr_t *c, uint32_t i, char out[16]);
 void sf_cidr_netmask(const sf_cidr_t *c, char out[16]);
 int sf_ip_parse(const char *s, uint32_t *ret);
 bool sf_cidr_contains(const sf_cidr_t *c, uint32_t ip);
+/* Do two blocks share any address? */
+bool sf_cidr_overlaps(const sf_cidr_t *a, const sf_cidr_t *b);
 
 /* Reserve: a specific address (-EADDRINUSE if taken by another owner, -ERANGE if outside
  * the usable range) or, with want NULL, a random free one (5 random tries, then a scan;

@@ -261,3 +261,46 @@ char *sf_json_dumps(json_object *o) {
         }
         return b.p;
 }
+
+static bool control_char(unsigned c) {
+        return (c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f;
+}
+
+bool sf_json_text_has_control(const char *text, size_t len) {
+        bool in_string = false;
+
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char)text[i];
+
+                if (!in_string) {
+                        in_string = c == '"';
+                        continue;
+                }
+                if (c == '"') {
+                        in_string = false;
+                } else if (c == '\\' && i + 1 < len) {
+                        char e = text[++i];
+                        unsigned v = 0;
+
+                        if (e == 'b' || e == 'f')
+                                return true;
+                        if (e != 'u')
+                                continue;
+                        if (i + 4 >= len)
+                                return false; /* truncated: the parser refuses it anyway */
+                        for (int k = 1; k <= 4; k++) {
+                                char h = text[i + k];
+                                v = v * 16 + (unsigned)(h >= '0' && h <= '9'   ? h - '0'
+                                                        : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                                                        : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                                                               : 0);
+                        }
+                        i += 4;
+                        if (control_char(v))
+                                return true;
+                } else if (control_char(c)) {
+                        return true;
+                }
+        }
+        return false;
+}

@@ -98,11 +98,34 @@ static void test_strings(void **state) {
         json_object_put(o);
 }
 
+static bool has_control(const char *text) { return sf_json_text_has_control(text, strlen(text)); }
+
+static void test_control_chars(void **state) {
+        static const char raw_nul[] = "{\"a\": \"x\0y\"}";
+
+        (void)state;
+        /* Escaped NUL in a value, in a key, deep inside; escaped and raw controls. */
+        assert_true(has_control("{\"name\": \"vm\\u0000x\"}"));
+        assert_true(has_control("{\"a\\u0000b\": 1}"));
+        assert_true(has_control("{\"d\": [{\"x\": [\"ok\", \"\\u001B\"]}]}"));
+        assert_true(has_control("{\"a\": \"\\b\"}"));
+        assert_true(has_control("{\"a\": \"\\f\"}"));
+        assert_true(has_control("{\"a\": \"\\u007f\"}"));
+        assert_true(has_control("{\"a\": \"x\001\"}"));
+        assert_true(sf_json_text_has_control(raw_nul, sizeof(raw_nul) - 1));
+        /* Allowed: TAB/LF/CR, an escaped backslash before "u0000", controls outside strings. */
+        assert_false(has_control("{\"k\": \"ssh-ed25519 AAAA x@y\\n\", \"t\": \"a\\tb\\r\"}"));
+        assert_false(has_control("{\"k\": \"c:\\\\u0000\"}"));
+        assert_false(has_control("{\"k\":\n\t\"v\\u00e9\\\"\"}"));
+        assert_false(has_control(""));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_doubles),
                 cmocka_unit_test(test_structure),
                 cmocka_unit_test(test_strings),
+                cmocka_unit_test(test_control_chars),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

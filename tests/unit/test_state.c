@@ -101,6 +101,27 @@ static void test_cidr(void **state) {
         assert_int_equal(sf_cidr_parse(NULL, &c, &err), -EINVAL);
         assert_int_equal(sf_cidr_parse("10.0.0.0/8", &c, &err), 0);
         assert_int_equal(sf_cidr_size(&c), 16777216);
+        /* Larger than /8 is refused (a /0 would make every address "inside"). */
+        assert_int_equal(sf_cidr_parse("10.0.0.0/7", &c, &err), -EINVAL);
+        assert_string_equal(err, "network is above maximum size of /8");
+        assert_int_equal(sf_cidr_parse("0.0.0.0/0", &c, &err), -EINVAL);
+        assert_string_equal(err, "network is above maximum size of /8");
+}
+
+static void test_cidr_overlaps(void **state) {
+        sf_cidr_t a, b;
+
+        (void)state;
+        assert_int_equal(sf_cidr_parse("192.168.20.0/24", &a, NULL), 0);
+        assert_int_equal(sf_cidr_parse("192.168.20.128/29", &b, NULL), 0);
+        assert_true(sf_cidr_overlaps(&a, &b));
+        assert_true(sf_cidr_overlaps(&b, &a));
+        assert_int_equal(sf_cidr_parse("192.168.0.0/16", &b, NULL), 0);
+        assert_true(sf_cidr_overlaps(&a, &b));
+        assert_int_equal(sf_cidr_parse("192.168.21.0/24", &b, NULL), 0);
+        assert_false(sf_cidr_overlaps(&a, &b));
+        assert_int_equal(sf_cidr_parse("192.168.19.248/29", &b, NULL), 0);
+        assert_false(sf_cidr_overlaps(&a, &b));
 }
 
 int main(void) {
@@ -109,6 +130,7 @@ int main(void) {
                 cmocka_unit_test(test_other_machines),
                 cmocka_unit_test(test_active_and_transitional),
                 cmocka_unit_test(test_cidr),
+                cmocka_unit_test(test_cidr_overlaps),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 #include "lock.h"
 #include "log.h"
 #include "object.h"
+#include "sflimits.h"
 #include "state.h"
 #include "store.h"
 #include "util.h"
@@ -140,10 +141,10 @@ typedef struct {
         const char *uuid, *ns;
         char dir[4096], cd_path[4200];
         bool with_cd;
-        sf_domain_disk_t disks[18];
+        sf_domain_disk_t disks[SF_MAX_BLOCK_DEVICES];
         size_t nd;
-        sf_domain_nic_t nics[16];
-        sf_cd_iface_t cdifs[16];
+        sf_domain_nic_t nics[SF_MAX_NICS];
+        sf_cd_iface_t cdifs[SF_MAX_NICS];
         size_t nn;
         json_object *disk_view; /* the record's "disks" */
         char *xml;
@@ -247,7 +248,10 @@ static int create_disks(create_t *c) {
 
         json_object_object_get_ex(c->inst, "disk_spec", &spec_list);
         json_object_object_get_ex(c->inst, "artifacts", &arts);
-        for (size_t i = 0; i < json_object_array_length(spec_list) && c->nd < 16; i++) {
+        /* The API refuses more (same constants); a record from elsewhere fails, never truncates. */
+        if (json_object_array_length(spec_list) > SF_MAX_DISKS)
+                return sf_work_error(c->w, "too many disks (at most %d)", SF_MAX_DISKS), SF_WORK_FAIL;
+        for (size_t i = 0; i < json_object_array_length(spec_list); i++) {
                 const char *art = arts ? json_object_get_string(json_object_array_get_idx(arts, i)) : NULL;
 
                 res = create_disk(c, json_object_array_get_idx(spec_list, i), art);
@@ -267,7 +271,9 @@ static int create_nics(create_t *c) {
 
         if (!json_object_object_get_ex(c->inst, "interfaces", &ifaces))
                 return SF_WORK_DONE;
-        for (size_t i = 0; i < json_object_array_length(ifaces) && c->nn < 16; i++) {
+        if (json_object_array_length(ifaces) > SF_MAX_NICS)
+                return sf_work_error(c->w, "too many network interfaces (at most %d)", SF_MAX_NICS), SF_WORK_FAIL;
+        for (size_t i = 0; i < json_object_array_length(ifaces); i++) {
                 _cleanup_json_ json_object *iface = NULL, *net = NULL;
                 const char *iu = json_object_get_string(json_object_array_get_idx(ifaces, i));
                 sf_domain_nic_t *nic = &c->nics[c->nn];

@@ -1,0 +1,724 @@
+/* Integration: the API refuses what the workers would choke on (issue 5 item 7), and a
+ * refused create leaves nothing claimed.  sf-api's handlers in-process over real HTTP,
+ * against real Redis and NATS (tests/run.sh: SF_REDIS_PORT, SF_NATS_URL); no workers.
+ * The floating network is a /29 of our own, so exhausting it is quick. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "auth.h"
+#include "ctx.h"
+#include "http.h"
+#include "ipam.h"
+#include "object.h"
+#include "sflimits.h"
+#include "store.h"
+#include "util.h"
+
+static sf_ctx_t ctx;
+static sf_http_server_t *srv;
+static int port;
+static char storage[64];
+static char sfx[9];          /* per-run suffix: names never collide with earlier runs */
+static char deploy_key[33];
+static char sys_tok[1024];
+static char node_name[64];   /* the fake hypervisor */
+static char floating[32];    /* our floating /29 */
+static char net_uuid[SF_UUID_LEN]; /* 10.77.0.0/24, moved to created */
+static char mac_a[18], ip_a[16], inst_a[SF_UUID_LEN]; /* instance "ma-<sfx>" and its NIC */
+
+#define DISK "[{'size': 8, 'base': 'http://images.example.com/sf-test.qcow2'}]"
+
+/* ---- HTTP client ---- */
+
+typedef struct reply {
+        long status;
+        char *body;
+        size_t len;
+        char ctype[128];
+        char reqid[64];
+} reply_t;
+
+static void reply_free(reply_t *r) {
+        free(r->body);
+        memset(r, 0, sizeof(*r));
+}
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
+        reply_t *r = ud;
+        size_t len = sz * n;
+        char *b = realloc(r->body, r->len + len + 1);
+
+        if (!b)
+                return 0;
+        memcpy(b + r->len, p, len);
+        r->body = b;
+        r->len += len;
+        b[r->len] = 0;
+        return len;
+}
+
+static void header_value(const char *line, size_t len, const char *name, char *out, size_t outlen) {
+        size_t nl = strlen(name), vl;
+
+        if (len <= nl + 1 || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
+                return;
+        line += nl + 1, len -= nl + 1;
+        while (len && *line == ' ')
+                line++, len--;
+        while (len && (line[len - 1] == '\r' || line[len - 1] == '\n'))
+                len--;
+        vl = len < outlen - 1 ? len : outlen - 1;
+        memcpy(out, line, vl);
+        out[vl] = 0;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
+        reply_t *r = ud;
+
+        header_value(p, sz * n, "Content-Type", r->ctype, sizeof(r->ctype));
+        header_value(p, sz * n, "X-Request-ID", r->reqid, sizeof(r->reqid));
+        return sz * n;
+}
+
+/* One request.  tok: NULL = no Authorization header, "RAW:<v>" = header value <v>, else a
+ * bearer token.  fmt (NULL = no body) is printf'd, then every ' becomes " so bodies read
+ * like Python dicts.  Every response must carry an X-Request-ID. */
+static void __attribute__((format(printf, 5, 6)))
+req(reply_t *r, const char *method, const char *path, const char *tok, const char *fmt, ...) {
+        CURL *c = curl_easy_init();
+        struct curl_slist *h = NULL;
+        char url[512], hdr[1200];
+        _cleanup_free_ char *body = NULL;
+
+        memset(r, 0, sizeof(*r));
+        assert_non_null(c);
+        if (fmt) {
+                va_list ap;
+                va_start(ap, fmt);
+                assert_true(vasprintf(&body, fmt, ap) >= 0);
+                va_end(ap);
+                for (char *p = body; *p; p++)
+                        if (*p == '\'')
+                                *p = '"';
+        }
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        if (body) {
+                curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+                curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+        }
+        h = curl_slist_append(h, "Expect:");
+        if (tok) {
+                if (strncmp(tok, "RAW:", 4) == 0)
+                        snprintf(hdr, sizeof(hdr), "Authorization: %s", tok + 4);
+                else
+                        snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", tok);
+                h = curl_slist_append(h, hdr);
+        }
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+        assert_int_equal(curl_easy_perform(c), CURLE_OK);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+        curl_slist_free_all(h);
+        curl_easy_cleanup(c);
+        if (!r->body)
+                r->body = calloc(1, 1);
+        if (!sf_uuid_parse(r->reqid, NULL))
+                fail_msg("%s %s: no X-Request-ID (got \"%s\")", method, path, r->reqid);
+}
+
+/* The error envelope, byte for byte: {"error": "<msg>", "status": N} (Python json.dumps). */
+static void check_error(reply_t *r, long status, const char *msg) {
+        char want[2048], *o;
+        size_t n = 0;
+
+        n += (size_t)snprintf(want, sizeof(want), "{\"error\": \"");
+        o = want + n;
+        for (const char *p = msg; *p; p++) {
+                if (*p == '"' || *p == '\\')
+                        *o++ = '\\';
+                *o++ = *p;
+        }
+        snprintf(o, sizeof(want) - (size_t)(o - want), "\", \"status\": %ld}", status);
+        if (r->status != status || strcmp(r->body, want) != 0)
+                fail_msg("want %ld %s\n got %ld %s", status, want, r->status, r->body);
+        assert_string_equal(r->ctype, "application/json");
+}
+
+/* status and a JSON body that parses; returns the parsed body (caller puts). */
+static json_object *check_json(reply_t *r, long status) {
+        json_object *o;
+
+        if (r->status != status)
+                fail_msg("want %ld, got %ld %s", status, r->status, r->body);
+        assert_string_equal(r->ctype, "application/json");
+        assert_true(r->len > 0 && r->body[r->len - 1] == '\n'); /* single line + "\n" */
+        assert_null(memchr(r->body, '\n', r->len - 1));
+        o = json_tokener_parse(r->body);
+        if (!o && strcmp(r->body, "null\n") != 0)
+                fail_msg("not JSON: %s", r->body);
+        return o;
+}
+
+static const char *jstr(json_object *o, const char *k) { return sf_json_str(o, k); }
+
+static void get_token(const char *ns, const char *key, char *out, size_t outlen) {
+        _cleanup_json_ json_object *o = NULL;
+        reply_t r;
+
+        req(&r, "POST", "/auth", NULL, "{'namespace': '%s', 'key': '%s'}", ns, key);
+        o = check_json(&r, 200);
+        assert_non_null(jstr(o, "access_token"));
+        snprintf(out, outlen, "%s", jstr(o, "access_token"));
+        reply_free(&r);
+}
+
+/* The fake hypervisor: live (lastseen now) or stale. */
+static void put_node(bool live, int64_t memory_available) {
+        _cleanup_json_ json_object *doc = json_object_new_object(), *m = json_object_new_object();
+        uint64_t rev = 0;
+        int r;
+
+        json_object_object_add(doc, "uuid", json_object_new_string(node_name));
+        json_object_object_add(doc, "name", json_object_new_string(node_name));
+        json_object_object_add(doc, "state", json_object_new_string("created"));
+        json_object_object_add(doc, "is_hypervisor", json_object_new_boolean(true));
+        json_object_object_add(doc, "lastseen", json_object_new_int64((int64_t)sf_now() - (live ? 0 : 1000)));
+        json_object_object_add(m, "memory_available", json_object_new_int64(memory_available));
+        json_object_object_add(doc, "metrics", json_object_get(m));
+        r = sf_store_get(ctx.store, "node", node_name, NULL, &rev);
+        assert_true(r == 0 || r == -ENOENT);
+        assert_int_equal(sf_store_put(ctx.store, "node", node_name, r == 0 ? rev : 0, doc, NULL, NULL), 0);
+}
+
+/* ---- what Redis holds: every claim a create can make ---- */
+
+typedef struct claims {
+        long macs, vxids, ipam_keys, net_addresses, floating_addresses, artifacts;
+        int live_ifaces;
+} claims_t;
+
+static long redis_count(const char *fmt, const char *arg) {
+        _cleanup_reply_ redisReply *r = sf_store_cmd(ctx.store, fmt, arg);
+
+        assert_non_null(r);
+        if (r->type == REDIS_REPLY_ARRAY)
+                return (long)r->elements;
+        assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+        return (long)r->integer;
+}
+
+static void claims_count(claims_t *c) {
+        memset(c, 0, sizeof(*c)); /* padding too: claims_unchanged compares bytes */
+        c->macs = redis_count("KEYS %s", "sf:mac:*");
+        c->vxids = redis_count("KEYS %s", "sf:vxid:*");
+        c->ipam_keys = redis_count("KEYS %s", "sf:ipam*");
+        c->net_addresses = redis_count("HLEN sf:ipam:%s", net_uuid);
+        c->floating_addresses = redis_count("HLEN sf:ipam:%s", "floating");
+        c->artifacts = redis_count("KEYS %s", "sf:artifacts:url:*");
+        assert_int_equal(sf_obj_network_live_interfaces(ctx.store, net_uuid, &c->live_ifaces), 0);
+}
+
+static void claims_unchanged(const claims_t *before, const char *what) {
+        claims_t now;
+
+        claims_count(&now);
+        if (memcmp(before, &now, sizeof(now)) != 0)
+                fail_msg("%s leaked: macs %ld->%ld vxids %ld->%ld ipam keys %ld->%ld addresses %ld->%ld "
+                         "floating %ld->%ld artifacts %ld->%ld live interfaces %d->%d",
+                         what, before->macs, now.macs, before->vxids, now.vxids, before->ipam_keys, now.ipam_keys,
+                         before->net_addresses, now.net_addresses, before->floating_addresses,
+                         now.floating_addresses, before->artifacts, now.artifacts, before->live_ifaces,
+                         now.live_ifaces);
+}
+
+/* ---- setup ---- */
+
+static int setup(void **state) {
+        char u[SF_UUID_LEN], secret[33], nodeenv[64];
+        unsigned char octet;
+
+        (void)state;
+        sf_uuid_new(u);
+        snprintf(sfx, sizeof(sfx), "%.8s", u);
+        snprintf(node_name, sizeof(node_name), "valnode-%s", sfx);
+        sf_random_alnum(deploy_key, 32);
+        sf_random_alnum(secret, 32);
+        snprintf(nodeenv, sizeof(nodeenv), "valtest-%s", sfx);
+        setenv("SF_AUTH_SECRET", secret, 1);
+        setenv("SF_NODE", nodeenv, 1);
+        sf_random_bytes(&octet, 1);
+        snprintf(floating, sizeof(floating), "10.200.%u.0/29", octet);
+        setenv("SF_FLOATING_NETWORK", floating, 1);
+        snprintf(storage, sizeof(storage), "/tmp/sf-valtest.XXXXXX");
+        if (!mkdtemp(storage))
+                return -1;
+        setenv("SF_STORAGE", storage, 1);
+        if (sf_ctx_open(&ctx, true, 5) < 0)
+                return -1;
+        sf_auth_set_bcrypt_cost(4);
+        if (sf_api_init(&ctx.cfg, ctx.bus) < 0 || sf_api_ns_ensure(&ctx, "system") < 0 ||
+            sf_api_ns_set_key(&ctx, "system", "deploy", deploy_key) < 0)
+                return -1;
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+                return -1;
+        if (sf_http_start("127.0.0.1", 0, sf_api_routes, sf_api_nroutes, NULL, &srv) < 0)
+                return -1;
+        port = sf_http_port(srv);
+        return port > 0 ? 0 : -1;
+}
+
+static int teardown(void **state) {
+        (void)state;
+        sf_http_stop(srv);
+        srv = NULL;
+        curl_global_cleanup();
+        if (ctx.store)
+                sf_store_purge(ctx.store, "node", node_name);
+        sf_ctx_close(&ctx);
+        if (storage[0])
+                sf_rm_rf(storage);
+        return 0;
+}
+
+/* A network of ours in state created, and a live hypervisor with room. */
+static void test_prepare(void **state) {
+        _cleanup_json_ json_object *o = NULL;
+        reply_t r;
+
+        (void)state;
+        get_token("system", deploy_key, sys_tok, sizeof(sys_tok));
+        req(&r, "POST", "/networks", sys_tok, "{'netblock': '10.77.0.0/24', 'name': 'val-%s'}", sfx);
+        o = check_json(&r, 200);
+        snprintf(net_uuid, sizeof(net_uuid), "%s", jstr(o, "uuid"));
+        reply_free(&r);
+        assert_int_equal(sf_obj_set_state(&ctx, "network", net_uuid, "created", NULL, NULL, NULL), 0);
+        put_node(true, 10 * 1024 * 1024);
+}
+
+/* ---- 1. no NUL or control characters; one name rule ---- */
+
+#define CTRL "request strings must not contain NUL or control characters"
+#define NAME_RULE " is not useable as a DNS and Linux host name. It must consist of only letters, numbers " \
+                  "and hyphens, and be at most 63 characters long"
+
+static void test_control_characters(void **state) {
+        char path[128];
+        reply_t r;
+
+        (void)state;
+        /* json-c keeps the NUL; the C string would have been the valid name "nul-<sfx>". */
+        req(&r, "POST", "/instances", sys_tok, "{'name': 'nul-%s\\u0000x', 'cpus': 1, 'memory': 128, 'disk': " DISK "}",
+            sfx);
+        check_error(&r, 400, CTRL);
+        reply_free(&r);
+        snprintf(path, sizeof(path), "/instances/nul-%s", sfx);
+        req(&r, "GET", path, sys_tok, NULL);
+        check_error(&r, 404, "instance not found");
+        reply_free(&r);
+        req(&r, "POST", "/instances", sys_tok,
+            "{'name': 'ud-%s', 'cpus': 1, 'memory': 128, 'disk': " DISK ", 'user_data': 'aGk=\\u0000'}", sfx);
+        check_error(&r, 400, CTRL);
+        reply_free(&r);
+        req(&r, "POST", "/instances", sys_tok,
+            "{'name': 'sk-%s', 'cpus': 1, 'memory': 128, 'disk': " DISK ", 'ssh_key': 'ssh-ed25519 AAAA\\u0000x'}",
+            sfx);
+        check_error(&r, 400, CTRL);
+        reply_free(&r);
+        /* At any depth, escaped or not, in keys too. */
+        req(&r, "POST", "/instances", sys_tok,
+            "{'name': 'md-%s', 'cpus': 1, 'memory': 128, 'disk': " DISK
+            ", 'metadata': {'k': {'deep': ['ok', 'a\\u001bb']}}}",
+            sfx);
+        check_error(&r, 400, CTRL);
+        reply_free(&r);
+        req(&r, "POST", "/instances", sys_tok,
+            "{'name': 'mk-%s', 'cpus': 1, 'memory': 128, 'disk': " DISK ", 'metadata': {'a\\u0000b': 1}}", sfx);
+        check_error(&r, 400, CTRL);
+        reply_free(&r);
+        req(&r, "POST", "/networks", sys_tok, "{'netblock': '10.78.0.0/24', 'name': 'n\x07'}");
+        check_error(&r, 400, CTRL);
+        reply_free(&r);
+        req(&r, "POST", "/auth", NULL, "{'namespace': 'system\\u0000x', 'key': '%s'}", deploy_key);
+        check_error(&r, 400, CTRL);
+        reply_free(&r);
+        /* Nor in a path: "%00" would cut the name short and name another object. */
+        assert_true(inst_a[0]);
+        snprintf(path, sizeof(path), "/instances/ma-%s%%00x", sfx);
+        req(&r, "GET", path, sys_tok, NULL);
+        check_error(&r, 404, "instance not found");
+        reply_free(&r);
+        snprintf(path, sizeof(path), "/instances/ma-%s", sfx);
+        req(&r, "GET", path, sys_tok, NULL);
+        assert_int_equal(r.status, 200);
+        reply_free(&r);
+        /* A newline is not a control character here: ssh keys often end in one. */
+        req(&r, "POST", "/instances", sys_tok,
+            "{'name': 'nl-%s', 'cpus': 1, 'memory': 128, 'disk': " DISK ", 'ssh_key': 'ssh-ed25519 AAAA x@y\\n'}",
+            sfx);
+        assert_int_equal(r.status, 200);
+        reply_free(&r);
+}
+
+static void test_names(void **state) {
+        char msg[512], long_name[80];
+        reply_t r;
+
+        (void)state;
+        req(&r, "POST", "/networks", sys_tok, "{'netblock': '10.78.0.0/24', 'name': 'bad_name'}");
+        check_error(&r, 400, "network name bad_name" NAME_RULE);
+        reply_free(&r);
+        req(&r, "POST", "/networks", sys_tok, "{'netblock': '10.78.0.0/24', 'name': 'a.b'}");
+        check_error(&r, 400, "network name a.b" NAME_RULE);
+        reply_free(&r);
+        req(&r, "POST", "/auth/namespaces", sys_tok, "{'namespace': 'ns_%s'}", sfx);
+        snprintf(msg, sizeof(msg), "namespace name ns_%s" NAME_RULE, sfx);
+        check_error(&r, 400, msg);
+        reply_free(&r);
+        req(&r, "POST", "/auth/namespaces", sys_tok, "{'namespace': 'ns-%s', 'key_name': 'k.y', 'key': 'z'}", sfx);
+        check_error(&r, 400, "key name k.y" NAME_RULE);
+        reply_free(&r);
+        memset(long_name, 'a', 64);
+        long_name[64] = 0;
+        req(&r, "POST", "/instances", sys_tok, "{'name': '%s', 'cpus': 1, 'memory': 128, 'disk': " DISK "}",
+            long_name);
+        snprintf(msg, sizeof(msg), "instance name %s" NAME_RULE, long_name);
+        check_error(&r, 400, msg);
+        reply_free(&r);
+}
+
+/* ---- 2. MAC addresses ---- */
+
+static void test_macs(void **state) {
+        _cleanup_json_ json_object *o = NULL, *ifs = NULL;
+        char msg[256], upper[18], path[128];
+        unsigned char b[3];
+        claims_t before;
+        reply_t r;
+
+        (void)state;
+        req(&r, "POST", "/instances", sys_tok,
+            "{'name': 'm-%s', 'cpus': 1, 'memory': 128, 'disk': " DISK
+            ", 'network': [{'network_uuid': '%s', 'macaddress': '03:00:00:00:00:01'}]}",
+            sfx, net_uuid);
+        check_error(&r, 400, "MAC address 03:00:00:00:00:01 is a multicast address");
+        reply_free(&r);
+        /* sscanf("%2x") took these. */
+        req(&r, "POST", "/instances", sys_tok,
+            "{'name': 'm-%s', 'cpus': 1, 'memory': 128, 'disk': " DISK
+            ", 'network': [{'network_uuid': '%s', 'macaddress': '+2:+b:+c:+d:+e:+f'}]}",
+            sfx, net_uuid);
+        check_error(&r, 400, "invalid MAC address +2:+b:+c:+d:+e:+f");
+        reply_free(&r);
+        req(&r, "POST", "/instances", sys_tok,
+            "{'name': 'm-%s', 'cpus': 1, 'memory': 128, 'disk': " DISK
+            ", 'network': [{'network_uuid': '%s', 'macaddress': '02:00:00:00:00:0g'}]}",
+            sfx, net_uuid);
+        check_error(&r, 400, "invalid MAC address 02:00:00:00:00:0g");
+        reply_free(&r);
+
+        /* Upper case in, lower case stored; the other spelling then conflicts. */
+        sf_random_bytes(b, sizeof(b));
+        snprintf(upper, sizeof(upper), "02:AB:CD:%02X:%02X:%02X", b[0], b[1], b[2]);
+        snprintf(mac_a, sizeof(mac_a), "02:ab:cd:%02x:%02x:%02x", b[0], b[1], b[2]);
+        req(&r, "POST", "/instances", sys_tok,
+            "{'name': 'ma-%s', 'cpus': 1, 'memory': 128, 'disk': " DISK
+            ", 'network': [{'network_uuid': '%s', 'macaddress': '%s'}]}",
+            sfx, net_uuid, upper);
+        o = check_json(&r, 200);
+        snprintf(inst_a, sizeof(inst_a), "%s", jstr(o, "uuid"));
+        reply_free(&r);
+        snprintf(path, sizeof(path), "/instances/%s/interfaces", inst_a);
+        req(&r, "GET", path, sys_tok, NULL);
+        ifs = check_json(&r, 200);
+        assert_int_equal(json_object_array_length(ifs), 1);
+        assert_string_equal(jstr(json_object_array_get_idx(ifs, 0), "macaddr"), mac_a);
+        snprintf(ip_a, sizeof(ip_a), "%s", jstr(json_object_array_get_idx(ifs, 0), "ipv4"));
+        reply_free(&r);
+
+        claims_count(&before);
+        req(&r, "POST", "/instances", sys_tok,
+            "{'name': 'mb-%s', 'cpus': 1, 'memory': 128, 'disk': " DISK
+            ", 'network': [{'network_uuid': '%s', 'macaddress': '%s'}]}",
+            sfx, net_uuid, mac_a);
+        snprintf(msg, sizeof(msg), "mac address %s in use", mac_a);
+        check_error(&r, 409, msg);
+        reply_free(&r);
+        claims_unchanged(&before, "a create refused for a used MAC");
+}
+
+/* ---- 6. a second NIC that fails after the first has claimed ---- */
+
+static void test_second_nic_fails(void **state) {
+        _cleanup_json_ json_object *o = NULL;
+        char msg[256], path[128], fresh[18];
+        unsigned char b[3];
+        claims_t before;
+        reply_t r;
+
+        (void)state;
+        assert_true(mac_a[0] && ip_a[0]);
+        claims_count(&before);
+        /* NIC 0 takes a random MAC and an address, NIC 1 asks for a used MAC. */
+        req(&r, "POST", "/instances", sys_tok,
+            "{'name': 'two-%s', 'cpus': 1, 'memory': 128, 'disk': " DISK
+            ", 'network': [{'network_uuid': '%s'}, {'network_uuid': '%s', 'macaddress': '%s'}]}",
+            sfx, net_uuid, net_uuid, mac_a);
+        snprintf(msg, sizeof(msg), "mac address %s in use", mac_a);
+        check_error(&r, 409, msg);
+        reply_free(&r);
+        claims_unchanged(&before, "NIC 1 with a used MAC");
+        /* The instance stays listed, in error, saying why. */
+        snprintf(path, sizeof(path), "/instances/two-%s", sfx);
+        req(&r, "GET", path, sys_tok, NULL);
+        o = check_json(&r, 200);
+        assert_string_equal(jstr(o, "state"), "error");
+        assert_string_equal(jstr(o, "error_message"), msg);
+        reply_free(&r);
+
+        /* NIC 0 claims a requested MAC, NIC 1 asks for a used address. */
+        sf_random_bytes(b, sizeof(b));
+        snprintf(fresh, sizeof(fresh), "02:fe:ed:%02x:%02x:%02x", b[0], b[1], b[2]);
+        req(&r, "POST", "/instances", sys_tok,
+            "{'name': 'two-b-%s', 'cpus': 1, 'memory': 128, 'disk': " DISK
+            ", 'network': [{'network_uuid': '%s', 'macaddress': '%s'}, {'network_uuid': '%s', 'address': '%s'}]}",
+            sfx, net_uuid, fresh, net_uuid, ip_a);
+        snprintf(msg, sizeof(msg), "address %s in use", ip_a);
+        check_error(&r, 409, msg);
+        reply_free(&r);
+        claims_unchanged(&before, "NIC 1 with a used address");
+
+        /* Both NICs ask for the same free address: the second conflicts with the first. */
+        req(&r, "POST", "/instances", sys_tok,
+            "{'name': 'two-c-%s', 'cpus': 1, 'memory': 128, 'disk': " DISK
+            ", 'network': [{'network_uuid': '%s', 'address': '10.77.0.99'}, {'network_uuid': '%s', "
+            "'address': '10.77.0.99'}]}",
+            sfx, net_uuid, net_uuid);
+        check_error(&r, 409, "address 10.77.0.99 in use");
+        reply_free(&r);
+        claims_unchanged(&before, "two NICs with one address");
+
+        /* Refused after the record exists: no artifact is left behind for its image either. */
+        req(&r, "POST", "/instances", sys_tok,
+            "{'name': 'two-d-%s', 'cpus': 1, 'memory': 128, 'disk': [{'base': 'http://images.example.com/leak-%s.qcow2'}]"
+            ", 'network': [{'network_uuid': '%s', 'macaddress': '%s'}]}",
+            sfx, sfx, net_uuid, mac_a);
+        snprintf(msg, sizeof(msg), "mac address %s in use", mac_a);
+        check_error(&r, 409, msg);
+        reply_free(&r);
+        claims_unchanged(&before, "a refused create with an image");
+}
+
+/* Refused before the record (404 network): nothing at all, not even an artifact. */
+static void test_refused_create_leaves_no_artifact(void **state) {
+        char ghost[SF_UUID_LEN], msg[256];
+        claims_t before;
+        reply_t r;
+
+        (void)state;
+        sf_uuid_new(ghost);
+        claims_count(&before);
+        req(&r, "POST", "/instances", sys_tok,
+            "{'name': 'art-%s', 'cpus': 1, 'memory': 128, 'disk': [{'base': 'http://images.example.com/art-%s.qcow2'}]"
+            ", 'network': [{'network_uuid': '%s'}]}",
+            sfx, sfx, ghost);
+        snprintf(msg, sizeof(msg), "network %s not found", ghost);
+        check_error(&r, 404, msg);
+        reply_free(&r);
+        claims_unchanged(&before, "a create refused for an unknown network");
+}
+
+/* ---- 3. netblocks ---- */
+
+static void test_netblocks(void **state) {
+        char msg[256], around[32];
+        unsigned a, b2, c2, d;
+        claims_t before;
+        reply_t r;
+
+        (void)state;
+        claims_count(&before);
+        req(&r, "POST", "/networks", sys_tok, "{'netblock': '10.0.0.0/7', 'name': 'big-%s'}", sfx);
+        check_error(&r, 400, "network is above maximum size of /8");
+        reply_free(&r);
+        req(&r, "POST", "/networks", sys_tok, "{'netblock': '10.0.0.0/30', 'name': 'small-%s'}", sfx);
+        check_error(&r, 400, "network is below minimum size of /29");
+        reply_free(&r);
+        req(&r, "POST", "/networks", sys_tok, "{'netblock': '%s', 'name': 'fl-%s'}", floating, sfx);
+        snprintf(msg, sizeof(msg), "netblock %s overlaps the floating network %s", floating, floating);
+        check_error(&r, 400, msg);
+        reply_free(&r);
+        assert_int_equal(sscanf(floating, "%u.%u.%u.%u", &a, &b2, &c2, &d), 4);
+        snprintf(around, sizeof(around), "%u.%u.0.0/16", a, b2);
+        req(&r, "POST", "/networks", sys_tok, "{'netblock': '%s', 'name': 'fl-%s'}", around, sfx);
+        snprintf(msg, sizeof(msg), "netblock %s overlaps the floating network %s", around, floating);
+        check_error(&r, 400, msg);
+        reply_free(&r);
+        claims_unchanged(&before, "refused netblocks");
+}
+
+/* The floating /29 has 5 free addresses: the 6th NAT network is refused, and gives its
+ * VXLAN id back. */
+static void test_network_claims_released(void **state) {
+        claims_t before;
+        reply_t r;
+        int created = 0;
+
+        (void)state;
+        for (int i = 0; i < 8; i++) {
+                claims_count(&before);
+                req(&r, "POST", "/networks", sys_tok,
+                    "{'netblock': '10.79.%d.0/24', 'name': 'nat%d-%s', 'provide_nat': true}", i, i, sfx);
+                if (r.status == 200) {
+                        created++;
+                        reply_free(&r);
+                        continue;
+                }
+                check_error(&r, 507, "No free addresses on floating network");
+                reply_free(&r);
+                claims_unchanged(&before, "a network refused for want of a floating address");
+                break;
+        }
+        assert_int_equal(created, 5);
+}
+
+/* ---- 4. numbers ---- */
+
+static void test_numbers(void **state) {
+        static const char *const bad_ints[] = {"1e300", "-1e300", "NaN", "Infinity", "-Infinity", "-1", "1.5",
+                                               "99999999999999999999", "'1e300'", "true", "0"};
+        char path[128];
+        reply_t r;
+
+        (void)state;
+        for (size_t i = 0; i < SF_ARRAY_SIZE(bad_ints); i++) {
+                req(&r, "POST", "/instances", sys_tok,
+                    "{'name': 'num-%s', 'cpus': %s, 'memory': 128, 'disk': " DISK "}", sfx, bad_ints[i]);
+                check_error(&r, 400, "cpus must be an integer between 1 and 64");
+                reply_free(&r);
+                req(&r, "POST", "/instances", sys_tok,
+                    "{'name': 'num-%s', 'cpus': 1, 'memory': %s, 'disk': " DISK "}", sfx, bad_ints[i]);
+                check_error(&r, 400, "memory must be an integer number of MiB between 16 and 1048576");
+                reply_free(&r);
+                req(&r, "POST", "/instances", sys_tok,
+                    "{'name': 'num-%s', 'cpus': 1, 'memory': 128, 'disk': [{'size': %s}]}", sfx, bad_ints[i]);
+                if (strcmp(bad_ints[i], "0") == 0)
+                        check_error(&r, 400, "a blank disk needs a size");
+                else
+                        check_error(&r, 400, "disk size must be a positive integer (GiB)");
+                reply_free(&r);
+        }
+        req(&r, "POST", "/instances", sys_tok,
+            "{'name': 'num-%s', 'cpus': 65, 'memory': 128, 'disk': " DISK "}", sfx);
+        check_error(&r, 400, "cpus must be an integer between 1 and 64");
+        reply_free(&r);
+        req(&r, "POST", "/instances", sys_tok, "{'name': 'num-%s', 'cpus': 1, 'memory': 128, 'disk': [{'size': 65537}]}",
+            sfx);
+        check_error(&r, 400, "disk size must be a positive integer (GiB)");
+        reply_free(&r);
+        /* Video memory (KiB) reaches the domain XML. */
+        req(&r, "POST", "/instances", sys_tok,
+            "{'name': 'num-%s', 'cpus': 1, 'memory': 128, 'disk': " DISK ", 'video': {'model': 'cirrus', 'memory': -1}}",
+            sfx);
+        check_error(&r, 400, "video memory must be between 1 and 262144 KiB");
+        reply_free(&r);
+        req(&r, "POST", "/instances", sys_tok,
+            "{'name': 'num-%s', 'cpus': 1, 'memory': 128, 'disk': " DISK
+            ", 'video': {'model': 'cirrus', 'memory': 99999999999}}",
+            sfx);
+        check_error(&r, 400, "video memory must be between 1 and 262144 KiB");
+        reply_free(&r);
+        req(&r, "POST", "/instances", sys_tok,
+            "{'name': 'num-%s', 'cpus': 1, 'memory': 128, 'disk': " DISK ", 'video': {'model': 'cirrus', 'memory': 1e300}}",
+            sfx);
+        check_error(&r, 400, "video specification requires a memory size");
+        reply_free(&r);
+
+        /* Events limit and console length. */
+        assert_true(inst_a[0]);
+        snprintf(path, sizeof(path), "/instances/%s/events", inst_a);
+        req(&r, "GET", path, sys_tok, "{'limit': -1}");
+        check_error(&r, 400, "limit must not be negative");
+        reply_free(&r);
+        req(&r, "GET", path, sys_tok, "{'limit': 1e300}");
+        check_error(&r, 400, "limit is not an integer");
+        reply_free(&r);
+        req(&r, "GET", path, sys_tok, "{'limit': NaN}");
+        check_error(&r, 400, "limit is not an integer");
+        reply_free(&r);
+        req(&r, "GET", path, sys_tok, "{'limit': 99999999999}");
+        assert_int_equal(r.status, 200);
+        reply_free(&r);
+        snprintf(path, sizeof(path), "/instances/%s/consoledata", inst_a);
+        req(&r, "GET", path, sys_tok, "{'length': -1e300}");
+        check_error(&r, 400, "length is not an integer");
+        reply_free(&r);
+}
+
+/* ---- 5. the disk limit, counted as the worker counts ---- */
+
+static void test_disk_limit(void **state) {
+        char disks[2048], nics[4096];
+        size_t n = 0;
+        reply_t r;
+
+        (void)state;
+        n += (size_t)snprintf(disks + n, sizeof(disks) - n, "[");
+        for (int i = 0; i < SF_MAX_DISKS + 1; i++)
+                n += (size_t)snprintf(disks + n, sizeof(disks) - n, "%s{'size': 1}", i ? ", " : "");
+        snprintf(disks + n, sizeof(disks) - n, "]");
+        req(&r, "POST", "/instances", sys_tok, "{'name': 'd17-%s', 'cpus': 1, 'memory': 128, 'disk': %s}", sfx, disks);
+        check_error(&r, 400, "too many disks (at most 16)");
+        reply_free(&r);
+        /* 16 disks (plus the config drive: 17 block devices) is what the worker builds. */
+        *strrchr(disks, ',') = 0;
+        strcat(disks, "]");
+        req(&r, "POST", "/instances", sys_tok, "{'name': 'd16-%s', 'cpus': 1, 'memory': 128, 'disk': %s}", sfx, disks);
+        assert_int_equal(r.status, 200);
+        reply_free(&r);
+        assert_int_equal(SF_MAX_BLOCK_DEVICES, SF_MAX_DISKS + 1);
+
+        n = (size_t)snprintf(nics, sizeof(nics), "[");
+        for (int i = 0; i < SF_MAX_NICS + 1; i++)
+                n += (size_t)snprintf(nics + n, sizeof(nics) - n, "%s{'network_uuid': '%s', 'address': 'none'}",
+                                      i ? ", " : "", net_uuid);
+        snprintf(nics + n, sizeof(nics) - n, "]");
+        req(&r, "POST", "/instances", sys_tok,
+            "{'name': 'n17-%s', 'cpus': 1, 'memory': 128, 'disk': " DISK ", 'network': %s}", sfx, nics);
+        check_error(&r, 400, "too many network interfaces (at most 16)");
+        reply_free(&r);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_prepare),
+                cmocka_unit_test(test_macs),
+                cmocka_unit_test(test_control_characters),
+                cmocka_unit_test(test_names),
+                cmocka_unit_test(test_second_nic_fails),
+                cmocka_unit_test(test_refused_create_leaves_no_artifact),
+                cmocka_unit_test(test_netblocks),
+                cmocka_unit_test(test_network_claims_released),
+                cmocka_unit_test(test_numbers),
+                cmocka_unit_test(test_disk_limit),
+        };
+
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
