@@ -173,7 +173,7 @@ static int create_parse_disks(sf_http_req_t *req, sf_http_resp_t *resp, create_r
                                              base),
                                -EINVAL;
                 char why[256];
-                if (sf_netpolicy_check_base_url(&ctx->cfg, base, why, sizeof(why)) < 0)
+                if (sf_netpolicy_check_base_url(&sf_api_ctx()->cfg, base, why, sizeof(why)) < 0)
                         return sf_http_error(resp, 400, "disk base \"%s\" is refused: %s", base, why), -EINVAL;
         }
         return 0;
