@@ -49,9 +49,12 @@ int sf_api_find(sf_http_req_t *req, sf_http_resp_t *resp, const char *type, sf_c
 /* Can caller see an instance/network/interface of namespace ns (own or system)? */
 bool sf_api_owns(const sf_caller_t *caller, const char *ns);
 
-/* The one rule for every name a user gives an object, namespace or key (api.md §2.3.1:
- * letters, digits and hyphens, 1..63; sf_name_valid).  0, or a negative errno with a 400
- * "<what> name <name> is not useable as a DNS and Linux host name..." filled in. */
+/* The one rule for every name a user gives an object, namespace or key (sf_name_valid_with):
+ * instances are DNS labels (api.md §2.3.1: letters, digits and hyphens, 1..63, 400 "instance
+ * name <name> is not useable as a DNS and Linux host name..."); namespaces and keys may also
+ * hold '_', networks '_' and '.' (as upstream accepts them).  0, or a negative errno with
+ * the 400 filled in.  sf_api_name_extra(what) is the extra characters for `what`. */
+const char *sf_api_name_extra(const char *what);
 int sf_api_name_check(sf_http_resp_t *resp, const char *what, const char *name);
 
 /* The route table (api/routes.c). */

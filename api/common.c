@@ -297,15 +297,31 @@ int sf_api_list(sf_http_req_t *req, sf_http_resp_t *resp, const char *type,
 
 /* ---- names ---- */
 
+const char *sf_api_name_extra(const char *what) {
+        if (strcmp(what, "network") == 0)
+                return "_.";
+        if (strcmp(what, "namespace") == 0 || strcmp(what, "key") == 0)
+                return "_";
+        return "";
+}
+
 int sf_api_name_check(sf_http_resp_t *resp, const char *what, const char *name) {
+        const char *extra = sf_api_name_extra(what);
         int r;
 
-        if (sf_name_valid(name))
+        if (sf_name_valid_with(name, extra))
                 return 0;
-        r = sf_http_error(resp, 400,
-                          "%s name %s is not useable as a DNS and Linux host name. It must consist of only "
-                          "letters, numbers and hyphens, and be at most 63 characters long",
-                          what, name ? name : "");
+        if (!*extra)
+                r = sf_http_error(resp, 400,
+                                  "%s name %s is not useable as a DNS and Linux host name. It must consist of only "
+                                  "letters, numbers and hyphens, and be at most 63 characters long",
+                                  what, name ? name : "");
+        else
+                r = sf_http_error(resp, 400,
+                                  "%s name %s is invalid: it must consist of only letters, numbers, %s, and be at "
+                                  "most 63 characters long",
+                                  what, name ? name : "",
+                                  extra[1] ? "hyphens, underscores and dots" : "hyphens and underscores");
         return r < 0 ? r : -EINVAL;
 }
 

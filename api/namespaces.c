@@ -99,7 +99,7 @@ static int auth_key_check(sf_http_req_t *req, sf_http_resp_t *resp) {
                 return sf_http_error(resp, 500, "server error: state store unavailable");
         if (sf_http_body_str(req, "namespace", &nsname) < 0)
                 return -EINVAL; /* checked by sf_api_auth_post */
-        if (!sf_name_valid(nsname) || sf_store_get(ctx->store, "namespace", nsname, &ns, NULL) < 0)
+        if (!sf_name_valid_with(nsname, sf_api_name_extra("namespace")) || sf_store_get(ctx->store, "namespace", nsname, &ns, NULL) < 0)
                 return sf_http_error(resp, 404, "namespace not found");
         if (!json_object_object_get_ex(req->body, "key", &kv) || !kv)
                 return sf_http_error(resp, 400, "missing key in request");
@@ -224,7 +224,7 @@ static int trusted_ns(sf_http_req_t *req, sf_http_resp_t *resp, sf_caller_t *cal
 
         if (sf_api_auth(req, resp, caller) < 0)
                 return -EACCES;
-        if (!sf_name_valid(req->params[0]) ||
+        if (!sf_name_valid_with(req->params[0], sf_api_name_extra("namespace")) ||
             sf_store_get(ctx->store, "namespace", req->params[0], &doc, NULL) < 0 ||
             strcmp(sf_json_str(doc, "state") ?: "", "created") != 0 || !trusted_by(caller, doc)) {
                 json_object_put(doc);

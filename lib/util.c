@@ -177,7 +177,7 @@ void sf_random_alnum(char *out, size_t len) {
         out[len] = 0;
 }
 
-bool sf_name_valid(const char *s) {
+bool sf_name_valid_with(const char *s, const char *extra) {
         size_t n = 0;
 
         if (!s || !*s)
@@ -185,11 +185,13 @@ bool sf_name_valid(const char *s) {
         for (; s[n]; n++) {
                 char c = s[n];
                 if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                      (c >= '0' && c <= '9') || c == '-'))
+                      (c >= '0' && c <= '9') || c == '-' || (extra && *extra && strchr(extra, c))))
                         return false;
         }
         return n <= 63;
 }
+
+bool sf_name_valid(const char *s) { return sf_name_valid_with(s, ""); }
 
 char *sf_strdupf(const char *fmt, ...) {
         char *s = NULL;

@@ -37,7 +37,11 @@ void sf_random_alnum(char *out, size_t len);
 /* Fill buf with cryptographically random bytes. */
 int sf_random_bytes(void *buf, size_t len);
 
-/* Names users give objects: [A-Za-z0-9-], 1..63 chars (a DNS label). */
+/* Names users give objects: letters, digits, '-' and the characters in `extra`, 1..63
+ * chars.  extra "" is a DNS label (instance names, api.md §2.3.1); namespaces and keys
+ * also allow '_' (never '.': namespaces are NATS subject tokens), networks '_' and '.'. */
+bool sf_name_valid_with(const char *s, const char *extra);
+/* A DNS label: sf_name_valid_with(s, ""). */
 bool sf_name_valid(const char *s);
 /* printf into a fresh malloc'd string; NULL on OOM. */
 char *sf_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
