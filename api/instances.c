@@ -446,6 +446,10 @@ static int set_iface_mac(json_object *doc, void *ud) {
 /* Claim mac for interface iu (cluster-wide unique, lower case).  The interface record
  * already names the candidate, so a crash after the claim leaves nothing unaccounted; a
  * random MAC that collides is replaced (record first, claim after). */
+/* KEYS[1] claim key, ARGV[1] owner: 1 if the key is (now) the owner's, 0 if another's. */
+static const char CLAIM_LUA[] = "if redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 1 end "
+                                "if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end return 0";
+
 static int mac_claim(sf_ctx_t *ctx, bool requested, const char *iu, char mac[18]) {
         for (int attempt = 0; attempt < 50; attempt++) {
                 _cleanup_reply_ redisReply *r = NULL;
@@ -455,10 +459,12 @@ static int mac_claim(sf_ctx_t *ctx, bool requested, const char *iu, char mac[18]
                         if (sf_store_update(ctx->store, "networkinterface", iu, NULL, set_iface_mac, mac, NULL) < 0)
                                 return -EIO;
                 }
-                r = sf_store_cmd(ctx->store, "SET sf:mac:%s %s NX", mac, iu);
-                if (!r)
+                /* SET NX re-sent after a lost reply finds its own value: a claim is ours when
+                 * the key names this interface, whoever's SET wrote it. */
+                r = sf_store_cmd(ctx->store, "EVAL %s 1 sf:mac:%s %s", CLAIM_LUA, mac, iu);
+                if (!r || r->type != REDIS_REPLY_INTEGER)
                         return -EIO;
-                if (r->type == REDIS_REPLY_STATUS)
+                if (r->integer == 1)
                         return 0;
                 if (requested)
                         return -EADDRINUSE;

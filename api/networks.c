@@ -20,10 +20,15 @@ static int alloc_vxid(sf_ctx_t *ctx, const char *uuid, uint32_t *ret) {
                 uint32_t id;
                 sf_random_bytes(&id, sizeof(id));
                 id = 1 + id % 16777215u;
-                _cleanup_reply_ redisReply *r = sf_store_cmd(ctx->store, "SET sf:vxid:%u %s NX", id, uuid);
-                if (!r)
+                /* Idempotent: a re-sent claim (lost reply) finds its own uuid and succeeds. */
+                _cleanup_reply_ redisReply *r = sf_store_cmd(
+                        ctx->store, "EVAL %s 1 sf:vxid:%u %s",
+                        "if redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 1 end "
+                        "if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end return 0",
+                        id, uuid);
+                if (!r || r->type != REDIS_REPLY_INTEGER)
                         return -EIO;
-                if (r->type == REDIS_REPLY_STATUS) {
+                if (r->integer == 1) {
                         *ret = id;
                         return 0;
                 }
