@@ -45,12 +45,15 @@ static int nats_errno(natsStatus s) {
         case NATS_NO_SERVER:
         case NATS_CONNECTION_DISCONNECTED:
                 return -ENOTCONN;
+        case NATS_CONNECTION_AUTH_FAILED:
+        case NATS_NOT_PERMITTED:
+                return -EACCES;
         default:
                 return -EIO;
         }
 }
 
-int sf_bus_connect(const char *url, sf_bus_t **ret) {
+int sf_bus_connect(const char *url, const char *user, const char *password, sf_bus_t **ret) {
         natsOptions *opts = NULL;
         sf_bus_t *b = calloc(1, sizeof(*b));
         natsStatus s;
@@ -62,6 +65,10 @@ int sf_bus_connect(const char *url, sf_bus_t **ret) {
         if (s == NATS_OK)
                 s = natsOptions_SetURL(opts, url);
         /* Reconnect for ever: the bus may restart under us; Redis keeps the truth. */
+        if (s == NATS_OK && user && *user)
+                s = natsOptions_SetUserInfo(opts, user, password ? password : "");
+        else if (s == NATS_OK && password && *password)
+                s = natsOptions_SetToken(opts, password);
         if (s == NATS_OK)
                 s = natsOptions_SetMaxReconnect(opts, -1);
         if (s == NATS_OK)

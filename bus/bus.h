@@ -11,7 +11,9 @@ typedef struct sf_bus_msg sf_bus_msg_t;
 #define SF_BUS_INTENTS "SF_INTENTS" /* work queue, file storage, subjects sf.intent.> */
 #define SF_BUS_EVENTS  "SF_EVENTS"  /* limits retention, file storage, subjects sf.event.> */
 
-int sf_bus_connect(const char *url, sf_bus_t **ret);
+/* user and password: NATS user credentials; a password without a user is sent as a
+ * token; both NULL or "" connect without credentials. */
+int sf_bus_connect(const char *url, const char *user, const char *password, sf_bus_t **ret);
 void sf_bus_free(sf_bus_t *b);
 /* How many times the connection came back after a loss (changes mean: messages
  * published meanwhile may be missing). */

@@ -52,10 +52,35 @@ static int u64_env(const char *name, uint64_t def, uint64_t *out) {
         return 0;
 }
 
+/* A secret: NAME itself, or else the first line of the file named by NAME_FILE (preferred:
+ * it keeps the secret out of every process's environment). */
+static int secret_env(const char *name, char *out, size_t len) {
+        char file_var[64];
+        const char *path;
+        FILE *f;
+        int r;
+
+        str_env(name, "", out, len);
+        snprintf(file_var, sizeof(file_var), "%s_FILE", name);
+        path = getenv(file_var);
+        if (out[0] || !path || !*path)
+                return 0;
+        f = fopen(path, "re");
+        if (!f) {
+                r = -errno;
+                log_err("config: cannot read %s %s: %s", file_var, path, strerror(-r));
+                return r;
+        }
+        if (!fgets(out, (int)len, f))
+                out[0] = 0;
+        fclose(f);
+        out[strcspn(out, "\r\n")] = 0;
+        return 0;
+}
+
 int sf_config_load(sf_config_t *cfg) {
         char host[64] = "localhost";
-        const char *secret_file;
-        int r = 0;
+        int r = 0, rs;
 
         memset(cfg, 0, sizeof(*cfg));
         if (gethostname(host, sizeof(host) - 1) == 0) {
@@ -106,19 +131,14 @@ int sf_config_load(sf_config_t *cfg) {
                 snprintf(def, sizeof(def), "http://%s:%d", cfg->api_bind, cfg->api_port);
                 str_env("SF_API_URL", def, cfg->api_url, sizeof(cfg->api_url));
         }
-        str_env("SF_AUTH_SECRET", "", cfg->auth_secret, sizeof(cfg->auth_secret));
-        secret_file = getenv("SF_AUTH_SECRET_FILE");
-        if (!cfg->auth_secret[0] && secret_file && *secret_file) {
-                FILE *f = fopen(secret_file, "re");
-                if (!f) {
-                        log_err("config: cannot read SF_AUTH_SECRET_FILE %s", secret_file);
-                        return -errno;
-                }
-                if (!fgets(cfg->auth_secret, sizeof(cfg->auth_secret), f))
-                        cfg->auth_secret[0] = 0;
-                fclose(f);
-                cfg->auth_secret[strcspn(cfg->auth_secret, "\r\n")] = 0;
-        }
+        rs = secret_env("SF_AUTH_SECRET", cfg->auth_secret, sizeof(cfg->auth_secret));
+        if (rs == 0)
+                rs = secret_env("SF_REDIS_PASSWORD", cfg->redis_password, sizeof(cfg->redis_password));
+        if (rs == 0)
+                rs = secret_env("SF_NATS_PASSWORD", cfg->nats_password, sizeof(cfg->nats_password));
+        if (rs < 0)
+                return rs;
+        str_env("SF_NATS_USER", "", cfg->nats_user, sizeof(cfg->nats_user));
         if (strcmp(cfg->domain_type, "auto") && strcmp(cfg->domain_type, "kvm") &&
             strcmp(cfg->domain_type, "qemu")) {
                 log_err("config: SF_DOMAIN_TYPE must be auto, kvm or qemu");

@@ -9,7 +9,10 @@ typedef struct sf_config {
         char node[64];            /* SF_NODE: this node's name (default: short hostname) */
         char redis_host[128];     /* SF_REDIS_HOST (127.0.0.1) */
         int redis_port;           /* SF_REDIS_PORT (6379) */
+        char redis_password[256]; /* SF_REDIS_PASSWORD, or SF_REDIS_PASSWORD_FILE (none) */
         char nats_url[256];       /* SF_NATS_URL (nats://127.0.0.1:4222) */
+        char nats_user[128];      /* SF_NATS_USER (none) */
+        char nats_password[256];  /* SF_NATS_PASSWORD, or SF_NATS_PASSWORD_FILE (none) */
         char api_bind[64];        /* SF_API_BIND (127.0.0.1): loopback unless configured */
         int api_port;             /* SF_API_PORT (13000) */
         char api_url[256];        /* SF_API_URL (http://<bind>:<port>) as told to clients */

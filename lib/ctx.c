@@ -15,11 +15,13 @@ int sf_ctx_open(sf_ctx_t *ctx, bool with_bus, int wait_s) {
         r = sf_config_load(&ctx->cfg);
         if (r < 0)
                 return r;
+        sf_store_set_password(ctx->cfg.redis_password);
         for (;;) {
                 if (!ctx->store)
                         r = sf_store_connect(ctx->cfg.redis_host, ctx->cfg.redis_port, &ctx->store);
                 if (r == 0 && with_bus && !ctx->bus) {
-                        r = sf_bus_connect(ctx->cfg.nats_url, &ctx->bus);
+                        r = sf_bus_connect(ctx->cfg.nats_url, ctx->cfg.nats_user,
+                                           ctx->cfg.nats_password, &ctx->bus);
                         if (r == 0)
                                 r = sf_bus_ensure_streams(ctx->bus);
                         if (r < 0) {

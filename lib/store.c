@@ -30,8 +30,35 @@ static const char PUT_LUA[] =
         "for i = 3, #KEYS do redis.call('SADD', KEYS[i], ARGV[4]) end\n"
         "return {0, cur + 1}\n";
 
+/* Sent with AUTH on every (re)connect of every store of this process (sf_store_set_password). */
+static char store_password[256];
+
+void sf_store_set_password(const char *password) {
+        snprintf(store_password, sizeof(store_password), "%s", password ? password : "");
+}
+
+/* AUTH on a fresh connection; -EACCES when the server refuses the password. */
+static int store_auth(sf_store_t *s) {
+        redisReply *r;
+        int ret = 0;
+
+        if (!store_password[0])
+                return 0;
+        r = redisCommand(s->c, "AUTH %s", store_password);
+        if (!r)
+                ret = -ECONNREFUSED;
+        else if (r->type == REDIS_REPLY_ERROR) {
+                log_err("redis %s:%d: AUTH refused: %s", s->host, s->port, r->str);
+                ret = -EACCES;
+        }
+        if (r)
+                freeReplyObject(r);
+        return ret;
+}
+
 static int store_reconnect(sf_store_t *s) {
         struct timeval tv = {.tv_sec = 2, .tv_usec = 0};
+        int r;
 
         if (s->c)
                 redisFree(s->c);
@@ -48,7 +75,12 @@ static int store_reconnect(sf_store_t *s) {
         tv.tv_usec = (s->timeout_ms % 1000) * 1000;
         redisSetTimeout(s->c, tv);
         redisEnableKeepAlive(s->c);
-        return 0;
+        r = store_auth(s);
+        if (r < 0) {
+                redisFree(s->c);
+                s->c = NULL;
+        }
+        return r;
 }
 
 int sf_store_connect(const char *host, int port, sf_store_t **ret) {

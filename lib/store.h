@@ -19,6 +19,9 @@ typedef struct sf_fence {
 } sf_fence_t;
 
 int sf_store_connect(const char *host, int port, sf_store_t **ret);
+/* The Redis password every store of this process sends (AUTH) on each (re)connect; ""
+ * or NULL for none.  Set once at start-up (sf_ctx_open does), before any thread connects. */
+void sf_store_set_password(const char *password);
 void sf_store_free(sf_store_t *s);
 const char *sf_store_host(const sf_store_t *s);
 int sf_store_port(const sf_store_t *s);
