@@ -72,18 +72,25 @@ done
 echo "== integration"
 start_libvirt
 RPORT=$(free_port); NPORT=$(free_port)
-redis-server --bind 127.0.0.1 --port "$RPORT" --save '' --appendonly no --dir "$W" \
-    > "$W/redis.log" 2>&1 & PIDS+=($!)
-nats-server -js -a 127.0.0.1 -p "$NPORT" -sd "$W/js" > "$W/nats.log" 2>&1 & PIDS+=($!)
+# Both servers want credentials, as under `make run` (tools/sf-creds).
+tools/sf-creds "$W/creds" || exit 1
+redis-server "$W/creds/redis.conf" --bind 127.0.0.1 --port "$RPORT" --save '' --appendonly no \
+    --dir "$W" > "$W/redis.log" 2>&1 & PIDS+=($!)
+nats-server -c "$W/creds/nats.conf" -js -a 127.0.0.1 -p "$NPORT" -sd "$W/js" \
+    > "$W/nats.log" 2>&1 & PIDS+=($!)
 for _ in $(seq 50); do
-    redis-cli -p "$RPORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.1
+    REDISCLI_AUTH=$(cat "$W/creds/redis_password") redis-cli -p "$RPORT" ping 2>/dev/null |
+        grep -q PONG && break
+    sleep 0.1
 done
-export SF_REDIS_HOST=127.0.0.1 SF_REDIS_PORT=$RPORT SF_NATS_URL=nats://127.0.0.1:$NPORT
+export SF_REDIS_HOST=127.0.0.1 SF_REDIS_PORT=$RPORT SF_NATS_URL=nats://127.0.0.1:$NPORT \
+    SF_REDIS_PASSWORD_FILE=$W/creds/redis_password SF_NATS_USER=sf \
+    SF_NATS_PASSWORD_FILE=$W/creds/nats_password
 for t in build/tests/test_*; do
     src=tests/integration/$(basename "$t").c
     [ -f "$src" ] && run_cmocka "$t"
 done
-unset SF_REDIS_HOST SF_REDIS_PORT SF_NATS_URL
+unset SF_REDIS_HOST SF_REDIS_PORT SF_NATS_URL SF_REDIS_PASSWORD_FILE SF_NATS_USER SF_NATS_PASSWORD_FILE
 
 echo "== end-to-end"
 for e in tests/e2e/*.sh; do

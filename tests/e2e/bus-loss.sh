@@ -6,8 +6,6 @@
 # and re-publish the pending intents from Redis, so every object still converges.
 source "$(dirname "$0")/lib.sh"
 
-start_nats() { spawn nats nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MON_PORT" -sd "$W/js"; }
-
 e2e_setup
 
 # 1. Bus down: the API still answers, fast, and records the network.

@@ -93,6 +93,7 @@ wait_until() {   # timeout-seconds description command...
 
 # ---- infrastructure -------------------------------------------------------------------
 
+# redis-cli takes the password from REDISCLI_AUTH (exported by e2e_setup), never from argv.
 redis_up() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
 nats_up() { curl -sf "http://127.0.0.1:$NATS_MON_PORT/healthz?js-enabled-only=true" > /dev/null; }
 libvirt_up() { virsh -c qemu:///system version > /dev/null 2>&1; }
@@ -114,6 +115,17 @@ ensure_libvirt() {
     wait_until 120 libvirtd libvirt_up
 }
 
+# Redis and NATS with the credentials of $W/creds (tools/sf-creds); tests that restart
+# them use these too.
+start_redis() {
+    spawn redis redis-server "$W/creds/redis.conf" --bind 127.0.0.1 --port "$REDIS_PORT" \
+        --save '' --appendonly no --dir "$W" --daemonize no
+}
+start_nats() {
+    spawn nats nats-server -c "$W/creds/nats.conf" -js -a 127.0.0.1 -p "$NATS_PORT" \
+        -m "$NATS_MON_PORT" -sd "$W/js"
+}
+
 start_daemon() {   # sf-network | sf-blob | sf-compute | sf-api
     spawn "$1" "$BUILD/$1"
 }
@@ -133,9 +145,11 @@ e2e_setup() {
     API=http://127.0.0.1:$API_PORT
     IMAGE_URL=http://127.0.0.1:$IMAGE_PORT
 
-    spawn redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
-        --dir "$W" --daemonize no
-    spawn nats nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MON_PORT" -sd "$W/js"
+    "$E2E_ROOT/tools/sf-creds" "$W/creds" || fail "tools/sf-creds failed"
+    REDISCLI_AUTH=$(cat "$W/creds/redis_password")
+    export REDISCLI_AUTH
+    start_redis
+    start_nats
     spawn images python3 -m http.server --bind 127.0.0.1 "$IMAGE_PORT" --directory "$BUILD/testimage"
     ensure_libvirt
     wait_until 20 redis redis_up
@@ -146,7 +160,10 @@ e2e_setup() {
     export SF_NODE=$NODE SF_REDIS_HOST=127.0.0.1 SF_REDIS_PORT=$REDIS_PORT \
         SF_NATS_URL=nats://127.0.0.1:$NATS_PORT SF_API_BIND=127.0.0.1 SF_API_PORT=$API_PORT \
         SF_STORAGE=$STORAGE SF_DOMAIN_TYPE=auto SF_TEMPLATES=$E2E_ROOT/templates \
-        SF_ACK_WAIT=5 SF_REDRIVE_AFTER=30 SF_MESH_DEV=lo SF_MESH_IP=127.0.0.1
+        SF_ACK_WAIT=5 SF_REDRIVE_AFTER=30 SF_MESH_DEV=lo SF_MESH_IP=127.0.0.1 \
+        SF_REDIS_PASSWORD_FILE=$W/creds/redis_password SF_NATS_USER=sf \
+        SF_NATS_PASSWORD_FILE=$W/creds/nats_password
+    unset SF_REDIS_PASSWORD SF_NATS_PASSWORD   # they would win over the files
     # sf-blob may fetch from our image server (and what the test adds), no other loopback port
     export SF_DOWNLOAD_ALLOW=127.0.0.1:$IMAGE_PORT${SF_DOWNLOAD_ALLOW:+,$SF_DOWNLOAD_ALLOW}
     SF_AUTH_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
