@@ -7,13 +7,18 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <limits.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +34,9 @@ typedef struct fixture {
         char script[128];       /* udhcpc script */
         char client_ns[32];     /* sfnt-c-<rand> */
         char client_if[16];     /* root-side end of the client veth */
+        char up_ns[32];         /* sfnt-u-<rand>: "the outside", on the egress bridge */
+        char up_if[16];         /* root-side end of its veth */
+        char up_ip[16];         /* its address on the egress network */
         char mac[18], host_ip[16];
         char vxlan[16], bridge[16], veth_o[16], veth_i[16], egr_o[16], egr_i[16];
         pid_t dnsmasq;
@@ -177,6 +185,119 @@ static int ping_from_client(const char *ip) {
         return r;
 }
 
+/* The host firewall rule on in_if, as netplumb.c writes it; how many copies INPUT has. */
+#define FW_COMMENT "sf: guests may not reach the host"
+static int fw_rule_count(const char *in_if) {
+        _cleanup_free_ char *out = NULL;
+        char want[64];
+        int count = 0;
+        char *argv[] = {"iptables", "-w", "-S", "INPUT", NULL};
+
+        if (sh(argv, &out) < 0 || !out)
+                return -1;
+        snprintf(want, sizeof(want), "-i %s ", in_if);
+        for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n"))
+                if (strstr(line, want) && strstr(line, FW_COMMENT) && strstr(line, "-j DROP"))
+                        count++;
+        return count;
+}
+
+static void fw_rule_delete(const char *in_if) {
+        char *argv[] = {"iptables", "-w", "-D", "INPUT", "-i", (char *)in_if, "-m", "conntrack",
+                        "!", "--ctstate", "ESTABLISHED,RELATED", "-m", "comment", "--comment",
+                        FW_COMMENT, "-j", "DROP", NULL};
+        while (in_if[0] && fw_rule_count(in_if) > 0 && sh(argv, NULL) == 0)
+                ;
+}
+
+/* A TCP connect from netns ns ("" = this one) within 2 s: 0 when it was accepted. */
+static int tcp_connect_from(const char *ns, const char *ip, int port) {
+        static const char script[] =
+                "import socket, sys\n"
+                "s = socket.socket(); s.settimeout(2)\n"
+                "try:\n    s.connect((sys.argv[1], int(sys.argv[2])))\n"
+                "except OSError as e:\n    print(e); sys.exit(1)\n";
+        char portstr[16];
+        char *argv[] = {"python3", "-c", (char *)script, (char *)ip, portstr, NULL};
+
+        snprintf(portstr, sizeof(portstr), "%d", port);
+        return ns[0] ? sf_exec_netns(ns, argv, NULL, NULL) : sf_exec(argv, NULL, NULL);
+}
+
+static int udp_send_from(const char *ns, const char *ip, int port) {
+        static const char script[] =
+                "import socket, sys\n"
+                "socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'guest', (sys.argv[1], "
+                "int(sys.argv[2])))\n";
+        char portstr[16];
+        char *argv[] = {"python3", "-c", (char *)script, (char *)ip, portstr, NULL};
+
+        snprintf(portstr, sizeof(portstr), "%d", port);
+        return sf_exec_netns(ns, argv, NULL, NULL);
+}
+
+/* A socket of type on 0.0.0.0 (every host address), listening if TCP; *ret_port. */
+static int host_socket(int type, int *ret_port) {
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY)};
+        socklen_t len = sizeof(sa);
+        int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        if (type == SOCK_STREAM)
+                assert_int_equal(listen(fd, 16), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+        *ret_port = ntohs(sa.sin_port);
+        return fd;
+}
+
+/* True if a datagram arrives on fd within ms. */
+static bool udp_received(int fd, int ms) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        char buf[64];
+
+        if (poll(&p, 1, ms) != 1)
+                return false;
+        return recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0;
+}
+
+/* An IPv4 address of this host on another link than ours and lo ("" if none). */
+static void other_host_address(char out[16]) {
+        struct ifaddrs *ifa = NULL;
+
+        out[0] = 0;
+        if (getifaddrs(&ifa) < 0)
+                return;
+        for (struct ifaddrs *i = ifa; i && !out[0]; i = i->ifa_next) {
+                if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
+                    strcmp(i->ifa_name, F.n.egress_bridge) == 0 || strcmp(i->ifa_name, "lo") == 0)
+                        continue;
+                inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, out, 16);
+        }
+        freeifaddrs(ifa);
+}
+
+/* "The outside": a netns on the egress bridge, where guest traffic goes after NAT. */
+static void upstream_ensure(void) {
+        char addr[32];
+
+        if (if_nametoindex(F.up_if) > 0)
+                return;
+        snprintf(addr, sizeof(addr), "%s/24", F.up_ip);
+        char *ns_add[] = {"ip", "netns", "add", F.up_ns, NULL};
+        char *veth[] = {"ip", "link", "add", F.up_if, "type", "veth", "peer", "name", "eth0",
+                        "netns", F.up_ns, NULL};
+        char *master[] = {"ip", "link", "set", F.up_if, "master", F.n.egress_bridge, "up", NULL};
+        char *ip[] = {"ip", "-n", F.up_ns, "addr", "add", addr, "dev", "eth0", NULL};
+        char *up[] = {"ip", "-n", F.up_ns, "link", "set", "eth0", "up", NULL};
+        assert_int_equal(sh(ns_add, NULL), 0);
+        assert_int_equal(sh(veth, NULL), 0);
+        no_ipv6(F.up_if);
+        assert_int_equal(sh(master, NULL), 0);
+        assert_int_equal(sh(ip, NULL), 0);
+        assert_int_equal(sh(up, NULL), 0);
+}
+
 static int group_setup(void **state) {
         uint8_t rnd[8];
         char tag[7];
@@ -212,6 +333,9 @@ static int group_setup(void **state) {
         snprintf(F.n.egress_bridge, sizeof(F.n.egress_bridge), "sfnt-eb-%s", tag);
         snprintf(F.client_ns, sizeof(F.client_ns), "sfnt-c-%s", tag);
         snprintf(F.client_if, sizeof(F.client_if), "sfntc%s", tag);
+        snprintf(F.up_ns, sizeof(F.up_ns), "sfnt-u-%s", tag);
+        snprintf(F.up_if, sizeof(F.up_if), "sfntu%s", tag);
+        snprintf(F.up_ip, sizeof(F.up_ip), "192.168.%u.200", egr);
         sf_netplumb_names(F.n.vxid, F.vxlan, F.bridge, F.veth_o, F.veth_i, F.egr_o, F.egr_i);
 
         snprintf(F.tmp, sizeof(F.tmp), "/tmp/sfnt-XXXXXX");
@@ -246,6 +370,9 @@ static int group_teardown(void **state) {
                 kill(F.dnsmasq, SIGKILL);
         rm_netns(F.client_ns);
         rm_link(F.client_if);
+        rm_netns(F.up_ns);
+        rm_link(F.up_if);
+        fw_rule_delete(F.n.egress_bridge);
         rm_link(F.veth_o);
         rm_link(F.egr_o);
         rm_link(F.vxlan);
@@ -315,6 +442,8 @@ static void test_ensure_creates(void **state) {
         F.dnsmasq = dnsmasq_pid();
         assert_true(dnsmasq_alive(F.dnsmasq));
         assert_int_equal(count_masquerade(), 1);
+        assert_int_equal(fw_rule_count(F.n.egress_bridge), 1);
+        assert_int_equal(fw_rule_count("br-vxlan-+"), 1);
 }
 
 static void test_ensure_idempotent(void **state) {
@@ -322,6 +451,8 @@ static void test_ensure_idempotent(void **state) {
         fprintf(stderr, "test_netplumb: second ensure %.3f s\n", ensure_timed());
         fprintf(stderr, "test_netplumb: third ensure %.3f s\n", ensure_timed());
         assert_int_equal(count_masquerade(), 1);
+        assert_int_equal(fw_rule_count(F.n.egress_bridge), 1);
+        assert_int_equal(fw_rule_count("br-vxlan-+"), 1);
         assert_int_equal(dnsmasq_pid(), F.dnsmasq); /* not restarted */
         assert_true(dnsmasq_alive(F.dnsmasq));
 }
@@ -370,10 +501,69 @@ static void test_dhcp_and_router(void **state) {
 
 static void test_nat(void **state) {
         (void)state;
-        assert_int_equal(ping_from_client(F.n.egress_gateway), 0);
+        upstream_ensure();
+        assert_int_equal(ping_from_client(F.up_ip), 0);
         long pkts = masquerade_packets();
         fprintf(stderr, "test_netplumb: MASQUERADE packets %ld\n", pkts);
         assert_true(pkts > 0);
+}
+
+/* Guests reach the outside, never the host: not its egress-bridge address, not its other
+ * addresses, not through the router (NAT) nor straight over the guest bridge. */
+static void test_guest_cannot_reach_host(void **state) {
+        char other[16], route[32];
+        int tport, uport;
+        int tfd = host_socket(SOCK_STREAM, &tport);
+        int ufd = host_socket(SOCK_DGRAM, &uport);
+
+        (void)state;
+        /* The listener is there: the host itself and the outside (NAT path) work. */
+        assert_int_equal(tcp_connect_from("", F.n.egress_gateway, tport), 0);
+        upstream_ensure();
+        assert_int_equal(ping_from_client(F.up_ip), 0);
+
+        assert_int_not_equal(tcp_connect_from(F.client_ns, F.n.egress_gateway, tport), 0);
+        assert_int_not_equal(tcp_connect_from(F.n.uuid, F.n.egress_gateway, tport), 0);
+        assert_int_not_equal(ping_from_client(F.n.egress_gateway), 0);
+        other_host_address(other);
+        if (other[0]) {
+                fprintf(stderr, "test_netplumb: other host address %s\n", other);
+                assert_int_not_equal(tcp_connect_from(F.client_ns, other, tport), 0);
+        }
+        assert_int_equal(udp_send_from(F.client_ns, F.n.egress_gateway, uport), 0);
+        assert_false(udp_received(ufd, 1000));
+
+        /* Straight over the guest bridge: the host answers ARP there for all its
+         * addresses, so without the rule a datagram would be delivered. */
+        snprintf(route, sizeof(route), "%s/32", F.n.egress_gateway);
+        char *add[] = {"ip", "-n", F.client_ns, "route", "add", route, "dev", "eth0", NULL};
+        char *del[] = {"ip", "-n", F.client_ns, "route", "del", route, "dev", "eth0", NULL};
+        assert_int_equal(sh(add, NULL), 0);
+        assert_int_equal(udp_send_from(F.client_ns, F.n.egress_gateway, uport), 0);
+        bool got = udp_received(ufd, 1000);
+        (void)sh(del, NULL);
+        assert_false(got);
+
+        /* Replies to what the host opens still come back through the egress bridge. */
+        char *ping[] = {"busybox", "ping", "-c", "1", "-W", "2", F.n.floating_gateway, NULL};
+        assert_int_equal(sh(ping, NULL), 0);
+        close(tfd);
+        close(ufd);
+}
+
+/* A lost rule is lost plumbing: exists says so and ensure puts it back. */
+static void test_firewall_repair(void **state) {
+        bool exists = false;
+
+        (void)state;
+        fw_rule_delete(F.n.egress_bridge);
+        assert_int_equal(fw_rule_count(F.n.egress_bridge), 0);
+        assert_int_equal(sf_netplumb_exists(&F.n, &exists), 0);
+        assert_false(exists);
+        assert_int_equal(sf_netplumb_ensure(&F.n), 0);
+        assert_int_equal(fw_rule_count(F.n.egress_bridge), 1);
+        assert_int_equal(sf_netplumb_exists(&F.n, &exists), 0);
+        assert_true(exists);
 }
 
 static void test_crash_recovery(void **state) {
@@ -403,7 +593,7 @@ static void test_crash_recovery(void **state) {
                  F.n.router);
         assert_string_equal(lease, want);
         assert_int_equal(ping_from_client(F.n.router), 0);
-        assert_int_equal(ping_from_client(F.n.egress_gateway), 0);
+        assert_int_equal(ping_from_client(F.up_ip), 0);
 }
 
 /* Number of dnsmasq processes inside the network's netns. */
@@ -456,7 +646,7 @@ static void test_kill9_ensure(void **state) {
         }
         F.dnsmasq = dnsmasq_pid();
         assert_int_equal(ping_from_client(F.n.router), 0);
-        assert_int_equal(ping_from_client(F.n.egress_gateway), 0);
+        assert_int_equal(ping_from_client(F.up_ip), 0);
 }
 
 static void test_kill9_destroy(void **state) {
@@ -500,8 +690,11 @@ static void test_destroy(void **state) {
         assert_int_not_equal(stat(F.n.dhcp_dir, &st), 0);
         assert_int_equal(sf_netplumb_exists(&F.n, &exists), 0);
         assert_false(exists);
-        /* The shared egress bridge stays. */
+        /* The shared egress bridge stays; its firewall rule goes with its last port. */
         assert_true(if_nametoindex(F.n.egress_bridge) > 0);
+        rm_link(F.up_if);
+        assert_int_equal(sf_netplumb_destroy(&F.n), 0);
+        assert_int_equal(fw_rule_count(F.n.egress_bridge), 0);
 
         assert_int_equal(sf_netplumb_destroy(&F.n), 0);
 }
@@ -550,6 +743,8 @@ int main(void) {
                 cmocka_unit_test(test_ensure_idempotent),
                 cmocka_unit_test(test_dhcp_and_router),
                 cmocka_unit_test(test_nat),
+                cmocka_unit_test(test_guest_cannot_reach_host),
+                cmocka_unit_test(test_firewall_repair),
                 cmocka_unit_test(test_crash_recovery),
                 cmocka_unit_test(test_kill9_ensure),
                 cmocka_unit_test(test_destroy),

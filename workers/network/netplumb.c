@@ -1,7 +1,8 @@
 /* Idempotent, crash-safe plumbing of one virtual network on one node.
  *
  * Root-namespace links go through libnl-route; configuration inside the network
- * namespace goes through `ip -n`, `sysctl` and `iptables` via sf_exec (argv only).
+ * namespace goes through `ip -n`, `sysctl` and `iptables` via sf_exec (argv only), as
+ * do the root namespace's INPUT rules that keep guests off the host itself.
  * Every step checks the current state first, so a re-run after kill -9 converges. */
 #include "netplumb.h"
 
@@ -11,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -57,10 +59,15 @@ static void rtaddrp(struct rtnl_addr **a) {
         if (*a)
                 rtnl_addr_put(*a);
 }
+static void closedirp(DIR **d) {
+        if (*d)
+                closedir(*d);
+}
 #define _cleanup_nlsock_ __attribute__((cleanup(nlsockp)))
 #define _cleanup_link_   __attribute__((cleanup(linkp)))
 #define _cleanup_addr_   __attribute__((cleanup(addrp)))
 #define _cleanup_rtaddr_ __attribute__((cleanup(rtaddrp)))
+#define _cleanup_closedir_ __attribute__((cleanup(closedirp)))
 
 void sf_netplumb_names(uint32_t vxid, char vxlan[16], char bridge[16], char veth_o[16],
                        char veth_i[16], char egr_o[16], char egr_i[16]) {
@@ -560,6 +567,113 @@ static int veth_ensure(struct nl_sock *sk, const char *netns, int ns_fd, const c
         return -EIO;
 }
 
+/* ---- host firewall: guests never reach the host itself --------------------------- */
+
+/* Frames from a guest bridge or the egress bridge that are addressed to the host itself
+ * (to any of its addresses: the host answers ARP for all of them on every link) reach the
+ * root namespace's INPUT chain; everything but replies to connections the host opened is
+ * dropped there.  Guest egress is routed in the network's netns and bridged through the
+ * egress bridge (FORWARD), DHCP is served in the netns: neither passes INPUT. */
+#define GUEST_BRIDGES "br-vxlan-+" /* iptables wildcard for every sf_netplumb_names bridge */
+#define FW_COMMENT    "sf: guests may not reach the host"
+
+/* iptables <op> INPUT for the rule on in_if; *ret_status gets iptables' exit status. */
+static int fw_rule(const char *op, const char *in_if, int *ret_status) {
+        char *argv[] = {"iptables", "-w", (char *)op, "INPUT", "-i", (char *)in_if, "-m",
+                        "conntrack", "!", "--ctstate", "ESTABLISHED,RELATED", "-m", "comment",
+                        "--comment", FW_COMMENT, "-j", "DROP", NULL};
+        return run(argv, ret_status);
+}
+
+/* *ret = the rule is in place.  iptables -C exits 1 for "no such rule", 2+ on errors. */
+static int fw_present(const char *in_if, bool *ret) {
+        int status = 0, r;
+
+        r = fw_rule("-C", in_if, &status);
+        if (r < 0 && status != 1) {
+                log_warn("netplumb: iptables -C INPUT -i %s failed with status %d", in_if, status);
+                return r;
+        }
+        *ret = r == 0;
+        return 0;
+}
+
+/* Inserted first in INPUT (before any ACCEPT), exactly once however often we run. */
+static int fw_ensure(const char *in_if) {
+        bool present = false;
+        int r;
+
+        r = fw_present(in_if, &present);
+        if (r < 0 || present)
+                return r;
+        return fw_rule("-I", in_if, NULL);
+}
+
+/* Delete every copy of the rule; absent is success. */
+static int fw_remove(const char *in_if) {
+        int status = 0, r;
+
+        for (int i = 0; i < 16; i++) {
+                r = fw_rule("-D", in_if, &status);
+                if (r < 0)
+                        return status == 1 ? 0 : r;
+        }
+        return 0;
+}
+
+/* *ret = some link in this namespace is a guest bridge (any network's, not only ours). */
+static int guest_bridges_left(bool *ret) {
+        _cleanup_closedir_ DIR *d = opendir("/sys/class/net");
+        struct dirent *de;
+
+        if (!d)
+                return -errno;
+        *ret = false;
+        while ((de = readdir(d)))
+                if (strncmp(de->d_name, "br-vxlan-", 9) == 0)
+                        *ret = true;
+        return 0;
+}
+
+/* *ret = the egress bridge still has ports (other networks' egress links) or it is unknown. */
+static int egress_ports_left(const char *egr_br, bool *ret) {
+        _cleanup_closedir_ DIR *d = NULL;
+        struct dirent *de;
+        char path[64];
+
+        snprintf(path, sizeof(path), "/sys/class/net/%s/brif", egr_br);
+        d = opendir(path);
+        if (!d) {
+                if (errno != ENOENT)
+                        return -errno;
+                *ret = false; /* no bridge, no ports */
+                return 0;
+        }
+        *ret = false;
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        *ret = true;
+        return 0;
+}
+
+/* After a destroy: the rules go with the last network that needs them.  When in doubt
+ * (sysfs unreadable) they stay: a drop rule without a bridge harms nobody. */
+static int fw_release(const names_t *nm) {
+        bool left = true;
+        int r, first = 0;
+
+        r = guest_bridges_left(&left);
+        if (r == 0 && !left)
+                r = fw_remove(GUEST_BRIDGES);
+        first = first ?: r;
+        left = true;
+        r = egress_ports_left(nm->egr_br, &left);
+        if (r == 0 && !left)
+                r = fw_remove(nm->egr_br);
+        first = first ?: r;
+        return first;
+}
+
 /* ---- NAT egress ----------------------------------------------------------------- */
 
 static int addr_ensure(struct nl_sock *sk, int ifindex, const char *ip, int prefix) {
@@ -588,6 +702,10 @@ static int nat_ensure(struct nl_sock *sk, const sf_netplumb_t *n, const names_t 
         int egr_br, r, status = 0;
 
         r = bridge_ensure(sk, nm->egr_br, 0, &egr_br);
+        if (r < 0)
+                return r;
+        /* Before the host has an address there. */
+        r = fw_ensure(nm->egr_br);
         if (r < 0)
                 return r;
         r = addr_ensure(sk, egr_br, n->egress_gateway, n->egress_prefix);
@@ -865,8 +983,11 @@ int sf_netplumb_ensure(const sf_netplumb_t *n) {
         if (r < 0)
                 goto cleanup;
 
-        /* Hypervisor side: bridge + VXLAN. */
+        /* Hypervisor side: bridge + VXLAN, closed to the host before a guest can join. */
         r = bridge_ensure(sk, nm.bridge, n->mtu, &br);
+        if (r < 0)
+                goto cleanup;
+        r = fw_ensure(GUEST_BRIDGES);
         if (r < 0)
                 goto cleanup;
         r = vxlan_ensure(sk, n, &nm, br);
@@ -1001,20 +1122,27 @@ int sf_netplumb_destroy(const sf_netplumb_t *n) {
         }
         r = sf_rm_rf(n->dhcp_dir);
         first = first ?: r;
+        r = fw_release(&nm);
+        first = first ?: r;
         if (first < 0)
                 log_warn("netplumb: destroy network %s: %s", n->uuid, strerror(-first));
         return first;
 }
 
 int sf_netplumb_exists(const sf_netplumb_t *n, bool *ret) {
-        char bridge[16];
+        names_t nm;
         int r;
 
         r = validate_min(n);
         if (r < 0)
                 return r;
-        sf_netplumb_names(n->vxid, NULL, bridge, NULL, NULL, NULL, NULL);
-        *ret = netns_present(n->uuid) && if_nametoindex(bridge) > 0 &&
+        names_fill(n, &nm);
+        *ret = netns_present(n->uuid) && if_nametoindex(nm.bridge) > 0 &&
                (!n->provide_dhcp || dnsmasq_pid(n) > 0);
-        return 0;
+        /* A lost firewall rule is lost plumbing too: the reconciler re-runs ensure. */
+        if (*ret)
+                r = fw_present(GUEST_BRIDGES, ret);
+        if (r == 0 && *ret && n->provide_nat)
+                r = fw_present(nm.egr_br, ret);
+        return r;
 }

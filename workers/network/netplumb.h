@@ -38,7 +38,9 @@ typedef struct sf_dhcp_host {
         char hostname[64];
 } sf_dhcp_host_t;
 
-/* Create or repair everything for the network (hypervisor side and network-node side). */
+/* Create or repair everything for the network (hypervisor side and network-node side),
+ * including the root namespace's INPUT rules (iptables) that drop new connections from
+ * guest bridges and from the egress bridge to the host itself. */
 int sf_netplumb_ensure(const sf_netplumb_t *n);
 
 /* Replace the DHCP hosts file atomically (lines "mac,ip,hostname") and SIGHUP dnsmasq,
@@ -46,10 +48,11 @@ int sf_netplumb_ensure(const sf_netplumb_t *n);
 int sf_netplumb_hosts(const sf_netplumb_t *n, const sf_dhcp_host_t *hosts, size_t nhosts);
 
 /* Stop dnsmasq, delete the links, the netns (and with it its iptables rules) and the
- * DHCP directory.  The shared egress bridge is left alone. */
+ * DHCP directory.  The shared egress bridge is left alone; the host INPUT rules go when
+ * no guest bridge (resp. no port on the egress bridge) is left. */
 int sf_netplumb_destroy(const sf_netplumb_t *n);
 
-/* *ret = netns and bridge both present. */
+/* *ret = netns, bridge, dnsmasq (if DHCP) and the host INPUT rules all present. */
 int sf_netplumb_exists(const sf_netplumb_t *n, bool *ret);
 
 /* The link names for vxid (each buffer at least 16 bytes). */
