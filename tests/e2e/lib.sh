@@ -269,6 +269,11 @@ assert_network_gone() {   # uuid vxid
 
 # ---- cleanup --------------------------------------------------------------------------
 
+fw_rule_delete() {   # in-interface: every copy of netplumb.c's INPUT drop rule on it
+    while iptables -w -D INPUT -i "$1" -m conntrack ! --ctstate ESTABLISHED,RELATED \
+              -m comment --comment "sf: guests may not reach the host" -j DROP 2>/dev/null; do :; done
+}
+
 e2e_cleanup() {
     local rc=$? i name u vx l p d
     set +e
@@ -309,6 +314,11 @@ e2e_cleanup() {
     if [ "$EGR_BR_EXISTED" = 0 ] && ip link show "$EGR_BR" > /dev/null 2>&1 &&
        [ -z "$(ip -o link show master "$EGR_BR" 2>/dev/null)" ]; then
         ip link del "$EGR_BR"
+    fi
+    # The host firewall rules of sf-network (netplumb.c), as its destroy would release them.
+    if [ ${#NETWORKS[@]} -gt 0 ]; then
+        ls /sys/class/net | grep -q '^br-vxlan-' || fw_rule_delete 'br-vxlan-+'
+        [ -n "$(ls "/sys/class/net/$EGR_BR/brif" 2>/dev/null)" ] || fw_rule_delete "$EGR_BR"
     fi
     # 4. the rest, in reverse start order (libvirtd/virtlogd only if started here)
     for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
