@@ -45,9 +45,10 @@ static int store_auth(sf_store_t *s) {
         if (!store_password[0])
                 return 0;
         r = redisCommand(s->c, "AUTH %s", store_password);
-        if (!r)
+        if (!r) {
+                log_err("redis %s:%d: no answer to AUTH: %s", s->host, s->port, s->c->errstr);
                 ret = -ECONNREFUSED;
-        else if (r->type == REDIS_REPLY_ERROR) {
+        } else if (r->type == REDIS_REPLY_ERROR) {
                 log_err("redis %s:%d: AUTH refused: %s", s->host, s->port, r->str);
                 ret = -EACCES;
         }
@@ -70,17 +71,21 @@ static int store_reconnect(sf_store_t *s) {
                 s->c = NULL;
                 return -ECONNREFUSED;
         }
+        /* AUTH is part of connecting: it gets the connect timeout, not a short command
+         * timeout that a busy server would turn into "cannot connect". */
+        redisSetTimeout(s->c, tv);
+        r = store_auth(s);
+        if (r < 0) {
+                redisFree(s->c);
+                s->c = NULL;
+                return r;
+        }
         /* A reply that never comes must not hang a worker for ever. */
         tv.tv_sec = s->timeout_ms / 1000;
         tv.tv_usec = (s->timeout_ms % 1000) * 1000;
         redisSetTimeout(s->c, tv);
         redisEnableKeepAlive(s->c);
-        r = store_auth(s);
-        if (r < 0) {
-                redisFree(s->c);
-                s->c = NULL;
-        }
-        return r;
+        return 0;
 }
 
 int sf_store_connect(const char *host, int port, sf_store_t **ret) {
