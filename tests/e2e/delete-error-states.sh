@@ -26,21 +26,33 @@ print(json.dumps(d))' "$doc" "$2")
     rcli HSET "sf:obj:instance:$1" doc "$doc" rev $((rev + 1)) > /dev/null
 }
 
-for st in initial-error preflight-error creating-error error delete-wait-error; do
-    create_instance "e2e-del-$st-$E2E_ID" "$NET"; VM=$INST_UUID
-    wait_state instances "$VM" 120 created
-    iface=$(rcli HGET "sf:obj:instance:$VM" doc | json_get interfaces.0) || fail "no interface on $VM"
-    mac=$(rcli HGET "sf:obj:networkinterface:$iface" doc | json_get macaddr) || fail "no mac on $iface"
+STATES=(delete-wait-error initial-error preflight-error creating-error error)
+declare -A VMS=() IFACES=() MACS=()
+for st in "${STATES[@]}"; do
+    create_instance "e2e-del-$st-$E2E_ID" "$NET"; VMS[$st]=$INST_UUID
+done
+for st in "${STATES[@]}"; do
+    VM=${VMS[$st]}
+    wait_state instances "$VM" 180 created
+    IFACES[$st]=$(rcli HGET "sf:obj:instance:$VM" doc | json_get interfaces.0) || fail "no interface on $VM"
+    MACS[$st]=$(rcli HGET "sf:obj:networkinterface:${IFACES[$st]}" doc | json_get macaddr) ||
+        fail "no mac on ${IFACES[$st]}"
     force_state "$VM" "$st"
     api_ok GET "/instances/$VM"
     [ "$(json_get state <<< "$RESP")" = "$st" ] || fail "could not force $VM into $st: $RESP"
-    api_ok DELETE "/instances/$VM"
-    wait_state instances "$VM" 90 deleted
+    domain_exists "$VM" || fail "$VM in $st has no domain: nothing to test"
+done
+for st in "${STATES[@]}"; do api_ok DELETE "/instances/${VMS[$st]}"; done
+deleted() { api GET "/instances/$1"; [ "$(json_get state <<< "$RESP" || true)" = deleted ]; }
+for st in "${STATES[@]}"; do
+    VM=${VMS[$st]} iface=${IFACES[$st]}
+    # not wait_state: delete-wait-error passes through `error` on its way out
+    wait_until 90 "instance $VM ($st) to be deleted" deleted "$VM"
     assert_instance_gone "$VM"
     s=$(rcli HGET "sf:obj:networkinterface:$iface" doc | json_get state)
     [ "$s" = deleted ] || fail "interface $iface of $VM is '$s' after the delete (want deleted)"
     [ "$(rcli HEXISTS "sf:ipamowners:$NET" "$iface")" = 0 ] || fail "address of $iface still reserved"
-    [ -z "$(rcli GET "sf:mac:$mac")" ] || fail "MAC $mac of $iface still claimed"
+    [ -z "$(rcli GET "sf:mac:${MACS[$st]}")" ] || fail "MAC ${MACS[$st]} of $iface still claimed"
     log "deleted from $st: nothing left (domain, files, address, MAC)"
 done
 
