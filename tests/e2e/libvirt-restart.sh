@@ -4,7 +4,7 @@
 # another is created: sf-compute notices the dead connection and reconnects.  (The old
 # sf-compute kept its dead connection for ever: every create and delete failed.)
 # libvirtd is shared with other tests on this machine: it is started again at once, the
-# way lib.sh's ensure_libvirt starts it, and left running.
+# way lib.sh's ensure_libvirt starts it, and left running unless this test started it.
 source "$(dirname "$0")/lib.sh"
 
 e2e_setup
@@ -19,8 +19,14 @@ alive "$old" || fail "libvirtd is not running (pid file says '$old')"
 kill -9 "$old"
 for _ in $(seq 100); do alive "$old" || break; sleep 0.05; done
 alive "$old" && fail "libvirtd $old did not die"
-setsid env LIBVIRT_LOG_OUTPUTS=3:stderr libvirtd >> "$W/libvirtd-restarted.log" 2>&1 < /dev/null &
-disown
+if [ -n "${PIDS[libvirtd]:-}" ]; then
+    # ensure_libvirt started it for this test: so is the new one, and cleanup stops it
+    spawn libvirtd setsid env LIBVIRT_LOG_OUTPUTS=3:stderr libvirtd
+else
+    # it was running before this test: leave the new one running too
+    setsid env LIBVIRT_LOG_OUTPUTS=3:stderr libvirtd >> "$W/libvirtd-restarted.log" 2>&1 < /dev/null &
+    disown
+fi
 log "libvirtd $old killed -9 and started again"
 wait_until 120 libvirtd libvirt_up
 log "libvirtd answers again (pid $(cat /run/libvirtd.pid))"
