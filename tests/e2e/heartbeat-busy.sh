@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The node heartbeat never waits behind a handler: sf-compute runs with a qemu-img on
-# its PATH that stalls for 30 s while a flag file exists, so the create handler blocks
-# inside an external command.  Meanwhile `lastseen` on the node record keeps advancing.
+# its PATH that, once a flag file exists, stalls until the test releases it, so the
+# create handler blocks inside an external command.  Meanwhile `lastseen` on the node record keeps advancing.
 # (The old heartbeat ran in the worker loop between intents: it froze for the whole
 # handler, and a long image conversion made the node look dead to the scheduler.)
 source "$(dirname "$0")/lib.sh"
@@ -12,7 +12,8 @@ cat > "$W/bin/qemu-img" <<EOS
 if [ -e "$W/stall" ]; then
     rm -f "$W/stall"
     touch "$W/stalling"
-    sleep 30
+    i=0
+    while [ ! -e "$W/release" ] && [ \$i -lt 300 ]; do sleep 1; i=\$((i + 1)); done
     rm -f "$W/stalling"
 fi
 exec $(command -v qemu-img) "\$@"
@@ -37,9 +38,10 @@ wait_until 120 "the create handler to stall in qemu-img" test -e "$W/stalling"
 t0=$(lastseen)
 log "handler stalled in qemu-img; lastseen $t0"
 sleep 20
-test -e "$W/stalling" || fail "qemu-img stopped stalling early: the handler was not blocked all along"
+test -e "$W/stalling" || fail "qemu-img stopped stalling early (its 300 s limit?)"
 t1=$(lastseen)
 log "20 s later, handler still blocked; lastseen $t1 (advanced $((t1 - t0)) s)"
+touch "$W/release"
 [ $((t1 - t0)) -ge 10 ] || fail "lastseen advanced $((t1 - t0)) s in 20 s while a handler was blocked (want >= 10)"
 
 wait_state instances "$VM" 120 created
