@@ -894,7 +894,7 @@ static int reconcile_stuck(sf_ctx_t *ctx) {
                         break;
                 st = sf_json_str(inst, "state") ?: "";
                 age = sf_now() - json_object_get_double(json_object_object_get(inst, "state_updated"));
-                if (age < 600 || strcmp(sf_json_str(inst, "node") ?: "", ctx->cfg.node) != 0)
+                if (age < ctx->cfg.stuck_after_s || strcmp(sf_json_str(inst, "node") ?: "", ctx->cfg.node) != 0)
                         continue;
                 if (strcmp(st, "initial") == 0 || strcmp(st, "preflight") == 0 || strcmp(st, "creating") == 0)
                         sf_intent_submit(ctx, ctx->cfg.node, "compute", "instance.create", "instance", *p,
