@@ -172,8 +172,13 @@ int sf_obj_purge_deleted(sf_ctx_t *ctx, int older_than_s, int *ret_n) {
                 for (char **p = ids; *p; p++) {
                         _cleanup_json_ json_object *doc = NULL;
                         json_object *ts;
-                        if (sf_store_get(ctx->store, types[t], *p, &doc, NULL) < 0 ||
-                            strcmp(sf_json_str(doc, "state") ?: "", "deleted") != 0 ||
+                        r = sf_store_get(ctx->store, types[t], *p, &doc, NULL);
+                        if (r < 0 && r != -ENOENT) {
+                                /* Redis unsure: purge nothing more on a guess. */
+                                sf_strv_free(ids);
+                                return r;
+                        }
+                        if (r < 0 || strcmp(sf_json_str(doc, "state") ?: "", "deleted") != 0 ||
                             !json_object_object_get_ex(doc, "state_updated", &ts) ||
                             json_object_get_double(ts) > cutoff)
                                 continue;

@@ -7,7 +7,7 @@
 set -euo pipefail
 
 E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BUILD=$E2E_ROOT/build
+BUILD=${SF_E2E_BUILD:-$E2E_ROOT/build}   # e.g. SF_E2E_BUILD=$PWD/build-asan
 E2E_ID=$(python3 -c 'import secrets; print(secrets.token_hex(3))')
 NODE=e2e-$E2E_ID
 STORAGE=/srv/sf-e2e-$E2E_ID

@@ -24,11 +24,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysinfo.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LOCK_TTL_MS 30000
@@ -447,6 +449,17 @@ static int preconditions(sf_work_t *w, json_object *inst) {
         return SF_WORK_DONE;
 }
 
+/* libvirtd may have restarted under us: reconnect before using the connection, so no
+ * handler needs an sf-compute restart to work again.  Returns SF_WORK_DONE when usable. */
+static int virt_ready(sf_work_t *w) {
+        sf_compute_t *cs = w->user;
+        int r = sf_virt_ensure_alive(w->ctx->cfg.libvirt_uri, &cs->conn);
+
+        if (r < 0)
+                return sf_work_error(w, "libvirt is unreachable: %s", strerror(-r)), SF_WORK_RETRY;
+        return SF_WORK_DONE;
+}
+
 static int handle_create(sf_work_t *w) {
         sf_ctx_t *ctx = w->ctx;
         const char *uuid = w->intent->object_uuid;
@@ -466,6 +479,9 @@ static int handle_create(sf_work_t *w) {
         if (strcmp(st, "initial") != 0 && strcmp(st, "preflight") != 0 && strcmp(st, "creating") != 0)
                 return SF_WORK_DONE; /* created already, or being deleted, or failed */
         res = preconditions(w, inst);
+        if (res != SF_WORK_DONE)
+                return res;
+        res = virt_ready(w);
         if (res != SF_WORK_DONE)
                 return res;
 
@@ -500,8 +516,10 @@ static int handle_create(sf_work_t *w) {
         return res;
 }
 
-/* Remove everything the instance holds on this node and in IPAM. Idempotent. */
-static int teardown(sf_work_t *w, json_object *inst) {
+/* Remove everything the instance holds on this node and in IPAM: domain, instance
+ * directory, addresses and MACs.  Idempotent: each step treats "already gone" as done,
+ * so a teardown interrupted half-way finishes when it runs again. */
+static int instance_remove_local(sf_work_t *w, json_object *inst) {
         sf_ctx_t *ctx = w->ctx;
         sf_compute_t *cs = w->user;
         const char *uuid = sf_json_str(inst, "uuid");
@@ -509,6 +527,8 @@ static int teardown(sf_work_t *w, json_object *inst) {
         json_object *ifaces;
         int r;
 
+        if (virt_ready(w) != SF_WORK_DONE)
+                return -EIO;
         sf_domain_name(uuid, name);
         r = sf_virt_destroy_undefine(cs->conn, name);
         if (r < 0)
@@ -535,6 +555,9 @@ static int teardown(sf_work_t *w, json_object *inst) {
         return 0;
 }
 
+/* A user's delete, from any state (api.md §4.3): -> delete-wait -> deleted.  A delete
+ * that failed before (delete-wait-error) goes through error first, the only way out of
+ * delete-wait-error upstream allows; the teardown then finishes what is left. */
 static int handle_delete(sf_work_t *w) {
         sf_ctx_t *ctx = w->ctx;
         const char *uuid = w->intent->object_uuid;
@@ -556,10 +579,13 @@ static int handle_delete(sf_work_t *w) {
         if (r < 0)
                 return sf_work_error(w, "lock: %s", strerror(-r)), SF_WORK_RETRY;
         fence = sf_lock_fence(lock);
-        /* A user's delete: any state (error ones too) -> delete-wait -> deleted. */
-        r = sf_obj_set_state(ctx, "instance", uuid, "delete-wait", NULL, &fence, NULL);
+        r = 0;
+        if (strcmp(sf_json_str(inst, "state") ?: "", "delete-wait-error") == 0)
+                r = sf_obj_set_state(ctx, "instance", uuid, "error", NULL, &fence, NULL);
         if (r == 0)
-                r = teardown(w, inst);
+                r = sf_obj_set_state(ctx, "instance", uuid, "delete-wait", NULL, &fence, NULL);
+        if (r == 0)
+                r = instance_remove_local(w, inst);
         if (r == 0) {
                 _cleanup_json_ json_object *off = json_object_new_string("off");
                 sf_obj_set_field(ctx, "instance", uuid, "power_state", json_object_get(off), &fence);
@@ -574,35 +600,68 @@ static int handle_delete(sf_work_t *w) {
 }
 
 /* A create that cannot succeed: <state>-error with the message, then clean up and
- * leave it listed as error until the user deletes it (api.md §4.3). */
-static void fail_create(sf_work_t *w, const char *msg) {
+ * leave it listed as error until the user deletes it (api.md §4.3).  Under the
+ * instance lock and fenced like the handlers: a paused process that wakes up after
+ * a newer holder (a delete) took over must not write over its result.  If the lock
+ * cannot be had, whoever holds it decides; the instance keeps its state and the
+ * reconciler's stuck re-drive tries again. */
+static void mark_create_failed(sf_work_t *w, const char *msg) {
         sf_ctx_t *ctx = w->ctx;
         const char *uuid = w->intent->object_uuid;
         _cleanup_json_ json_object *inst = NULL;
+        sf_lock_t *lock = NULL;
+        sf_fence_t fence;
         char to[48];
+        int r;
 
-        if (sf_store_get(ctx->store, "instance", uuid, &inst, NULL) < 0)
+        r = lock_instance(ctx, uuid, 5000, &lock);
+        if (r < 0) {
+                log_warn("instance %s: cannot lock to record its failure (%s): %s", uuid, strerror(-r), msg);
                 return;
+        }
+        fence = sf_lock_fence(lock);
+        if (sf_store_get(ctx->store, "instance", uuid, &inst, NULL) < 0)
+                goto cleanup;
         snprintf(to, sizeof(to), "%s-error", sf_json_str(inst, "state") ?: "initial");
         if (!sf_state_ok("instance", sf_json_str(inst, "state"), to))
-                return;
-        sf_obj_set_state(ctx, "instance", uuid, to, msg, NULL, NULL);
+                goto cleanup;
+        if (sf_obj_set_state(ctx, "instance", uuid, to, msg, &fence, NULL) < 0)
+                goto cleanup;
         w->error[0] = 0;
-        if (teardown(w, inst) == 0)
-                sf_obj_set_state(ctx, "instance", uuid, "error", NULL, NULL, NULL);
+        if (instance_remove_local(w, inst) == 0)
+                sf_obj_set_state(ctx, "instance", uuid, "error", NULL, &fence, NULL);
+cleanup:
+        sf_lock_release(ctx->store, lock);
 }
 
-static void fail_delete(sf_work_t *w, const char *msg) {
-        sf_obj_set_state(w->ctx, "instance", w->intent->object_uuid, "delete-wait-error", msg, NULL, NULL);
+/* A delete that cannot finish: delete-wait-error, fenced as above.  Asking again
+ * (DELETE) goes error -> delete-wait and re-runs the idempotent teardown. */
+static void mark_delete_failed(sf_work_t *w, const char *msg) {
+        sf_ctx_t *ctx = w->ctx;
+        const char *uuid = w->intent->object_uuid;
+        sf_lock_t *lock = NULL;
+        sf_fence_t fence;
+        int r;
+
+        r = lock_instance(ctx, uuid, 5000, &lock);
+        if (r < 0) {
+                log_warn("instance %s: cannot lock to record its failed delete (%s): %s", uuid, strerror(-r), msg);
+                return;
+        }
+        fence = sf_lock_fence(lock);
+        sf_obj_set_state(ctx, "instance", uuid, "delete-wait-error", msg, &fence, NULL);
+        sf_lock_release(ctx->store, lock);
 }
 
 const sf_handler_t sf_compute_handlers[] = {
-        {.kind = "instance.create", .fn = handle_create, .on_fail = fail_create, .deadline_s = 1800},
-        {.kind = "instance.delete", .fn = handle_delete, .on_fail = fail_delete},
+        {.kind = "instance.create", .fn = handle_create, .on_fail = mark_create_failed, .deadline_s = 1800},
+        {.kind = "instance.delete", .fn = handle_delete, .on_fail = mark_delete_failed},
 };
 const size_t sf_compute_nhandlers = SF_ARRAY_SIZE(sf_compute_handlers);
 
 /* ---- heartbeat ---- */
+
+#define HEARTBEAT_INTERVAL_MS 5000
 
 static int apply_heartbeat(json_object *doc, void *ud) {
         json_object *fresh = ud;
@@ -611,7 +670,9 @@ static int apply_heartbeat(json_object *doc, void *ud) {
         return 0;
 }
 
-static void heartbeat(sf_ctx_t *ctx, sf_compute_t *cs) {
+/* Writes this node's record: lastseen and metrics.  Runs on the heartbeat thread with
+ * that thread's own context. */
+static void heartbeat_write(sf_ctx_t *ctx, const sf_compute_t *cs) {
         _cleanup_json_ json_object *doc = json_object_new_object(), *m = json_object_new_object();
         struct sysinfo si;
         struct statvfs vfs;
@@ -656,80 +717,203 @@ static void heartbeat(sf_ctx_t *ctx, sf_compute_t *cs) {
         }
 }
 
-/* ---- reconciliation ---- */
+/* The heartbeat has its own thread and Redis connection (hiredis is not thread-safe),
+ * so a handler that takes ten minutes (an image conversion) never makes the node look
+ * dead to the scheduler (NODE_LIVE_S, 120 s). */
+static void *heartbeat_main(void *arg) {
+        sf_compute_t *cs = arg;
+        sf_ctx_t ctx = {0};
+        bool open = false;
 
-static void reconcile(sf_ctx_t *ctx, sf_compute_t *cs) {
-        char **uuids = NULL, **insts = NULL;
+        pthread_mutex_lock(&cs->hb_mutex);
+        while (!cs->hb_stop) {
+                struct timespec until;
+
+                pthread_mutex_unlock(&cs->hb_mutex);
+                if (!open)
+                        open = sf_ctx_open(&ctx, false, 0) == 0;
+                if (open)
+                        heartbeat_write(&ctx, cs);
+                clock_gettime(CLOCK_MONOTONIC, &until);
+                until.tv_sec += HEARTBEAT_INTERVAL_MS / 1000;
+                pthread_mutex_lock(&cs->hb_mutex);
+                while (!cs->hb_stop && pthread_cond_timedwait(&cs->hb_cond, &cs->hb_mutex, &until) != ETIMEDOUT)
+                        ;
+        }
+        pthread_mutex_unlock(&cs->hb_mutex);
+        if (open)
+                sf_ctx_close(&ctx);
+        return NULL;
+}
+
+int sf_compute_heartbeat_start(sf_compute_t *cs) {
+        pthread_condattr_t ca;
+        int r;
+
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&cs->hb_cond, &ca);
+        pthread_condattr_destroy(&ca);
+        pthread_mutex_init(&cs->hb_mutex, NULL);
+        cs->hb_stop = false;
+        r = pthread_create(&cs->hb_thread, NULL, heartbeat_main, cs);
+        if (r != 0) {
+                pthread_cond_destroy(&cs->hb_cond);
+                pthread_mutex_destroy(&cs->hb_mutex);
+                return -r;
+        }
+        cs->hb_running = true;
+        return 0;
+}
+
+void sf_compute_heartbeat_stop(sf_compute_t *cs) {
+        if (!cs || !cs->hb_running)
+                return;
+        pthread_mutex_lock(&cs->hb_mutex);
+        cs->hb_stop = true;
+        pthread_cond_signal(&cs->hb_cond);
+        pthread_mutex_unlock(&cs->hb_mutex);
+        pthread_join(cs->hb_thread, NULL);
+        pthread_cond_destroy(&cs->hb_cond);
+        pthread_mutex_destroy(&cs->hb_mutex);
+        cs->hb_running = false;
+}
+
+/* ---- reconciliation ----
+ * Every removal below acts only on certainty: a record that a successful read found
+ * absent (-ENOENT) or `deleted`.  A Redis error, timeout, LOADING reply or corrupt
+ * document, and any libvirt error, mean "don't know": touch nothing and end the pass
+ * (the next one, SF_RECONCILE_INTERVAL later, looks again). */
+
+/* 0 and *ret_gone set when the answer is certain; the read's error otherwise. */
+static int instance_gone(sf_ctx_t *ctx, const char *uuid, bool *ret_gone) {
+        _cleanup_json_ json_object *inst = NULL;
+        int r;
+
+        r = sf_store_get(ctx->store, "instance", uuid, &inst, NULL);
+        if (r == -ENOENT) {
+                *ret_gone = true;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        *ret_gone = strcmp(sf_json_str(inst, "state") ?: "", "deleted") == 0;
+        return 0;
+}
+
+/* Domains of this node whose instance is gone (a crash between undefine and the state
+ * write is covered by the delete intent; this catches records that vanished). */
+static int reconcile_domains(sf_ctx_t *ctx, sf_compute_t *cs) {
+        char **uuids = NULL;
         size_t n = 0;
+        int r;
 
+        r = sf_virt_list_sf(cs->conn, ctx->cfg.node, &uuids, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                char name[64];
+                bool gone = false;
+
+                r = instance_gone(ctx, uuids[i], &gone);
+                if (r < 0) {
+                        log_warn("reconciler: cannot read instance %s (%s); leaving every domain alone this pass",
+                                 uuids[i], strerror(-r));
+                        break;
+                }
+                if (!gone)
+                        continue;
+                sf_domain_name(uuids[i], name);
+                log_warn("reconciler: removing leaked domain %s", name);
+                sf_virt_destroy_undefine(cs->conn, name);
+        }
+        sf_virt_strv_free(uuids, n);
+        return r;
+}
+
+/* Instance directories (disks, config drive, console) that nobody owns any more: the
+ * instance is gone and libvirt says for certain there is no domain using them. */
+static int reconcile_instance_dirs(sf_ctx_t *ctx, sf_compute_t *cs) {
+        char dir[4096];
+        struct dirent *e;
+        DIR *d;
+        int r = 0;
+
+        snprintf(dir, sizeof(dir), "%s/instances", ctx->cfg.storage);
+        d = opendir(dir);
+        if (!d)
+                return errno == ENOENT ? 0 : -errno;
+        while ((e = readdir(d))) {
+                char path[4400], name[64];
+                bool gone = false;
+                int st = 0;
+
+                if (!sf_uuid_parse(e->d_name, NULL))
+                        continue;
+                r = instance_gone(ctx, e->d_name, &gone);
+                if (r < 0) {
+                        log_warn("reconciler: cannot read instance %s (%s); leaving instance files alone this pass",
+                                 e->d_name, strerror(-r));
+                        break;
+                }
+                if (!gone)
+                        continue;
+                sf_domain_name(e->d_name, name);
+                r = sf_virt_state(cs->conn, name, &st);
+                if (r != -ENOENT) {
+                        r = 0; /* a domain still uses it (the domain pass goes first), or libvirt is unsure */
+                        continue;
+                }
+                r = 0;
+                snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+                log_warn("reconciler: removing leaked instance files %s", path);
+                sf_rm_rf(path);
+        }
+        closedir(d);
+        return r;
+}
+
+/* Instances stuck in a transitional state without progress get a fresh intent (e.g.
+ * the API died between writing the record and recording its intent). */
+static int reconcile_stuck(sf_ctx_t *ctx) {
+        char **insts = NULL;
+        int r;
+
+        r = sf_store_index(ctx->store, "instance", "node", ctx->cfg.node, &insts, NULL);
+        if (r < 0)
+                return r;
+        for (char **p = insts; *p; p++) {
+                _cleanup_json_ json_object *inst = NULL;
+                const char *st;
+                double age;
+
+                r = sf_store_get(ctx->store, "instance", *p, &inst, NULL);
+                if (r == -ENOENT)
+                        continue;
+                if (r < 0)
+                        break;
+                st = sf_json_str(inst, "state") ?: "";
+                age = sf_now() - json_object_get_double(json_object_object_get(inst, "state_updated"));
+                if (age < ctx->cfg.stuck_after_s || strcmp(sf_json_str(inst, "node") ?: "", ctx->cfg.node) != 0)
+                        continue;
+                if (strcmp(st, "initial") == 0 || strcmp(st, "preflight") == 0 || strcmp(st, "creating") == 0)
+                        sf_intent_submit(ctx, ctx->cfg.node, "compute", "instance.create", "instance", *p,
+                                         sf_json_str(inst, "namespace"), NULL, NULL);
+                else if (strcmp(st, "delete-wait") == 0)
+                        sf_intent_submit(ctx, ctx->cfg.node, "compute", "instance.delete", "instance", *p,
+                                         sf_json_str(inst, "namespace"), NULL, NULL);
+        }
+        sf_strv_free(insts);
+        return r < 0 ? r : 0;
+}
+
+/* This node's pass: leaked domains, leaked files, stuck instances (each step only if
+ * the one before was sure), then the intent re-drive. */
+static void reconcile_node(sf_ctx_t *ctx, sf_compute_t *cs) {
+        if (sf_virt_ensure_alive(ctx->cfg.libvirt_uri, &cs->conn) == 0 && reconcile_domains(ctx, cs) == 0 &&
+            reconcile_instance_dirs(ctx, cs) == 0)
+                reconcile_stuck(ctx);
         sf_intent_redrive(ctx, ctx->cfg.node, "compute", ctx->cfg.redrive_after_s, NULL);
-        /* Domains nobody wants any more (a crash between undefine and the state write is
-         * covered by the delete intent; this catches records that vanished). */
-        if (sf_virt_list_sf(cs->conn, ctx->cfg.node, &uuids, &n) == 0) {
-                for (size_t i = 0; i < n; i++) {
-                        _cleanup_json_ json_object *inst = NULL;
-                        char name[64];
-                        if (sf_store_get(ctx->store, "instance", uuids[i], &inst, NULL) == 0 &&
-                            strcmp(sf_json_str(inst, "state") ?: "", "deleted") != 0)
-                                continue;
-                        sf_domain_name(uuids[i], name);
-                        log_warn("reconciler: removing leaked domain %s", name);
-                        sf_virt_destroy_undefine(cs->conn, name);
-                }
-                sf_virt_strv_free(uuids, n);
-        }
-        /* Instance directories (disks, config drive, console) nobody owns any more. */
-        {
-                char dir[4096];
-                DIR *d;
-                struct dirent *e;
-
-                snprintf(dir, sizeof(dir), "%s/instances", ctx->cfg.storage);
-                d = opendir(dir);
-                while (d && (e = readdir(d))) {
-                        _cleanup_json_ json_object *inst = NULL;
-                        char path[4400], name[64];
-                        int st = 0, r;
-
-                        if (!sf_uuid_parse(e->d_name, NULL))
-                                continue;
-                        r = sf_store_get(ctx->store, "instance", e->d_name, &inst, NULL);
-                        if (r < 0 && r != -ENOENT)
-                                continue; /* Redis unsure: never delete on a guess */
-                        if (r == 0 && strcmp(sf_json_str(inst, "state") ?: "", "deleted") != 0)
-                                continue;
-                        sf_domain_name(e->d_name, name);
-                        if (sf_virt_state(cs->conn, name, &st) == 0)
-                                continue; /* a domain still uses it: the domain pass goes first */
-                        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-                        log_warn("reconciler: removing leaked instance files %s", path);
-                        sf_rm_rf(path);
-                }
-                if (d)
-                        closedir(d);
-        }
-        /* Instances stuck in a transitional state without progress get a fresh intent
-         * (e.g. the API died between writing the record and recording its intent). */
-        if (sf_store_index(ctx->store, "instance", "node", ctx->cfg.node, &insts, NULL) == 0) {
-                for (char **p = insts; *p; p++) {
-                        _cleanup_json_ json_object *inst = NULL;
-                        const char *st;
-                        double age;
-                        if (sf_store_get(ctx->store, "instance", *p, &inst, NULL) < 0)
-                                continue;
-                        st = sf_json_str(inst, "state") ?: "";
-                        age = sf_now() - json_object_get_double(json_object_object_get(inst, "state_updated"));
-                        if (age < 600 || strcmp(sf_json_str(inst, "node") ?: "", ctx->cfg.node) != 0)
-                                continue;
-                        if (strcmp(st, "initial") == 0 || strcmp(st, "preflight") == 0 || strcmp(st, "creating") == 0)
-                                sf_intent_submit(ctx, ctx->cfg.node, "compute", "instance.create", "instance", *p,
-                                                 sf_json_str(inst, "namespace"), NULL, NULL);
-                        else if (strcmp(st, "delete-wait") == 0)
-                                sf_intent_submit(ctx, ctx->cfg.node, "compute", "instance.delete", "instance", *p,
-                                                 sf_json_str(inst, "namespace"), NULL, NULL);
-                }
-                sf_strv_free(insts);
-        }
 }
 
 /* Instances the API recorded but never placed (it died mid-create): once a minute,
@@ -747,8 +931,11 @@ static void reconcile_unplaced(sf_ctx_t *ctx) {
                         _cleanup_json_ json_object *inst = NULL;
                         json_object *ifaces = NULL;
                         const char *node;
-                        if (sf_store_get(ctx->store, "instance", *p, &inst, NULL) < 0 ||
-                            strcmp(sf_json_str(inst, "state") ?: "", "initial") != 0)
+                        int r = sf_store_get(ctx->store, "instance", *p, &inst, NULL);
+
+                        if (r < 0 && r != -ENOENT)
+                                break; /* Redis unsure: end the scan, touch nothing */
+                        if (r < 0 || strcmp(sf_json_str(inst, "state") ?: "", "initial") != 0)
                                 continue;
                         node = sf_json_str(inst, "node");
                         if ((node && *node) ||
@@ -779,10 +966,9 @@ static void reconcile_unplaced(sf_ctx_t *ctx) {
 void sf_compute_tick(sf_ctx_t *ctx, void *user) {
         sf_compute_t *cs = user;
 
-        heartbeat(ctx, cs);
         if (sf_mono_ms() >= cs->next_reconcile_ms) {
-                reconcile(ctx, cs);
+                reconcile_node(ctx, cs);
                 reconcile_unplaced(ctx);
-                cs->next_reconcile_ms = sf_mono_ms() + 30000;
+                cs->next_reconcile_ms = sf_mono_ms() + (int64_t)ctx->cfg.reconcile_interval_s * 1000;
         }
 }

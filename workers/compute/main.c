@@ -6,6 +6,7 @@
 #include "virt.h"
 
 #include <errno.h>
+#include <string.h>
 #include <unistd.h>
 
 static int setup(sf_ctx_t *ctx, sf_worker_t *w) {
@@ -27,13 +28,22 @@ static int setup(sf_ctx_t *ctx, sf_worker_t *w) {
         }
         if (sf_mkdir_p(ctx->cfg.storage, 0755) < 0)
                 log_warn("cannot create %s", ctx->cfg.storage);
+        r = sf_compute_heartbeat_start(cs);
+        if (r < 0) {
+                log_err("cannot start the heartbeat thread: %s", strerror(-r));
+                sf_virt_close(cs->conn);
+                cs->conn = NULL;
+                return r;
+        }
         return 0;
 }
 
 static void teardown(sf_worker_t *w) {
         sf_compute_t *cs = w->user;
 
+        sf_compute_heartbeat_stop(cs);
         sf_virt_close(cs->conn);
+        cs->conn = NULL;
 }
 
 int main(void) {

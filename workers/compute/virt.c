@@ -56,6 +56,20 @@ void sf_virt_close(virConnectPtr c) {
                 virConnectClose(c);
 }
 
+int sf_virt_ensure_alive(const char *uri, virConnectPtr *conn) {
+        unsigned long ver = 0;
+
+        /* IsAlive alone misses a restart while we were idle (no event loop watches the
+         * socket); one cheap round trip finds it. */
+        if (*conn && virConnectIsAlive(*conn) == 1 && virConnectGetLibVersion(*conn, &ver) == 0)
+                return 0;
+        if (*conn)
+                log_warn("libvirt: connection lost (%s); reconnecting", virt_msg());
+        sf_virt_close(*conn);
+        *conn = NULL;
+        return sf_virt_open(uri, conn);
+}
+
 int sf_virt_define_start(virConnectPtr c, const char *xml) {
         _cleanup_domain_ virDomainPtr d = NULL;
         int state = 0, reason = 0;

@@ -8,6 +8,10 @@
 int sf_virt_open(const char *uri, virConnectPtr *ret);
 /* Close a connection; NULL is fine. */
 void sf_virt_close(virConnectPtr c);
+/* Make *conn usable: if it is NULL, closed, or does not answer a round trip (libvirtd
+ * restarted since), close it and open a new one.  On failure *conn is NULL (every
+ * sf_virt_* call then fails with -EINVAL) and -ECONNREFUSED is returned. */
+int sf_virt_ensure_alive(const char *uri, virConnectPtr *conn);
 /* Define (or redefine) xml, mark it autostart, start it unless already running
  * (a paused domain is resumed).  Idempotent. */
 int sf_virt_define_start(virConnectPtr c, const char *xml);
