@@ -1,3 +1,0 @@
-build-asan/obj/api/auth.o: api/auth.c api/auth.h lib/util.h
-api/auth.h:
-lib/util.h:

@@ -1,2 +1,0 @@
-build-asan/obj/lib/log.o: lib/log.c lib/log.h
-lib/log.h:
