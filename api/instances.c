@@ -1,5 +1,6 @@
 /* Instance endpoints (api.md §2.3) and the create flow's API half (§7 step 1). */
 #include "api.h"
+#include "keys.h"
 
 #include "event.h"
 #include "intent.h"
@@ -88,7 +89,7 @@ static bool url_ok(const char *u) {
 
 /* Find a visible image artifact for url that is not dead, or create one (state initial). */
 static int artifact_for_url(sf_ctx_t *ctx, const char *ns, const char *url, char out[SF_UUID_LEN]) {
-        _cleanup_reply_ redisReply *m = sf_store_cmd(ctx->store, "SMEMBERS sf:artifacts:url:%s", url);
+        _cleanup_reply_ redisReply *m = sf_store_cmd(ctx->store, "SMEMBERS " SF_KEY_ARTIFACTS_URL, url);
         _cleanup_json_ json_object *doc = NULL;
         int r;
 
@@ -123,7 +124,7 @@ static int artifact_for_url(sf_ctx_t *ctx, const char *ns, const char *url, char
         r = sf_obj_create(ctx, "artifact", out, doc);
         if (r < 0)
                 return r;
-        freeReplyObject(sf_store_cmd(ctx->store, "SADD sf:artifacts:url:%s %s", url, out));
+        freeReplyObject(sf_store_cmd(ctx->store, "SADD " SF_KEY_ARTIFACTS_URL " %s", url, out));
         return 0;
 }
 
@@ -461,7 +462,7 @@ static int mac_claim(sf_ctx_t *ctx, bool requested, const char *iu, char mac[18]
                 }
                 /* SET NX re-sent after a lost reply finds its own value: a claim is ours when
                  * the key names this interface, whoever's SET wrote it. */
-                r = sf_store_cmd(ctx->store, "EVAL %s 1 sf:mac:%s %s", CLAIM_LUA, mac, iu);
+                r = sf_store_cmd(ctx->store, "EVAL %s 1 " SF_KEY_MAC " %s", CLAIM_LUA, mac, iu);
                 if (!r || r->type != REDIS_REPLY_INTEGER)
                         return -EIO;
                 if (r->integer == 1)
@@ -585,7 +586,7 @@ static int instance_add_interface(sf_ctx_t *ctx, const create_req_t *c, size_t i
         r = sf_store_update(ctx->store, "instance", uuid, NULL, set_interfaces, ifaces, NULL);
         if (r < 0)
                 return r;
-        freeReplyObject(sf_store_cmd(ctx->store, "SADD sf:netifaces:%s %s", n->network_uuid, iu));
+        freeReplyObject(sf_store_cmd(ctx->store, "SADD " SF_KEY_NETIFACES " %s", n->network_uuid, iu));
 
         r = mac_claim(ctx, n->mac[0] != 0, iu, mac);
         if (r == -EADDRINUSE)

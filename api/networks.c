@@ -1,5 +1,6 @@
 /* Network endpoints (api.md §2.4). */
 #include "api.h"
+#include "keys.h"
 
 #include "intent.h"
 #include "ipam.h"
@@ -22,7 +23,7 @@ static int alloc_vxid(sf_ctx_t *ctx, const char *uuid, uint32_t *ret) {
                 id = 1 + id % 16777215u;
                 /* Idempotent: a re-sent claim (lost reply) finds its own uuid and succeeds. */
                 _cleanup_reply_ redisReply *r = sf_store_cmd(
-                        ctx->store, "EVAL %s 1 sf:vxid:%u %s",
+                        ctx->store, "EVAL %s 1 " SF_KEY_VXID " %s",
                         "if redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 1 end "
                         "if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end return 0",
                         id, uuid);
@@ -39,7 +40,7 @@ static int alloc_vxid(sf_ctx_t *ctx, const char *uuid, uint32_t *ret) {
 /* Give back what a network create claimed before it failed (only what is still ours). */
 static void network_claims_release(sf_ctx_t *ctx, const char *uuid, uint32_t vxid) {
         freeReplyObject(sf_store_cmd(
-                ctx->store, "EVAL %s 1 sf:vxid:%u %s",
+                ctx->store, "EVAL %s 1 " SF_KEY_VXID " %s",
                 "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 1", vxid,
                 uuid));
         sf_ipam_release_owner(ctx->store, FLOATING_NET, uuid);
@@ -222,7 +223,7 @@ int sf_api_network_interfaces(sf_http_req_t *req, sf_http_resp_t *resp) {
 
         if (sf_api_find(req, resp, "network", &caller, &doc) < 0)
                 return 0;
-        m = sf_store_cmd(ctx->store, "SMEMBERS sf:netifaces:%s", sf_json_str(doc, "uuid"));
+        m = sf_store_cmd(ctx->store, "SMEMBERS " SF_KEY_NETIFACES, sf_json_str(doc, "uuid"));
         if (!m || m->type != REDIS_REPLY_ARRAY)
                 return -EIO;
         list = json_object_new_array();

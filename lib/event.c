@@ -1,4 +1,5 @@
 #include "event.h"
+#include "keys.h"
 
 #include "log.h"
 #include "sf.pb-c.h"
@@ -51,8 +52,8 @@ int sf_event_emit(sf_ctx_t *ctx, const char *objtype, const char *uuid, const ch
         json_object_object_add(rest, "extra", extra ? json_object_get(extra) : json_object_new_object());
         text = json_object_to_json_string_ext(rest, JSON_C_TO_STRING_PLAIN);
         snprintf(ts, sizeof(ts), "%.6f", now);
-        snprintf(key, sizeof(key), "sf:events:%s:%s", objtype, uuid);
-        snprintf(lastkey, sizeof(lastkey), "sf:eventts:%s:%s", objtype, uuid);
+        snprintf(key, sizeof(key), SF_KEY_EVENTS, objtype, uuid);
+        snprintf(lastkey, sizeof(lastkey), SF_KEY_EVENTTS, objtype, uuid);
         snprintf(keep, sizeof(keep), "%d", SF_EVENTS_KEEP);
         /* rest is {"type":...}: drop its '{' since the script writes the timestamp first. */
         r = sf_store_cmd_once(ctx->store, "EVAL %s 2 %s %s %s %s %s", PUSH_LUA, key, lastkey, ts, text + 1,
@@ -95,7 +96,7 @@ int sf_event_emit(sf_ctx_t *ctx, const char *objtype, const char *uuid, const ch
 
 int sf_event_list(sf_store_t *s, const char *objtype, const char *uuid, const char *type_filter,
                   int limit, json_object **ret_array) {
-        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "LRANGE sf:events:%s:%s 0 %d", objtype, uuid,
+        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "LRANGE " SF_KEY_EVENTS " 0 %d", objtype, uuid,
                                                      SF_EVENTS_KEEP - 1);
         json_object *arr;
 

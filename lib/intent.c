@@ -1,4 +1,5 @@
 #include "intent.h"
+#include "keys.h"
 
 #include "log.h"
 
@@ -23,7 +24,7 @@ void sf_intent_subject(const char *node, const char *worker, char *out, size_t l
 static const char SUBMIT_LUA[] =
         "local cur = redis.call('GET', KEYS[3])\n"
         "if cur then\n"
-        "  local rk = 'sf:intent:' .. cur\n"
+        "  local rk = '" SF_KEY_INTENT_PREFIX "' .. cur\n"
         "  local f = redis.call('HMGET', rk, 'state', 'attempts', 'payload', 'subject')\n"
         "  if f[1] == 'pending' and f[3] then\n"
         "    if tonumber(f[2] or '0') > 0 then redis.call('HSET', rk, 'rerun', 1) end\n"
@@ -43,7 +44,7 @@ static const char SUBMIT_LUA[] =
 /* The key that makes (node and worker, object, kind, args) have one open intent. */
 static char *open_key(const char *subject, const char *objtype, const char *uuid, const char *kind,
                       const char *const *args) {
-        char *k = sf_strdupf("sf:intent:open:%s:%s:%s:%s", subject, objtype, uuid, kind);
+        char *k = sf_strdupf(SF_KEY_INTENT_OPEN, subject, objtype, uuid, kind);
 
         for (size_t i = 0; k && args && args[2 * i] && i < 16; i++) {
                 char *n = sf_strdupf("%s:%s=%s", k, args[2 * i], args[2 * i + 1] ? args[2 * i + 1] : "");
@@ -91,7 +92,7 @@ int sf_intent_submit(sf_ctx_t *ctx, const char *node, const char *worker, const 
         sf__intent__pack(&in, buf);
         sf_intent_subject(node, worker, subject, sizeof(subject));
         snprintf(created, sizeof(created), "%lld", (long long)in.created_us);
-        snprintf(key, sizeof(key), "sf:intent:%s", id);
+        snprintf(key, sizeof(key), SF_KEY_INTENT, id);
         object = sf_strdupf("%s/%s", objtype, uuid);
         okey = open_key(subject, objtype, uuid, kind, args);
         if (!object || !okey)
@@ -99,7 +100,7 @@ int sf_intent_submit(sf_ctx_t *ctx, const char *node, const char *worker, const 
 
         /* 1. Record (the truth), or find the open one for the same object and kind. */
         {
-                const char *argv[] = {"EVAL", SUBMIT_LUA, "3", key, "sf:intents:pending", okey,
+                const char *argv[] = {"EVAL", SUBMIT_LUA, "3", key, SF_KEY_INTENTS_PENDING, okey,
                                       (const char *)buf, subject, created, kind, object, id};
                 size_t lens[SF_ARRAY_SIZE(argv)];
 
@@ -136,7 +137,7 @@ int sf_intent_submit(sf_ctx_t *ctx, const char *node, const char *worker, const 
 
 int sf_intent_load(sf_store_t *s, const char *id, Sf__Intent **ret, char ret_state[16],
                    int *ret_attempts) {
-        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "HMGET sf:intent:%s payload state attempts", id);
+        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "HMGET " SF_KEY_INTENT " payload state attempts", id);
         Sf__Intent *in;
 
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3)
@@ -162,7 +163,7 @@ int sf_intent_load(sf_store_t *s, const char *id, Sf__Intent **ret, char ret_sta
 
 int sf_intent_attempt(sf_store_t *s, const char *id, int delta, int *ret_attempts) {
         /* Once: a re-sent HINCRBY after a lost reply would count one attempt twice. */
-        _cleanup_reply_ redisReply *r = sf_store_cmd_once(s, "HINCRBY sf:intent:%s attempts %d", id, delta);
+        _cleanup_reply_ redisReply *r = sf_store_cmd_once(s, "HINCRBY " SF_KEY_INTENT " attempts %d", id, delta);
 
         if (!r || r->type != REDIS_REPLY_INTEGER)
                 return -EIO;
@@ -172,7 +173,7 @@ int sf_intent_attempt(sf_store_t *s, const char *id, int delta, int *ret_attempt
 }
 
 int sf_intent_touch(sf_store_t *s, const char *id) {
-        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "HSET sf:intent:%s seen_us %lld", id,
+        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "HSET " SF_KEY_INTENT " seen_us %lld", id,
                                                      (long long)sf_now_us());
         return r && r->type == REDIS_REPLY_INTEGER ? 0 : -EIO;
 }
@@ -194,11 +195,11 @@ static const char FINISH_LUA[] =
 
 int sf_intent_finish(sf_store_t *s, const char *id, const char *state, const char *error) {
         char now[24], key[64];
-        const char *argv[] = {"EVAL", FINISH_LUA, "2", key, "sf:intents:pending", state, error ? error : "", now, id};
+        const char *argv[] = {"EVAL", FINISH_LUA, "2", key, SF_KEY_INTENTS_PENDING, state, error ? error : "", now, id};
         _cleanup_reply_ redisReply *r = NULL;
 
         snprintf(now, sizeof(now), "%lld", (long long)sf_now_us());
-        snprintf(key, sizeof(key), "sf:intent:%s", id);
+        snprintf(key, sizeof(key), SF_KEY_INTENT, id);
         /* Once: a re-sent finish could take the next run's "rerun" for this one's. */
         r = sf_store_cmdargv_once(s, (int)SF_ARRAY_SIZE(argv), argv, NULL);
         if (!r || r->type != REDIS_REPLY_INTEGER)
@@ -207,7 +208,7 @@ int sf_intent_finish(sf_store_t *s, const char *id, const char *state, const cha
 }
 
 int sf_intent_current(sf_store_t *s, const char *id, const char *msgid) {
-        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "HGET sf:intent:%s msgid", id);
+        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "HGET " SF_KEY_INTENT " msgid", id);
 
         if (!r || r->type == REDIS_REPLY_ERROR)
                 return r ? sf_store_reply_errno(r) : -EIO;
@@ -226,7 +227,7 @@ static int redrive(sf_ctx_t *ctx, const char *node, const char *worker, int olde
                 "local mid = ARGV[1] .. '.' .. redis.call('HINCRBY', KEYS[1], 'gen', 1)\n"
                 "redis.call('HSET', KEYS[1], 'msgid', mid)\n"
                 "return mid";
-        _cleanup_reply_ redisReply *ids = sf_store_cmd(ctx->store, "ZRANGE sf:intents:pending 0 -1");
+        _cleanup_reply_ redisReply *ids = sf_store_cmd(ctx->store, "ZRANGE " SF_KEY_INTENTS_PENDING " 0 -1");
         int64_t cutoff = sf_now_us() - (int64_t)older_than_s * 1000000;
         char prefix[256] = "";
         int n = 0;
@@ -239,13 +240,13 @@ static int redrive(sf_ctx_t *ctx, const char *node, const char *worker, int olde
         for (size_t i = 0; i < ids->elements; i++) {
                 const char *id = ids->element[i]->str;
                 _cleanup_reply_ redisReply *r =
-                        sf_store_cmd(ctx->store, "HMGET sf:intent:%s payload subject seen_us state", id);
+                        sf_store_cmd(ctx->store, "HMGET " SF_KEY_INTENT " payload subject seen_us state", id);
                 _cleanup_reply_ redisReply *g = NULL;
                 if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 4)
                         continue;
                 if (r->element[0]->type == REDIS_REPLY_NIL && r->element[3]->type == REDIS_REPLY_NIL) {
                         /* The record vanished (certainly): nothing to drive. */
-                        freeReplyObject(sf_store_cmd(ctx->store, "ZREM sf:intents:pending %s", id));
+                        freeReplyObject(sf_store_cmd(ctx->store, "ZREM " SF_KEY_INTENTS_PENDING " %s", id));
                         continue;
                 }
                 if (r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING ||
@@ -255,7 +256,7 @@ static int redrive(sf_ctx_t *ctx, const char *node, const char *worker, int olde
                         continue;
                 if (strtoll(r->element[2]->str, NULL, 10) > cutoff)
                         continue;
-                g = sf_store_cmd_once(ctx->store, "EVAL %s 1 sf:intent:%s %s", NEXT_GEN_LUA, id, id);
+                g = sf_store_cmd_once(ctx->store, "EVAL %s 1 " SF_KEY_INTENT " %s", NEXT_GEN_LUA, id, id);
                 if (!g || g->type != REDIS_REPLY_STRING)
                         continue;
                 if (!ctx->bus || sf_bus_publish(ctx->bus, r->element[1]->str, g->str, r->element[0]->str,

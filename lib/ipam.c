@@ -1,4 +1,5 @@
 #include "ipam.h"
+#include "keys.h"
 
 #include "sflimits.h"
 #include "util.h"
@@ -84,7 +85,7 @@ bool sf_cidr_overlaps(const sf_cidr_t *a, const sf_cidr_t *b) {
  * crash between reserving and recording the address leaks nothing. */
 static int take(sf_store_t *s, const char *netuuid, const char *ip, const char *owner) {
         _cleanup_reply_ redisReply *r = sf_store_cmd(
-                s, "EVAL %s 2 sf:ipam:%s sf:ipamowners:%s %s %s",
+                s, "EVAL %s 2 " SF_KEY_IPAM " " SF_KEY_IPAMOWNERS " %s %s",
                 "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
                 "if not cur then\n"
                 "  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
@@ -119,7 +120,7 @@ int sf_ipam_reserve(sf_store_t *s, const char *netuuid, const sf_cidr_t *c, cons
         }
         /* An owner retrying after a crash gets the address it already holds. */
         {
-                _cleanup_reply_ redisReply *held = sf_store_cmd(s, "HGET sf:ipamowners:%s %s", netuuid, owner);
+                _cleanup_reply_ redisReply *held = sf_store_cmd(s, "HGET " SF_KEY_IPAMOWNERS " %s", netuuid, owner);
                 if (!held)
                         return -EIO;
                 if (held->type == REDIS_REPLY_STRING && sf_ip_parse(held->str, &ip) == 0 &&
@@ -158,7 +159,7 @@ int sf_ipam_reserve(sf_store_t *s, const char *netuuid, const sf_cidr_t *c, cons
 
 int sf_ipam_release(sf_store_t *s, const char *netuuid, const char *ip, const char *owner) {
         _cleanup_reply_ redisReply *r = sf_store_cmd(
-                s, "EVAL %s 2 sf:ipam:%s sf:ipamowners:%s %s %s",
+                s, "EVAL %s 2 " SF_KEY_IPAM " " SF_KEY_IPAMOWNERS " %s %s",
                 "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then\n"
                 "  redis.call('HDEL', KEYS[2], ARGV[2])\n"
                 "  return redis.call('HDEL', KEYS[1], ARGV[1]) end\n"
@@ -169,7 +170,7 @@ int sf_ipam_release(sf_store_t *s, const char *netuuid, const char *ip, const ch
 
 int sf_ipam_release_owner(sf_store_t *s, const char *netuuid, const char *owner) {
         _cleanup_reply_ redisReply *r = sf_store_cmd(
-                s, "EVAL %s 2 sf:ipam:%s sf:ipamowners:%s %s",
+                s, "EVAL %s 2 " SF_KEY_IPAM " " SF_KEY_IPAMOWNERS " %s",
                 "local ip = redis.call('HGET', KEYS[2], ARGV[1])\n"
                 "if not ip then return 0 end\n"
                 "redis.call('HDEL', KEYS[2], ARGV[1])\n"
@@ -196,6 +197,6 @@ int sf_ipam_init(sf_store_t *s, const char *netuuid, const sf_cidr_t *c) {
 }
 
 int sf_ipam_drop(sf_store_t *s, const char *netuuid) {
-        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "DEL sf:ipam:%s sf:ipamowners:%s", netuuid, netuuid);
+        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "DEL " SF_KEY_IPAM " " SF_KEY_IPAMOWNERS, netuuid, netuuid);
         return r ? 0 : -EIO;
 }

@@ -1,4 +1,5 @@
 #include "lock.h"
+#include "keys.h"
 
 #include "log.h"
 #include "util.h"
@@ -98,8 +99,8 @@ int sf_lock_acquire(sf_store_t *s, const char *name, const char *holder, int ttl
         if (!l)
                 return -ENOMEM;
         snprintf(l->name, sizeof(l->name), "%s", name);
-        snprintf(l->key, sizeof(l->key), "sf:lock:%s", name);
-        snprintf(fence_key, sizeof(fence_key), "sf:fence:%s", name);
+        snprintf(l->key, sizeof(l->key), SF_KEY_LOCK, name);
+        snprintf(fence_key, sizeof(fence_key), SF_KEY_FENCE, name);
         snprintf(l->host, sizeof(l->host), "%s", sf_store_host(s));
         l->port = sf_store_port(s);
         l->ttl_ms = ttl_ms;
@@ -109,7 +110,7 @@ int sf_lock_acquire(sf_store_t *s, const char *name, const char *holder, int ttl
                 /* Once: after a lost reply the lock may be ours already, and a re-send
                  * would see it taken (or INCR the counter again).  If it was applied,
                  * it expires after ttl_ms: nobody refreshes it. */
-                _cleanup_reply_ redisReply *r = sf_store_cmd_once(s, "EVAL %s 3 %s sf:fencectr %s %s %d",
+                _cleanup_reply_ redisReply *r = sf_store_cmd_once(s, "EVAL %s 3 %s " SF_KEY_FENCECTR " %s %s %d",
                                                              ACQUIRE_LUA, l->key, fence_key, holder,
                                                              ttl_ms);
                 if (!r || r->type != REDIS_REPLY_INTEGER) {
@@ -171,7 +172,7 @@ void sf_lock_holder(const char *node, char *out, size_t len) {
 }
 
 int sf_lock_break_dead(sf_store_t *s, const char *name, const char *node) {
-        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "GET sf:lock:%s", name);
+        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "GET " SF_KEY_LOCK, name);
         const char *holder, *slash;
         size_t nlen = strlen(node);
         long pid;
@@ -192,7 +193,7 @@ int sf_lock_break_dead(sf_store_t *s, const char *name, const char *node) {
                 return 0;
         {
                 _cleanup_reply_ redisReply *d = sf_store_cmd(
-                        s, "EVAL %s 1 sf:lock:%s %s",
+                        s, "EVAL %s 1 " SF_KEY_LOCK " %s",
                         "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
                         name, r->str);
                 if (!d || d->type != REDIS_REPLY_INTEGER)

@@ -1,4 +1,5 @@
 #include "object.h"
+#include "keys.h"
 
 #include "event.h"
 #include "ipam.h"
@@ -108,7 +109,7 @@ int sf_obj_set_field(sf_ctx_t *ctx, const char *type, const char *uuid, const ch
 }
 
 int sf_obj_network_live_interfaces(sf_store_t *s, const char *netuuid, int *ret) {
-        _cleanup_reply_ redisReply *m = sf_store_cmd(s, "SMEMBERS sf:netifaces:%s", netuuid);
+        _cleanup_reply_ redisReply *m = sf_store_cmd(s, "SMEMBERS " SF_KEY_NETIFACES, netuuid);
         int n = 0;
 
         if (!m || m->type != REDIS_REPLY_ARRAY)
@@ -147,7 +148,7 @@ int sf_obj_release_interface(sf_ctx_t *ctx, const char *iface_uuid, char *ret_ne
                 return r;
         if (mac) {
                 _cleanup_reply_ redisReply *rr = sf_store_cmd(
-                        ctx->store, "EVAL %s 1 sf:mac:%s %s",
+                        ctx->store, "EVAL %s 1 " SF_KEY_MAC " %s",
                         "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 1",
                         mac, iface_uuid);
                 if (!rr)
@@ -183,11 +184,11 @@ int sf_obj_purge_deleted(sf_ctx_t *ctx, int older_than_s, int *ret_n) {
                             json_object_get_double(ts) > cutoff)
                                 continue;
                         if (strcmp(types[t], "networkinterface") == 0 && sf_json_str(doc, "network_uuid"))
-                                freeReplyObject(sf_store_cmd(ctx->store, "SREM sf:netifaces:%s %s",
+                                freeReplyObject(sf_store_cmd(ctx->store, "SREM " SF_KEY_NETIFACES " %s",
                                                              sf_json_str(doc, "network_uuid"), *p));
                         if (strcmp(types[t], "network") == 0)
-                                freeReplyObject(sf_store_cmd(ctx->store, "DEL sf:netifaces:%s", *p));
-                        freeReplyObject(sf_store_cmd(ctx->store, "DEL sf:eventts:%s:%s", types[t], *p));
+                                freeReplyObject(sf_store_cmd(ctx->store, "DEL " SF_KEY_NETIFACES, *p));
+                        freeReplyObject(sf_store_cmd(ctx->store, "DEL " SF_KEY_EVENTTS, types[t], *p));
                         if (sf_store_purge(ctx->store, types[t], *p) == 0)
                                 n++;
                 }

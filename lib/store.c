@@ -1,4 +1,5 @@
 #include "store.h"
+#include "keys.h"
 
 #include "log.h"
 #include "util.h"
@@ -205,7 +206,7 @@ void sf_store_set_timeout(sf_store_t *s, int ms) {
 
 int sf_store_get(sf_store_t *s, const char *type, const char *uuid, json_object **ret_doc,
                  uint64_t *ret_rev) {
-        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "HMGET sf:obj:%s:%s rev doc", type, uuid);
+        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "HMGET " SF_KEY_OBJ " rev doc", type, uuid);
         json_object *doc;
 
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
@@ -242,9 +243,9 @@ int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t exp
         const char *text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN);
         _cleanup_reply_ redisReply *r = NULL;
 
-        snprintf(keybuf[0], sizeof(keybuf[0]), "sf:obj:%s:%s", type, uuid);
-        snprintf(keybuf[1], sizeof(keybuf[1]), "sf:fence:%s", fence ? fence->resource : "-");
-        snprintf(keybuf[2], sizeof(keybuf[2]), "sf:idx:%s:all", type);
+        snprintf(keybuf[0], sizeof(keybuf[0]), SF_KEY_OBJ, type, uuid);
+        snprintf(keybuf[1], sizeof(keybuf[1]), SF_KEY_FENCE, fence ? fence->resource : "-");
+        snprintf(keybuf[2], sizeof(keybuf[2]), SF_KEY_IDX_ALL, type);
         nk = 3;
         argv[argc++] = "EVAL";
         argv[argc++] = PUT_LUA;
@@ -254,7 +255,7 @@ int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t exp
         for (int i = 0; i < 3; i++) {
                 const char *v = sf_json_str(doc, fields[i]);
                 if (v && *v)
-                        snprintf(idx[nidx++], sizeof(idx[0]), "sf:idx:%s:%s:%s", type, names[i], v);
+                        snprintf(idx[nidx++], sizeof(idx[0]), SF_KEY_IDX, type, names[i], v);
         }
         snprintf(nkeys, sizeof(nkeys), "%d", nk + nidx);
         argv[argc++] = nkeys;
@@ -329,9 +330,9 @@ int sf_store_index(sf_store_t *s, const char *type, const char *index, const cha
         char **v;
 
         if (strcmp(index, "all") == 0)
-                r = sf_store_cmd(s, "SMEMBERS sf:idx:%s:all", type);
+                r = sf_store_cmd(s, "SMEMBERS " SF_KEY_IDX_ALL, type);
         else
-                r = sf_store_cmd(s, "SMEMBERS sf:idx:%s:%s:%s", type, index, value);
+                r = sf_store_cmd(s, "SMEMBERS " SF_KEY_IDX, type, index, value);
         if (!r || r->type != REDIS_REPLY_ARRAY)
                 return r && r->type == REDIS_REPLY_ERROR ? sf_store_reply_errno(r) : -EIO;
         v = calloc(r->elements + 1, sizeof(char *));
@@ -364,10 +365,10 @@ int sf_store_purge(sf_store_t *s, const char *type, const char *uuid) {
                 const char *v = sf_json_str(doc, fields[i]);
                 if (v && *v)
                         freeReplyObject(
-                                sf_store_cmd(s, "SREM sf:idx:%s:%s:%s %s", type, names[i], v, uuid));
+                                sf_store_cmd(s, "SREM " SF_KEY_IDX " %s", type, names[i], v, uuid));
         }
-        freeReplyObject(sf_store_cmd(s, "SREM sf:idx:%s:all %s", type, uuid));
-        freeReplyObject(sf_store_cmd(s, "DEL sf:obj:%s:%s sf:events:%s:%s", type, uuid, type, uuid));
+        freeReplyObject(sf_store_cmd(s, "SREM " SF_KEY_IDX_ALL " %s", type, uuid));
+        freeReplyObject(sf_store_cmd(s, "DEL " SF_KEY_OBJ " " SF_KEY_EVENTS, type, uuid, type, uuid));
         return 0;
 }
 

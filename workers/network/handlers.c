@@ -4,6 +4,7 @@
  *   network.refresh rewrite the DHCP hosts from the interface records
  *   network.delete  wait until no interface uses it, tear everything down; -> deleted */
 #include "handlers.h"
+#include "keys.h"
 
 #include "event.h"
 #include "exec.h"
@@ -63,7 +64,7 @@ static int plumb_of(sf_ctx_t *ctx, json_object *net, sf_netplumb_t *p) {
 
 /* DHCP hosts = every live interface on the network with an address. */
 static int refresh_hosts(sf_ctx_t *ctx, const sf_netplumb_t *p) {
-        _cleanup_reply_ redisReply *m = sf_store_cmd(ctx->store, "SMEMBERS sf:netifaces:%s", p->uuid);
+        _cleanup_reply_ redisReply *m = sf_store_cmd(ctx->store, "SMEMBERS " SF_KEY_NETIFACES, p->uuid);
         _cleanup_free_ sf_dhcp_host_t *hosts = NULL;
         size_t n = 0;
 
@@ -257,7 +258,7 @@ static int handle_delete(sf_work_t *w) {
         fgw = sf_json_str(net, "floating_gateway");
         if (fgw)
                 sf_ipam_release(ctx->store, "floating", fgw, p.uuid);
-        freeReplyObject(sf_store_cmd(ctx->store, "DEL sf:vxid:%u", p.vxid));
+        freeReplyObject(sf_store_cmd(ctx->store, "DEL " SF_KEY_VXID, p.vxid));
         r = sf_obj_set_state(ctx, "network", p.uuid, "deleted", NULL, NULL, NULL);
         if (r < 0 && r != -EINVAL)
                 return sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY;
