@@ -246,8 +246,8 @@ static int mut_add_version(json_object *doc, void *ud) {
         json_object_object_del(doc, "fetching_blob");
 
         /* Keep the newest max_versions (the new one included).  The dropped blobs' files
-         * and docs stay for now: a blob reaper (refcount 0, in no artifact version) removes
-         * them later, so an instance still using an old version is never pulled from. */
+         * and docs stay on disk: there is no reaper yet (docs/architecture.md "Not done
+         * yet"), so an instance still using an old version is never pulled from. */
         if (n < SF_ARRAY_SIZE(keys))
                 keys[n++] = v->index;
         qsort(keys, n, sizeof(keys[0]), cmp_i64);
