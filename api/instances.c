@@ -770,7 +770,12 @@ int sf_api_instance_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
                 json_object *ifaces = NULL;
                 json_object_object_get_ex(doc, "interfaces", &ifaces);
                 release_interfaces(ctx, ifaces);
-                sf_obj_set_state(ctx, "instance", uuid, "deleted", NULL, NULL, NULL);
+                /* api.md §4.3: delete-wait-error leaves only through error. */
+                if (strcmp(state, "delete-wait-error") == 0)
+                        sf_obj_set_state(ctx, "instance", uuid, "error", NULL, NULL, NULL);
+                r = sf_obj_set_state(ctx, "instance", uuid, "deleted", NULL, NULL, NULL);
+                if (r < 0 && r != -EINVAL)
+                        return r;
         } else {
                 r = sf_intent_submit(ctx, node, "compute", "instance.delete", "instance", uuid,
                                      sf_json_str(doc, "namespace"), NULL, NULL);
