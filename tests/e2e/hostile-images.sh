@@ -7,6 +7,9 @@
 # under the storage directory (image_cache included).  A raw image still creates.
 source "$(dirname "$0")/lib.sh"
 
+# The hostile image server is on loopback, which downloads may reach only when listed.
+EVIL_PORT=$(free_port)
+export SF_DOWNLOAD_ALLOW=127.0.0.1:$EVIL_PORT
 e2e_setup
 
 EVIL=$W/evil
@@ -45,7 +48,6 @@ cp "$SECRET" "$W/datafile-secret"
 # and a valid raw image: the test image, transcoded
 qemu-img convert -f qcow2 -O raw "$BUILD/testimage/sftest.qcow2" "$EVIL/sftest.raw"
 
-EVIL_PORT=$(free_port)
 EVIL_URL=http://127.0.0.1:$EVIL_PORT
 spawn evil-images python3 -m http.server --bind 127.0.0.1 "$EVIL_PORT" --directory "$EVIL"
 evil_up() { curl -sf -o /dev/null "$EVIL_URL/"; }
