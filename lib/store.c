@@ -48,7 +48,7 @@ static int store_auth(sf_store_t *s) {
         r = redisCommand(s->c, "AUTH %s", store_password);
         if (!r) {
                 log_err("redis %s:%d: no answer to AUTH: %s", s->host, s->port, s->c->errstr);
-                ret = -ECONNREFUSED;
+                ret = -ETIMEDOUT;
         } else if (r->type == REDIS_REPLY_ERROR) {
                 log_err("redis %s:%d: AUTH refused: %s", s->host, s->port, r->str);
                 ret = -EACCES;
@@ -99,7 +99,11 @@ int sf_store_connect(const char *host, int port, sf_store_t **ret) {
         s->port = port;
         s->timeout_ms = 10000;
         r = store_reconnect(s);
-        if (r < 0) {
+        /* A server that accepts the connection but does not answer (stopped, busy loading)
+         * is there: start disconnected, and every command tries again (and fails, meaning
+         * "don't know") until it answers.  A worker restarted during a Redis stall keeps
+         * running instead of exiting.  Refused connections and refused AUTH are errors. */
+        if (r < 0 && r != -ETIMEDOUT) {
                 free(s);
                 return r;
         }
