@@ -111,9 +111,17 @@ api_ok POST /networks "{\"netblock\": \"10.250.$n.0/24\", \"name\": \"e2e-run-$E
 NET=$(json_get uuid <<< "$RESP"); VX=$(json_get vxid <<< "$RESP")
 NETWORKS+=("$NET $VX")
 wait_state networks "$NET" 60 created
+# An instance from sf-run's own image server (loopback: on its download allow list), as
+# the README shows: sf-blob and sf-compute work with the credentials too.
+IMAGE_URL=http://127.0.0.1:$IMAGE_PORT
+create_instance "e2e-run-$E2E_ID" "$NET"
+wait_state instances "$INST_UUID" 120 created
+api_ok DELETE "/instances/$INST_UUID"
+wait_state instances "$INST_UUID" 60 deleted
+assert_instance_gone "$INST_UUID"
 api_ok DELETE "/networks/$NET"
 wait_state networks "$NET" 60 deleted
-log "network $NET created and deleted through the bus"
+log "network $NET and instance $INST_UUID created and deleted through the bus"
 stop_sf_run
 
 # 2. Second start: the same credentials, and everything answers again.
