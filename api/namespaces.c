@@ -42,6 +42,15 @@ int sf_api_ns_ensure(sf_ctx_t *ctx, const char *ns) {
         json_object_object_add(doc, "trust", json_object_get(trust));
         json_object_object_add(doc, "metadata", json_object_new_object());
         r = sf_obj_create(ctx, "namespace", ns, doc);
+        if (r == -EEXIST) {
+                /* A deleted namespace of that name is gone for good: the new one starts
+                 * empty (no keys, trusts or metadata of the old). */
+                _cleanup_json_ json_object *old = NULL;
+                if (sf_store_get(ctx->store, "namespace", ns, &old, NULL) == 0 &&
+                    strcmp(sf_json_str(old, "state") ?: "", "deleted") == 0 &&
+                    sf_store_purge(ctx->store, "namespace", ns) == 0)
+                        r = sf_obj_create(ctx, "namespace", ns, doc);
+        }
         return r == -EEXIST ? 0 : r;
 }
 
@@ -297,6 +306,107 @@ int sf_api_namespace_key_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
         if (r == -ENOENT)
                 return sf_http_error(resp, 404, "key name not found in namespace");
         if (r < 0)
+                return r;
+        return sf_http_json(resp, 200, NULL);
+}
+
+/* Is state one of the '|'-separated states in set? */
+static bool state_in(const char *state, const char *set) {
+        size_t n = strlen(state);
+
+        for (const char *p = set; p && *p; p = strchr(p, '|') ? strchr(p, '|') + 1 : NULL)
+                if (strncmp(p, state, n) == 0 && (p[n] == '|' || p[n] == 0))
+                        return true;
+        return false;
+}
+
+/* Does namespace ns own a `type` object in a state outside `gone` ("a|b|c")?  An index or
+ * record that cannot be read is an error: never delete on a guess. */
+static int ns_has_live(sf_ctx_t *ctx, const char *type, const char *ns, const char *gone, bool *ret) {
+        char **uuids = NULL;
+        bool live = false;
+        int r;
+
+        r = sf_store_index(ctx->store, type, "ns", ns, &uuids, NULL);
+        if (r < 0)
+                return r;
+        for (char **p = uuids; *p && !live; p++) {
+                _cleanup_json_ json_object *doc = NULL;
+
+                r = sf_store_get(ctx->store, type, *p, &doc, NULL);
+                if (r == -ENOENT) {
+                        r = 0;
+                        continue;
+                }
+                if (r < 0)
+                        break;
+                live = !state_in(sf_json_str(doc, "state") ?: "", gone);
+        }
+        sf_strv_free(uuids);
+        if (r < 0)
+                return r;
+        *ret = live;
+        return 0;
+}
+
+/* The namespace's image artifacts go with it (api.md §2.2). */
+static int ns_delete_artifacts(sf_ctx_t *ctx, const char *ns) {
+        char **uuids = NULL;
+        int r;
+
+        r = sf_store_index(ctx->store, "artifact", "ns", ns, &uuids, NULL);
+        if (r < 0)
+                return r;
+        for (char **p = uuids; *p; p++) {
+                r = sf_obj_set_state(ctx, "artifact", *p, "deleted", NULL, NULL, NULL);
+                if (r < 0 && r != -ENOENT && r != -EINVAL)
+                        break;
+                r = 0;
+        }
+        sf_strv_free(uuids);
+        return r;
+}
+
+/* DELETE /auth/namespaces/<ns> (api.md §2.2): system only; never `system`, nor while the
+ * namespace has instances (other than deleted/error) or networks (other than
+ * deleted/delete-wait/error).  Its artifacts are deleted, then the namespace: its tokens
+ * stop working at once (every request checks the namespace is `created`). */
+int sf_api_namespace_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
+        sf_ctx_t *ctx = sf_api_ctx();
+        _cleanup_json_ json_object *doc = NULL;
+        const char *ns = req->params[0];
+        sf_caller_t caller;
+        bool live = false;
+        int r;
+
+        if (sf_api_auth(req, resp, &caller) < 0)
+                return 0;
+        if (!caller.system)
+                return sf_http_error(resp, 401, "unauthorized");
+        if (!sf_name_valid_with(ns, sf_api_name_extra("namespace")))
+                return sf_http_error(resp, 404, "namespace not found");
+        r = sf_store_get(ctx->store, "namespace", ns, &doc, NULL);
+        if (r == -ENOENT || (r == 0 && strcmp(sf_json_str(doc, "state") ?: "", "created") != 0))
+                return sf_http_error(resp, 404, "namespace not found");
+        if (r < 0)
+                return r;
+        if (strcmp(ns, "system") == 0)
+                return sf_http_error(resp, 403, "you cannot delete the system namespace");
+        r = ns_has_live(ctx, "instance", ns, "deleted|error", &live);
+        if (r < 0)
+                return r;
+        if (live)
+                return sf_http_error(resp, 400, "you cannot delete a namespace with instances");
+        r = ns_has_live(ctx, "network", ns, "deleted|delete-wait|error", &live);
+        if (r < 0)
+                return r;
+        if (live)
+                return sf_http_error(resp, 400, "you cannot delete a namespace with networks");
+        r = ns_delete_artifacts(ctx, ns);
+        if (r < 0)
+                return r;
+        r = sf_obj_set_state(ctx, "namespace", ns, "deleted", NULL, NULL, NULL);
+        if (r < 0 && r != -EINVAL)
                 return r;
         return sf_http_json(resp, 200, NULL);
 }

@@ -9,6 +9,7 @@ const sf_http_route_t sf_api_routes[] = {
         {"GET", "/auth/namespaces", sf_api_namespaces_get},
         {"POST", "/auth/namespaces", sf_api_namespaces_post},
         {"GET", "/auth/namespaces/{}", sf_api_namespace_get},
+        {"DELETE", "/auth/namespaces/{}", sf_api_namespace_delete},
         {"GET", "/auth/namespaces/{}/keys", sf_api_namespace_keys_get},
         {"POST", "/auth/namespaces/{}/keys", sf_api_namespace_keys_post},
         {"DELETE", "/auth/namespaces/{}/keys/{}", sf_api_namespace_key_delete},

@@ -427,6 +427,91 @@ static void test_namespaces(void **state) {
         reply_free(&r);
 }
 
+/* DELETE /auth/namespaces/<ns>: system only, never system, not while instances (other than
+ * deleted/error) or networks (other than deleted/delete-wait/error) remain; afterwards its
+ * tokens and keys are dead, and the name can be created afresh. */
+static void test_namespace_delete(void **state) {
+        char ns[32], key[40], tok[1024], path[96], inst[SF_UUID_LEN], net[SF_UUID_LEN];
+        _cleanup_json_ json_object *idoc = json_object_new_object(), *o = NULL, *netdoc = NULL;
+        reply_t r;
+
+        (void)state;
+        snprintf(ns, sizeof(ns), "nd_%s", sfx);
+        snprintf(key, sizeof(key), "nd-key-%s", sfx);
+        snprintf(path, sizeof(path), "/auth/namespaces/%s", ns);
+        req(&r, "POST", "/auth/namespaces", sys_tok, "{'namespace': '%s', 'key_name': 'k', 'key': '%s'}", ns, key);
+        assert_int_equal(r.status, 200);
+        reply_free(&r);
+        get_token(ns, key, tok, sizeof(tok));
+
+        req(&r, "DELETE", "/auth/namespaces/system", sys_tok, NULL);
+        check_error(&r, 403, "you cannot delete the system namespace");
+        reply_free(&r);
+        req(&r, "DELETE", path, tok, NULL); /* not an admin, even of itself */
+        check_error(&r, 401, "unauthorized");
+        reply_free(&r);
+        req(&r, "DELETE", "/auth/namespaces/nosuch-ns", sys_tok, NULL);
+        check_error(&r, 404, "namespace not found");
+        reply_free(&r);
+
+        /* An instance (a bare record is enough: the API only reads states). */
+        sf_uuid_new(inst);
+        json_object_object_add(idoc, "uuid", json_object_new_string(inst));
+        json_object_object_add(idoc, "name", json_object_new_string("nd-inst"));
+        json_object_object_add(idoc, "namespace", json_object_new_string(ns));
+        json_object_object_add(idoc, "state", json_object_new_string("initial"));
+        json_object_object_add(idoc, "metadata", json_object_new_object());
+        assert_int_equal(sf_obj_create(&ctx, "instance", inst, idoc), 0);
+        req(&r, "DELETE", path, sys_tok, NULL);
+        check_error(&r, 400, "you cannot delete a namespace with instances");
+        reply_free(&r);
+        assert_int_equal(sf_obj_set_state(&ctx, "instance", inst, "initial-error", "test", NULL, NULL), 0);
+        req(&r, "DELETE", path, sys_tok, NULL); /* initial-error still counts */
+        check_error(&r, 400, "you cannot delete a namespace with instances");
+        reply_free(&r);
+        assert_int_equal(sf_obj_set_state(&ctx, "instance", inst, "error", NULL, NULL, NULL), 0);
+
+        /* A network of the namespace, still `initial` (no workers here). */
+        req(&r, "POST", "/networks", tok, "{'netblock': '10.91.0.0/24', 'name': 'nd-net'}");
+        netdoc = check_json(&r, 200);
+        snprintf(net, sizeof(net), "%s", jstr(netdoc, "uuid"));
+        reply_free(&r);
+        req(&r, "DELETE", path, sys_tok, NULL);
+        check_error(&r, 400, "you cannot delete a namespace with networks");
+        reply_free(&r);
+        assert_int_equal(sf_obj_set_state(&ctx, "network", net, "error", NULL, NULL, NULL), 0);
+
+        req(&r, "DELETE", path, sys_tok, NULL);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.body, "null\n");
+        reply_free(&r);
+
+        /* Gone: its token, its key, its name. */
+        req(&r, "GET", "/networks", tok, NULL);
+        check_error(&r, 401, "");
+        reply_free(&r);
+        req(&r, "POST", "/auth", NULL, "{'namespace': '%s', 'key': '%s'}", ns, key);
+        check_error(&r, 404, "namespace not found");
+        reply_free(&r);
+        req(&r, "GET", path, sys_tok, NULL);
+        check_error(&r, 404, "namespace not found");
+        reply_free(&r);
+        req(&r, "DELETE", path, sys_tok, NULL);
+        check_error(&r, 404, "namespace not found");
+        reply_free(&r);
+
+        /* The name can be used again, and starts empty. */
+        req(&r, "POST", "/auth/namespaces", sys_tok, "{'namespace': '%s'}", ns);
+        o = check_json(&r, 200);
+        assert_string_equal(jstr(o, "state"), "created");
+        assert_string_equal(json_object_to_json_string_ext(json_object_object_get(o, "keys"), JSON_C_TO_STRING_PLAIN),
+                            "[]");
+        reply_free(&r);
+        req(&r, "POST", "/auth", NULL, "{'namespace': '%s', 'key': '%s'}", ns, key);
+        check_error(&r, 401, "unauthorized");
+        reply_free(&r);
+}
+
 /* ---- networks ---- */
 
 static json_object *create_network(const char *name, const char *netblock) {
@@ -1018,6 +1103,7 @@ int main(void) {
                 cmocka_unit_test(test_auth_post),
                 cmocka_unit_test(test_tokens),
                 cmocka_unit_test(test_namespaces),
+                cmocka_unit_test(test_namespace_delete),
                 cmocka_unit_test(test_networks),
                 cmocka_unit_test(test_instance_validation),
                 cmocka_unit_test(test_instance_no_node),
