@@ -79,6 +79,7 @@ int sf_api_network_events(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_network_interfaces(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_instances_get(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_instances_post(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_instances_delete(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_instance_get(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_instance_delete(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_instance_events(sf_http_req_t *req, sf_http_resp_t *resp);

@@ -745,11 +745,31 @@ int sf_api_instance_get(sf_http_req_t *req, sf_http_resp_t *resp) {
         return sf_http_json(resp, 200, sf_view_instance(sf_api_ctx(), doc));
 }
 
+/* Ask for one instance's delete (any state but deleted): one never placed has nothing on
+ * any node and is finished here; a placed one gets its node's instance.delete intent. */
+static int instance_request_delete(sf_ctx_t *ctx, json_object *doc) {
+        const char *uuid = sf_json_str(doc, "uuid"), *node = sf_json_str(doc, "node");
+        const char *state = sf_json_str(doc, "state") ?: "";
+        int r;
+
+        if (node && *node)
+                return sf_intent_submit(ctx, node, "compute", "instance.delete", "instance", uuid,
+                                        sf_json_str(doc, "namespace"), NULL, NULL);
+        json_object *ifaces = NULL;
+        json_object_object_get_ex(doc, "interfaces", &ifaces);
+        release_interfaces(ctx, ifaces);
+        /* api.md §4.3: delete-wait-error leaves only through error. */
+        if (strcmp(state, "delete-wait-error") == 0)
+                sf_obj_set_state(ctx, "instance", uuid, "error", NULL, NULL, NULL);
+        r = sf_obj_set_state(ctx, "instance", uuid, "deleted", NULL, NULL, NULL);
+        return r == -EINVAL ? 0 : r;
+}
+
 int sf_api_instance_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
         static const char *const allowed[] = {"namespace", NULL};
         sf_ctx_t *ctx = sf_api_ctx();
         _cleanup_json_ json_object *doc = NULL, *after = NULL;
-        const char *ns = NULL, *uuid, *node, *state;
+        const char *ns = NULL, *uuid, *state;
         sf_caller_t caller;
         int r;
 
@@ -764,27 +784,64 @@ int sf_api_instance_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
         sf_http_body_str(req, "namespace", &ns);
         if (ns && strcmp(ns, sf_json_str(doc, "namespace") ?: "") != 0)
                 return sf_http_error(resp, 404, "instance not in namespace");
-        node = sf_json_str(doc, "node");
-        if (!node || !*node) {
-                /* Never placed: nothing exists on any node; release and finish here. */
-                json_object *ifaces = NULL;
-                json_object_object_get_ex(doc, "interfaces", &ifaces);
-                release_interfaces(ctx, ifaces);
-                /* api.md §4.3: delete-wait-error leaves only through error. */
-                if (strcmp(state, "delete-wait-error") == 0)
-                        sf_obj_set_state(ctx, "instance", uuid, "error", NULL, NULL, NULL);
-                r = sf_obj_set_state(ctx, "instance", uuid, "deleted", NULL, NULL, NULL);
-                if (r < 0 && r != -EINVAL)
-                        return r;
-        } else {
-                r = sf_intent_submit(ctx, node, "compute", "instance.delete", "instance", uuid,
-                                     sf_json_str(doc, "namespace"), NULL, NULL);
-                if (r < 0)
-                        return r;
-        }
+        r = instance_request_delete(ctx, doc);
+        if (r < 0)
+                return r;
         if (sf_store_get(ctx->store, "instance", uuid, &after, NULL) < 0)
                 return -EIO;
         return sf_http_json(resp, 200, sf_view_instance(ctx, after));
+}
+
+/* DELETE /instances (api.md §2.4): every instance of one namespace, in any state, is
+ * queued for delete; the answer lists their uuids.  `confirm` must be true; system names
+ * the namespace, others may only name their own. */
+int sf_api_instances_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
+        static const char *const allowed[] = {"confirm", "namespace", NULL};
+        sf_ctx_t *ctx = sf_api_ctx();
+        const char *ns = NULL;
+        json_object *list;
+        sf_caller_t caller;
+        char **uuids = NULL;
+        bool confirm = false;
+        int r;
+
+        if (sf_api_auth(req, resp, &caller) < 0)
+                return 0;
+        if (sf_http_check_keys(req, resp, allowed) < 0)
+                return 0;
+        if (sf_http_body_bool(req, "confirm", false, &confirm) < 0 || !confirm)
+                return sf_http_error(resp, 400, "parameter confirm is not set true");
+        r = sf_http_body_str(req, "namespace", &ns);
+        if (caller.system && (r < 0 || !ns || !*ns))
+                return sf_http_error(resp, 400, "system user must specify parameter namespace");
+        if (!caller.system && ns && strcmp(ns, caller.ns) != 0)
+                return sf_http_error(resp, 401, "you cannot delete other namespaces");
+        if (!ns || !*ns)
+                ns = caller.ns;
+        r = sf_store_index(ctx->store, "instance", "ns", ns, &uuids, NULL);
+        if (r < 0)
+                return r;
+        list = json_object_new_array();
+        for (char **p = uuids; *p && r >= 0; p++) {
+                _cleanup_json_ json_object *doc = NULL;
+
+                r = sf_store_get(ctx->store, "instance", *p, &doc, NULL);
+                if (r == -ENOENT) {
+                        r = 0;
+                        continue;
+                }
+                if (r < 0 || strcmp(sf_json_str(doc, "state") ?: "", "deleted") == 0)
+                        continue;
+                r = instance_request_delete(ctx, doc);
+                if (r == 0)
+                        json_object_array_add(list, json_object_new_string(*p));
+        }
+        sf_strv_free(uuids);
+        if (r < 0) {
+                json_object_put(list);
+                return r;
+        }
+        return sf_http_json(resp, 200, list);
 }
 
 int sf_api_instance_events(sf_http_req_t *req, sf_http_resp_t *resp) {

@@ -29,6 +29,7 @@ const sf_http_route_t sf_api_routes[] = {
         {"DELETE", "/networks/{}/metadata/{}", sf_api_network_meta_delete},
         {"GET", "/instances", sf_api_instances_get},
         {"POST", "/instances", sf_api_instances_post},
+        {"DELETE", "/instances", sf_api_instances_delete},
         {"GET", "/instances/{}", sf_api_instance_get},
         {"DELETE", "/instances/{}", sf_api_instance_delete},
         {"GET", "/instances/{}/events", sf_api_instance_events},

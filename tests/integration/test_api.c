@@ -512,6 +512,77 @@ static void test_namespace_delete(void **state) {
         reply_free(&r);
 }
 
+/* DELETE /instances: every instance of one namespace, any state, queued for delete. */
+static void test_instances_delete_all(void **state) {
+        char ns[32], key[40], tok[1024], placed[SF_UUID_LEN], unplaced[SF_UUID_LEN], other[SF_UUID_LEN];
+        _cleanup_json_ json_object *list = NULL, *got = NULL;
+        reply_t r;
+
+        (void)state;
+        snprintf(ns, sizeof(ns), "da-%s", sfx);
+        snprintf(key, sizeof(key), "da-key-%s", sfx);
+        req(&r, "POST", "/auth/namespaces", sys_tok, "{'namespace': '%s', 'key_name': 'k', 'key': '%s'}", ns, key);
+        assert_int_equal(r.status, 200);
+        reply_free(&r);
+        get_token(ns, key, tok, sizeof(tok));
+        {
+                const char *owners[] = {ns, ns, ns1};
+                char *ids[] = {placed, unplaced, other};
+                for (int i = 0; i < 3; i++) {
+                        _cleanup_json_ json_object *d = json_object_new_object();
+                        sf_uuid_new(ids[i]);
+                        json_object_object_add(d, "uuid", json_object_new_string(ids[i]));
+                        json_object_object_add(d, "name", json_object_new_string("da"));
+                        json_object_object_add(d, "namespace", json_object_new_string(owners[i]));
+                        json_object_object_add(d, "state", json_object_new_string("initial"));
+                        json_object_object_add(d, "metadata", json_object_new_object());
+                        if (i == 0)
+                                json_object_object_add(d, "node", json_object_new_string(node_name));
+                        assert_int_equal(sf_obj_create(&ctx, "instance", ids[i], d), 0);
+                }
+        }
+
+        req(&r, "DELETE", "/instances", tok, "{'namespace': '%s'}", ns);
+        check_error(&r, 400, "parameter confirm is not set true");
+        reply_free(&r);
+        req(&r, "DELETE", "/instances", sys_tok, "{'confirm': true}");
+        check_error(&r, 400, "system user must specify parameter namespace");
+        reply_free(&r);
+        req(&r, "DELETE", "/instances", tok, "{'confirm': true, 'namespace': '%s'}", ns1);
+        check_error(&r, 401, "you cannot delete other namespaces");
+        reply_free(&r);
+
+        req(&r, "DELETE", "/instances", tok, "{'confirm': true}");
+        list = check_json(&r, 200);
+        reply_free(&r);
+        assert_int_equal(json_object_array_length(list), 2);
+        for (size_t i = 0; i < 2; i++) {
+                const char *u = json_object_get_string(json_object_array_get_idx(list, i));
+                assert_true(strcmp(u, placed) == 0 || strcmp(u, unplaced) == 0);
+        }
+        /* Never placed: finished at once.  Placed: its node got the intent.  Others: untouched. */
+        assert_int_equal(sf_store_get(ctx.store, "instance", unplaced, &got, NULL), 0);
+        assert_string_equal(jstr(got, "state"), "deleted");
+        json_object_put(got);
+        got = NULL;
+        {
+                _cleanup_reply_ redisReply *k =
+                        sf_store_cmd(ctx.store, "KEYS sf:intent:open:*:instance:%s:instance.delete", placed);
+                assert_non_null(k);
+                assert_int_equal(k->elements, 1);
+        }
+        assert_int_equal(sf_store_get(ctx.store, "instance", other, &got, NULL), 0);
+        assert_string_equal(jstr(got, "state"), "initial");
+        /* Again: the deleted one is not listed. */
+        req(&r, "DELETE", "/instances", sys_tok, "{'confirm': true, 'namespace': '%s'}", ns);
+        json_object_put(list);
+        list = check_json(&r, 200);
+        reply_free(&r);
+        assert_int_equal(json_object_array_length(list), 1);
+        assert_string_equal(json_object_get_string(json_object_array_get_idx(list, 0)), placed);
+        sf_obj_set_state(&ctx, "instance", other, "deleted", NULL, NULL, NULL);
+}
+
 /* ---- networks ---- */
 
 static json_object *create_network(const char *name, const char *netblock) {
@@ -1104,6 +1175,7 @@ int main(void) {
                 cmocka_unit_test(test_tokens),
                 cmocka_unit_test(test_namespaces),
                 cmocka_unit_test(test_namespace_delete),
+                cmocka_unit_test(test_instances_delete_all),
                 cmocka_unit_test(test_networks),
                 cmocka_unit_test(test_instance_validation),
                 cmocka_unit_test(test_instance_no_node),
