@@ -73,6 +73,7 @@ int sf_api_namespace_keys_post(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_namespace_key_delete(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_networks_get(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_networks_post(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_networks_delete(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_network_get(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_network_delete(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_network_events(sf_http_req_t *req, sf_http_resp_t *resp);

@@ -1,6 +1,7 @@
 /* Network endpoints (api.md §2.4). */
 #include "api.h"
 #include "keys.h"
+#include "json.h"
 
 #include "intent.h"
 #include "ipam.h"
@@ -168,13 +169,31 @@ int sf_api_network_get(sf_http_req_t *req, sf_http_resp_t *resp) {
         return sf_http_json(resp, 200, sf_view_network(doc));
 }
 
+/* Ask for one network's delete: with live interfaces it waits in delete-wait for them,
+ * either way its node gets network.delete.  *ret_active: live interfaces (optional). */
+static int network_request_delete(sf_ctx_t *ctx, json_object *doc, int *ret_active) {
+        const char *uuid = sf_json_str(doc, "uuid"), *state = sf_json_str(doc, "state") ?: "";
+        int r, active = 0;
+
+        r = sf_obj_network_live_interfaces(ctx->store, uuid, &active);
+        if (r < 0)
+                return r;
+        if (active > 0 && strcmp(state, "created") == 0)
+                sf_obj_set_state(ctx, "network", uuid, "delete-wait", NULL, NULL, NULL);
+        r = sf_intent_submit(ctx, sf_json_str(doc, "node") ?: ctx->cfg.network_node, "network",
+                             "network.delete", "network", uuid, sf_json_str(doc, "namespace"), NULL, NULL);
+        if (r == 0 && ret_active)
+                *ret_active = active;
+        return r;
+}
+
 int sf_api_network_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
         static const char *const allowed[] = {"namespace", NULL};
         sf_ctx_t *ctx = sf_api_ctx();
         _cleanup_json_ json_object *doc = NULL, *after = NULL;
         const char *ns = NULL, *state, *uuid;
         sf_caller_t caller;
-        int r, active = 0;
+        int r;
 
         if (sf_api_auth(req, resp, &caller) < 0)
                 return 0;
@@ -191,18 +210,85 @@ int sf_api_network_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
         uuid = sf_json_str(doc, "uuid");
         if (strcmp(state, "deleted") == 0)
                 return sf_http_json(resp, 200, NULL);
-        r = sf_obj_network_live_interfaces(ctx->store, uuid, &active);
-        if (r < 0)
-                return r;
-        if (active > 0 && strcmp(state, "created") == 0)
-                sf_obj_set_state(ctx, "network", uuid, "delete-wait", NULL, NULL, NULL);
-        r = sf_intent_submit(ctx, sf_json_str(doc, "node") ?: ctx->cfg.network_node, "network",
-                             "network.delete", "network", uuid, sf_json_str(doc, "namespace"), NULL, NULL);
+        r = network_request_delete(ctx, doc, NULL);
         if (r < 0)
                 return r;
         if (sf_store_get(ctx->store, "network", uuid, &after, NULL) < 0)
                 return -EIO;
         return sf_http_json(resp, 200, sf_view_network(after));
+}
+
+/* DELETE /networks (api.md §2.6): every network of one namespace.  A network that still
+ * has interfaces is left alone unless clean_wait (then it waits in delete-wait for them);
+ * if any was left, the answer is upstream's 403 whose error is {"deleted", "unable"}. */
+int sf_api_networks_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
+        static const char *const allowed[] = {"confirm", "namespace", "clean_wait", NULL};
+        sf_ctx_t *ctx = sf_api_ctx();
+        _cleanup_json_ json_object *deleted = json_object_new_array(), *unable = json_object_new_array();
+        const char *ns = NULL;
+        bool confirm = false, clean_wait = false;
+        sf_caller_t caller;
+        char **uuids = NULL;
+        int r;
+
+        if (sf_api_auth(req, resp, &caller) < 0)
+                return 0;
+        if (sf_http_check_keys(req, resp, allowed) < 0)
+                return 0;
+        if (sf_http_body_bool(req, "confirm", false, &confirm) < 0 || !confirm)
+                return sf_http_error(resp, 400, "parameter confirm is not set true");
+        if (sf_http_body_bool(req, "clean_wait", false, &clean_wait) < 0)
+                return sf_http_error(resp, 400, "clean_wait must be a boolean");
+        r = sf_http_body_str(req, "namespace", &ns);
+        if (caller.system && (r < 0 || !ns || !*ns))
+                return sf_http_error(resp, 400, "system user must specify parameter namespace");
+        if (!caller.system && ns && strcmp(ns, caller.ns) != 0)
+                return sf_http_error(resp, 401, "you cannot delete other namespaces");
+        if (!ns || !*ns)
+                ns = caller.ns;
+        r = sf_store_index(ctx->store, "network", "ns", ns, &uuids, NULL);
+        if (r < 0)
+                return r;
+        for (char **p = uuids; *p && r >= 0; p++) {
+                _cleanup_json_ json_object *doc = NULL;
+                int active = 0;
+
+                r = sf_store_get(ctx->store, "network", *p, &doc, NULL);
+                if (r == -ENOENT) {
+                        r = 0;
+                        continue;
+                }
+                if (r < 0 || strcmp(sf_json_str(doc, "state") ?: "", "deleted") == 0 ||
+                    strcmp(sf_json_str(doc, "name") ?: "", FLOATING_NET) == 0)
+                        continue;
+                r = sf_obj_network_live_interfaces(ctx->store, *p, &active);
+                if (r < 0)
+                        break;
+                if (active > 0 && !clean_wait) {
+                        json_object_array_add(unable, json_object_new_string(*p));
+                        continue;
+                }
+                r = network_request_delete(ctx, doc, NULL);
+                if (r == 0)
+                        json_object_array_add(deleted, json_object_new_string(*p));
+        }
+        sf_strv_free(uuids);
+        if (r < 0)
+                return r;
+        if (json_object_array_length(unable) > 0) {
+                _cleanup_json_ json_object *env = json_object_new_object(), *err = json_object_new_object();
+                _cleanup_free_ char *text = NULL;
+
+                json_object_object_add(err, "deleted", json_object_get(deleted));
+                json_object_object_add(err, "unable", json_object_get(unable));
+                json_object_object_add(env, "error", json_object_get(err));
+                json_object_object_add(env, "status", json_object_new_int(403));
+                text = sf_json_dumps(env);
+                if (!text)
+                        return -ENOMEM;
+                return sf_http_raw(resp, 403, "application/json", text, strlen(text));
+        }
+        return sf_http_json(resp, 200, json_object_get(deleted));
 }
 
 int sf_api_network_events(sf_http_req_t *req, sf_http_resp_t *resp) {

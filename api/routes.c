@@ -19,6 +19,7 @@ const sf_http_route_t sf_api_routes[] = {
         {"DELETE", "/auth/namespaces/{}/metadata/{}", sf_api_namespace_meta_delete},
         {"GET", "/networks", sf_api_networks_get},
         {"POST", "/networks", sf_api_networks_post},
+        {"DELETE", "/networks", sf_api_networks_delete},
         {"GET", "/networks/{}", sf_api_network_get},
         {"DELETE", "/networks/{}", sf_api_network_delete},
         {"GET", "/networks/{}/events", sf_api_network_events},

@@ -735,6 +735,67 @@ static void test_networks(void **state) {
         reply_free(&r);
 }
 
+/* DELETE /networks: every network of one namespace; networks with interfaces are left
+ * (403 {"deleted", "unable"}) unless clean_wait. */
+static void test_networks_delete_all(void **state) {
+        char ns[32], key[40], tok[1024], busy[SF_UUID_LEN], idle[SF_UUID_LEN], iface[SF_UUID_LEN], want[512];
+        _cleanup_json_ json_object *list = NULL, *d = json_object_new_object();
+        reply_t r;
+
+        (void)state;
+        snprintf(ns, sizeof(ns), "dn-%s", sfx);
+        snprintf(key, sizeof(key), "dn-key-%s", sfx);
+        req(&r, "POST", "/auth/namespaces", sys_tok, "{'namespace': '%s', 'key_name': 'k', 'key': '%s'}", ns, key);
+        assert_int_equal(r.status, 200);
+        reply_free(&r);
+        get_token(ns, key, tok, sizeof(tok));
+        for (int i = 0; i < 2; i++) {
+                _cleanup_json_ json_object *o = NULL;
+                req(&r, "POST", "/networks", tok, "{'netblock': '10.92.%d.0/24', 'name': 'dn%d'}", i, i);
+                o = check_json(&r, 200);
+                snprintf(i ? idle : busy, SF_UUID_LEN, "%s", jstr(o, "uuid"));
+                reply_free(&r);
+        }
+        /* A live interface on `busy`. */
+        sf_uuid_new(iface);
+        json_object_object_add(d, "uuid", json_object_new_string(iface));
+        json_object_object_add(d, "namespace", json_object_new_string(ns));
+        json_object_object_add(d, "network_uuid", json_object_new_string(busy));
+        json_object_object_add(d, "state", json_object_new_string("created"));
+        json_object_object_add(d, "metadata", json_object_new_object());
+        assert_int_equal(sf_obj_create(&ctx, "networkinterface", iface, d), 0);
+        freeReplyObject(sf_store_cmd(ctx.store, "SADD sf:netifaces:%s %s", busy, iface));
+
+        req(&r, "DELETE", "/networks", tok, "{}");
+        check_error(&r, 400, "parameter confirm is not set true");
+        reply_free(&r);
+        req(&r, "DELETE", "/networks", sys_tok, "{'confirm': true}");
+        check_error(&r, 400, "system user must specify parameter namespace");
+        reply_free(&r);
+        req(&r, "DELETE", "/networks", tok, "{'confirm': true, 'namespace': 'system'}");
+        check_error(&r, 401, "you cannot delete other namespaces");
+        reply_free(&r);
+
+        req(&r, "DELETE", "/networks", tok, "{'confirm': true}");
+        assert_int_equal(r.status, 403);
+        snprintf(want, sizeof(want), "{\"error\": {\"deleted\": [\"%s\"], \"unable\": [\"%s\"]}, \"status\": 403}",
+                 idle, busy);
+        assert_string_equal(r.body, want);
+        reply_free(&r);
+
+        req(&r, "DELETE", "/networks", sys_tok, "{'confirm': true, 'namespace': '%s', 'clean_wait': true}", ns);
+        list = check_json(&r, 200);
+        reply_free(&r);
+        assert_int_equal(json_object_array_length(list), 2);
+        {
+                _cleanup_reply_ redisReply *k =
+                        sf_store_cmd(ctx.store, "KEYS sf:intent:open:*:network:%s:network.delete", busy);
+                assert_non_null(k);
+                assert_int_equal(k->elements, 1);
+        }
+        sf_obj_set_state(&ctx, "networkinterface", iface, "deleted", NULL, NULL, NULL);
+}
+
 /* ---- instances ---- */
 
 #define DISK "[{'size': 8, 'base': 'http://images.example.com/sf-test.qcow2'}]"
@@ -1177,6 +1238,7 @@ int main(void) {
                 cmocka_unit_test(test_namespace_delete),
                 cmocka_unit_test(test_instances_delete_all),
                 cmocka_unit_test(test_networks),
+                cmocka_unit_test(test_networks_delete_all),
                 cmocka_unit_test(test_instance_validation),
                 cmocka_unit_test(test_instance_no_node),
                 cmocka_unit_test(test_instance_create),
