@@ -68,6 +68,8 @@ int sf_api_namespaces_get(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_namespaces_post(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_namespace_get(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_namespace_delete(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_namespace_trust_post(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_namespace_trust_delete(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_namespace_keys_get(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_namespace_keys_post(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_namespace_key_delete(sf_http_req_t *req, sf_http_resp_t *resp);

@@ -410,3 +410,86 @@ int sf_api_namespace_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
                 return r;
         return sf_http_json(resp, 200, NULL);
 }
+
+typedef struct {
+        const char *external;
+        bool add; /* else remove */
+} trust_change_t;
+
+static bool list_has_name(json_object *list, const char *name) {
+        for (size_t i = 0; i < json_object_array_length(list); i++)
+                if (strcmp(json_object_get_string(json_object_array_get_idx(list, i)) ?: "", name) == 0)
+                        return true;
+        return false;
+}
+
+/* trust.full becomes: system (always first, never removed), the other entries, and the
+ * external namespace added or removed. */
+static int apply_trust(json_object *doc, void *ud) {
+        trust_change_t *c = ud;
+        json_object *trust, *full = NULL, *kept = json_object_new_array();
+
+        if (!json_object_object_get_ex(doc, "trust", &trust) || !json_object_is_type(trust, json_type_object)) {
+                trust = json_object_new_object();
+                json_object_object_add(doc, "trust", trust);
+        }
+        json_object_object_get_ex(trust, "full", &full);
+        json_object_array_add(kept, json_object_new_string("system"));
+        for (size_t i = 0; full && json_object_is_type(full, json_type_array) && i < json_object_array_length(full);
+             i++) {
+                const char *n = json_object_get_string(json_object_array_get_idx(full, i));
+                if (n && !(!c->add && strcmp(n, c->external) == 0) && !list_has_name(kept, n))
+                        json_object_array_add(kept, json_object_new_string(n));
+        }
+        if (c->add && !list_has_name(kept, c->external))
+                json_object_array_add(kept, json_object_new_string(c->external));
+        json_object_object_add(trust, "full", kept);
+        return 0;
+}
+
+/* POST /auth/namespaces/<ns>/trust (api.md §2.2, §3.4): external_namespace may now see what
+ * ns owns where trusts count (namespace, artifacts).  The caller must be trusted by ns. */
+int sf_api_namespace_trust_post(sf_http_req_t *req, sf_http_resp_t *resp) {
+        static const char *const allowed[] = {"external_namespace", NULL};
+        sf_ctx_t *ctx = sf_api_ctx();
+        _cleanup_json_ json_object *doc = NULL, *ext = NULL, *after = NULL;
+        trust_change_t c = {.add = true};
+        sf_caller_t caller;
+        int r;
+
+        if (trusted_ns(req, resp, &caller, &doc) < 0)
+                return 0;
+        if (sf_http_check_keys(req, resp, allowed) < 0)
+                return 0;
+        if (sf_http_body_str(req, "external_namespace", &c.external) < 0 || !*c.external)
+                return sf_http_error(resp, 400, "no external namespace specified");
+        if (!sf_name_valid_with(c.external, sf_api_name_extra("namespace")))
+                return sf_http_error(resp, 404, "external namespace not found");
+        r = sf_store_get(ctx->store, "namespace", c.external, &ext, NULL);
+        if (r == -ENOENT || (r == 0 && strcmp(sf_json_str(ext, "state") ?: "", "created") != 0))
+                return sf_http_error(resp, 404, "external namespace not found");
+        if (r < 0)
+                return r;
+        r = sf_store_update(ctx->store, "namespace", req->params[0], NULL, apply_trust, &c, &after);
+        if (r < 0)
+                return r;
+        return sf_http_json(resp, 200, sf_view_namespace(after));
+}
+
+/* DELETE /auth/namespaces/<ns>/trust/<external>: removing `system` is silently ignored. */
+int sf_api_namespace_trust_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
+        sf_ctx_t *ctx = sf_api_ctx();
+        _cleanup_json_ json_object *doc = NULL, *after = NULL;
+        trust_change_t c = {.external = req->params[1], .add = false};
+        sf_caller_t caller;
+        int r;
+
+        if (trusted_ns(req, resp, &caller, &doc) < 0)
+                return 0;
+        if (!c.external || !*c.external)
+                return sf_http_error(resp, 400, "no external namespace specified");
+        r = sf_store_update(ctx->store, "namespace", req->params[0], NULL, apply_trust, &c, &after);
+        if (r < 0)
+                return r;
+        return sf_http_json(resp, 200, sf_view_namespace(after));
+}

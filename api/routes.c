@@ -13,6 +13,8 @@ const sf_http_route_t sf_api_routes[] = {
         {"GET", "/auth/namespaces/{}/keys", sf_api_namespace_keys_get},
         {"POST", "/auth/namespaces/{}/keys", sf_api_namespace_keys_post},
         {"DELETE", "/auth/namespaces/{}/keys/{}", sf_api_namespace_key_delete},
+        {"POST", "/auth/namespaces/{}/trust", sf_api_namespace_trust_post},
+        {"DELETE", "/auth/namespaces/{}/trust/{}", sf_api_namespace_trust_delete},
         {"GET", "/auth/namespaces/{}/metadata", sf_api_namespace_meta_get},
         {"POST", "/auth/namespaces/{}/metadata", sf_api_namespace_meta_post},
         {"PUT", "/auth/namespaces/{}/metadata/{}", sf_api_namespace_meta_put},

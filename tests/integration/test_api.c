@@ -427,6 +427,67 @@ static void test_namespaces(void **state) {
         reply_free(&r);
 }
 
+/* Trusts (api.md §3.4): a namespace trusted by ns1 sees ns1 (namespace routes); system
+ * stays trusted whatever is asked. */
+static void test_namespace_trusts(void **state) {
+        char nsb[32], key[40], tokb[1024], path[128], full[256];
+        _cleanup_json_ json_object *o = NULL;
+        reply_t r;
+
+        (void)state;
+        snprintf(nsb, sizeof(nsb), "tb-%s", sfx);
+        snprintf(key, sizeof(key), "tb-key-%s", sfx);
+        req(&r, "POST", "/auth/namespaces", sys_tok, "{'namespace': '%s', 'key_name': 'k', 'key': '%s'}", nsb, key);
+        assert_int_equal(r.status, 200);
+        reply_free(&r);
+        get_token(nsb, key, tokb, sizeof(tokb));
+        snprintf(path, sizeof(path), "/auth/namespaces/%s", ns1);
+        req(&r, "GET", path, tokb, NULL);
+        check_error(&r, 404, "namespace not found");
+        reply_free(&r);
+
+        snprintf(path, sizeof(path), "/auth/namespaces/%s/trust", ns1);
+        req(&r, "POST", path, tokb, "{'external_namespace': '%s'}", nsb); /* not trusted by ns1 yet */
+        check_error(&r, 404, "namespace not found");
+        reply_free(&r);
+        req(&r, "POST", path, ns1_tok, "{}");
+        check_error(&r, 400, "no external namespace specified");
+        reply_free(&r);
+        req(&r, "POST", path, ns1_tok, "{'external_namespace': 'nosuch-ns'}");
+        check_error(&r, 404, "external namespace not found");
+        reply_free(&r);
+        req(&r, "POST", path, ns1_tok, "{'external_namespace': '%s'}", nsb);
+        o = check_json(&r, 200);
+        reply_free(&r);
+        snprintf(full, sizeof(full), "{\"full\":[\"system\",\"%s\"]}", nsb);
+        assert_string_equal(json_object_to_json_string_ext(json_object_object_get(o, "trust"), JSON_C_TO_STRING_PLAIN),
+                            full);
+
+        snprintf(path, sizeof(path), "/auth/namespaces/%s", ns1);
+        req(&r, "GET", path, tokb, NULL);
+        assert_int_equal(r.status, 200);
+        reply_free(&r);
+
+        snprintf(path, sizeof(path), "/auth/namespaces/%s/trust/system", ns1);
+        req(&r, "DELETE", path, ns1_tok, NULL);
+        json_object_put(o);
+        o = check_json(&r, 200);
+        reply_free(&r);
+        assert_string_equal(json_object_to_json_string_ext(json_object_object_get(o, "trust"), JSON_C_TO_STRING_PLAIN),
+                            full);
+        snprintf(path, sizeof(path), "/auth/namespaces/%s/trust/%s", ns1, nsb);
+        req(&r, "DELETE", path, ns1_tok, NULL);
+        json_object_put(o);
+        o = check_json(&r, 200);
+        reply_free(&r);
+        assert_string_equal(json_object_to_json_string_ext(json_object_object_get(o, "trust"), JSON_C_TO_STRING_PLAIN),
+                            "{\"full\":[\"system\"]}");
+        snprintf(path, sizeof(path), "/auth/namespaces/%s", ns1);
+        req(&r, "GET", path, tokb, NULL);
+        check_error(&r, 404, "namespace not found");
+        reply_free(&r);
+}
+
 /* DELETE /auth/namespaces/<ns>: system only, never system, not while instances (other than
  * deleted/error) or networks (other than deleted/delete-wait/error) remain; afterwards its
  * tokens and keys are dead, and the name can be created afresh. */
@@ -1235,6 +1296,7 @@ int main(void) {
                 cmocka_unit_test(test_auth_post),
                 cmocka_unit_test(test_tokens),
                 cmocka_unit_test(test_namespaces),
+                cmocka_unit_test(test_namespace_trusts),
                 cmocka_unit_test(test_namespace_delete),
                 cmocka_unit_test(test_instances_delete_all),
                 cmocka_unit_test(test_networks),
