@@ -106,6 +106,7 @@ SF_API_META_DECL(instance)
 SF_API_META_DECL(network)
 SF_API_META_DECL(interface)
 SF_API_META_DECL(namespace)
+SF_API_META_DECL(node)
 
 /* Shared by the events routes. */
 int sf_api_events(sf_http_req_t *req, sf_http_resp_t *resp, const char *type, const char *uuid);

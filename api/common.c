@@ -367,6 +367,7 @@ int sf_api_root(sf_http_req_t *req, sf_http_resp_t *resp) {
                 "<li>instance-get</li>\n"
                 "<li>interface-metadata</li>\n"
                 "<li>node-get</li>\n"
+                "<li>node-metadata</li>\n"
                 "</ul></body></html>\n";
 
         (void)req;

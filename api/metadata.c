@@ -1,4 +1,4 @@
-/* Metadata on instances, networks, interfaces and namespaces (api.md §2.2-§2.5):
+/* Metadata on instances, networks, interfaces, namespaces and nodes (api.md §2.2-§2.10):
  * GET/POST .../metadata, PUT/DELETE .../metadata/<key>.  Stored in the object's
  * document ("metadata"), written with the same CAS as every other field. */
 #include "api.h"
@@ -22,6 +22,21 @@ static int resolve(sf_http_req_t *req, sf_http_resp_t *resp, const char *type, j
                 return -EACCES;
         if (strcmp(type, "instance") == 0 || strcmp(type, "network") == 0)
                 return sf_api_lookup(ctx, &caller, type, req->params[0], resp, ret);
+        if (strcmp(type, "node") == 0) {
+                /* Nodes are the operator's: system only, by name. */
+                if (!caller.system) {
+                        sf_http_error(resp, 401, "unauthorized");
+                        return -EACCES;
+                }
+                if (!req->params[0] || !*req->params[0] || strchr(req->params[0], ':') ||
+                    sf_store_get(ctx->store, "node", req->params[0], &doc, NULL) < 0) {
+                        json_object_put(doc);
+                        sf_http_error(resp, 404, "node not found");
+                        return -ENOENT;
+                }
+                *ret = doc;
+                return 0;
+        }
         if (strcmp(type, "networkinterface") == 0) {
                 if (!sf_uuid_parse(req->params[0], uuid) ||
                     sf_store_get(ctx->store, type, uuid, &doc, NULL) < 0 ||
@@ -184,3 +199,4 @@ META_HANDLERS(instance, "instance")
 META_HANDLERS(network, "network")
 META_HANDLERS(interface, "networkinterface")
 META_HANDLERS(namespace, "namespace")
+META_HANDLERS(node, "node")

@@ -1287,6 +1287,30 @@ static void test_nodes(void **state) {
         req(&r, "GET", "/nodes/no-such-node", sys_tok, NULL);
         check_error(&r, 404, "node not found");
         reply_free(&r);
+
+        /* Node metadata (capability node-metadata): system only (the heartbeat merges its
+         * fields into the record, so metadata stays). */
+        snprintf(path, sizeof(path), "/nodes/%s/metadata", node_name);
+        req(&r, "POST", path, sys_tok, "{'key': 'rack', 'value': 'r7'}");
+        assert_int_equal(r.status, 200);
+        reply_free(&r);
+        req(&r, "POST", path, ns1_tok, "{'key': 'rack', 'value': 'r8'}");
+        check_error(&r, 401, "unauthorized");
+        reply_free(&r);
+        req(&r, "POST", path, sys_tok, "{'key': 'rack', 'value': ''}");
+        check_error(&r, 400, "no value specified");
+        reply_free(&r);
+        req(&r, "GET", path, sys_tok, NULL);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.body, "{\"rack\": \"r7\"}\n");
+        reply_free(&r);
+        snprintf(path, sizeof(path), "/nodes/%s/metadata/rack", node_name);
+        req(&r, "DELETE", path, sys_tok, NULL);
+        assert_int_equal(r.status, 200);
+        reply_free(&r);
+        req(&r, "GET", "/nodes/no-such-node/metadata", sys_tok, NULL);
+        check_error(&r, 404, "node not found");
+        reply_free(&r);
 }
 
 int main(void) {
