@@ -14,6 +14,7 @@
 #define SF_KEY_INTENT_OPEN     "sf:intent:open:%s:%s:%s:%s" /* subject, type, uuid, kind -> id */
 #define SF_KEY_INTENTS_PENDING "sf:intents:pending"    /* zset of ids not yet done */
 #define SF_KEY_LOCK            "sf:lock:%s"            /* lock name: "<token>:<holder>" */
+#define SF_KEY_LOCK_PREFIX     "sf:lock:"              /* for SCAN MATCH prefix* */
 #define SF_KEY_FENCE           "sf:fence:%s"           /* resource: newest fencing token */
 #define SF_KEY_FENCECTR        "sf:fencectr"           /* source of fencing tokens */
 #define SF_KEY_IPAM            "sf:ipam:%s"            /* network uuid: address -> owner */

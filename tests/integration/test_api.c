@@ -22,6 +22,7 @@
 #include "ctx.h"
 #include "http.h"
 #include "ipam.h"
+#include "lock.h"
 #include "object.h"
 #include "store.h"
 #include "util.h"
@@ -1311,6 +1312,43 @@ static void test_nodes(void **state) {
         req(&r, "GET", "/nodes/no-such-node/metadata", sys_tok, NULL);
         check_error(&r, 404, "node not found");
         reply_free(&r);
+        snprintf(path, sizeof(path), "/nodes/%s/events", node_name);
+        req(&r, "GET", path, sys_tok, NULL);
+        json_object_put(check_json(&r, 200));
+        reply_free(&r);
+        req(&r, "GET", path, ns1_tok, NULL);
+        check_error(&r, 401, "unauthorized");
+        reply_free(&r);
+
+        /* GET /admin/locks shows a held lock with its holder and fencing token. */
+        {
+                char name[64], key[80];
+                sf_lock_t *lock = NULL;
+                _cleanup_json_ json_object *locks = NULL;
+                json_object *l;
+
+                snprintf(name, sizeof(name), "test/admin-%s", sfx);
+                snprintf(key, sizeof(key), "sf:lock:%s", name);
+                assert_int_equal(sf_lock_acquire_worker(ctx.store, name, node_name, 30000, 0, &lock), 0);
+                req(&r, "GET", "/admin/locks", sys_tok, NULL);
+                locks = check_json(&r, 200);
+                reply_free(&r);
+                assert_true(json_object_object_get_ex(locks, key, &l));
+                assert_string_equal(jstr(l, "node"), node_name);
+                assert_int_equal(sf_json_int(l, "pid", 0), getpid());
+                assert_string_equal(jstr(l, "operation"), name);
+                assert_int_equal(sf_json_int(l, "fence_token", 0), (int64_t)sf_lock_token(lock));
+                assert_true(sf_json_int(l, "ttl_ms", 0) > 0);
+                req(&r, "GET", "/admin/locks", ns1_tok, NULL);
+                check_error(&r, 401, "unauthorized");
+                reply_free(&r);
+                sf_lock_release(ctx.store, lock);
+                json_object_put(locks);
+                req(&r, "GET", "/admin/locks", sys_tok, NULL);
+                locks = check_json(&r, 200);
+                reply_free(&r);
+                assert_false(json_object_object_get_ex(locks, key, NULL));
+        }
 }
 
 int main(void) {
