@@ -93,6 +93,7 @@ int sf_api_nodes_get(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_node_get(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_node_events(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_admin_locks(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_openapi_get(sf_http_req_t *req, sf_http_resp_t *resp);
 
 /* GET of a collection: body {"all": bool}; active objects unless all. */
 int sf_api_list(sf_http_req_t *req, sf_http_resp_t *resp, const char *type,

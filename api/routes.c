@@ -5,6 +5,7 @@
 
 const sf_http_route_t sf_api_routes[] = {
         {"GET", "/", sf_api_root},
+        {"GET", "/openapi.json", sf_api_openapi_get},
         {"POST", "/auth", sf_api_auth_post},
         {"GET", "/auth/namespaces", sf_api_namespaces_get},
         {"POST", "/auth/namespaces", sf_api_namespaces_post},

@@ -192,6 +192,16 @@ static void test_root(void **state) {
         assert_non_null(strstr(r.ctype, "text/html"));
         assert_non_null(strstr(r.body, "Shaken Fist REST API service"));
         reply_free(&r);
+        /* The OpenAPI description, without a token. */
+        req(&r, "GET", "/openapi.json", NULL, NULL);
+        {
+                _cleanup_json_ json_object *o = check_json(&r, 200);
+                json_object *paths;
+                assert_string_equal(jstr(o, "openapi"), "3.0.3");
+                assert_true(json_object_object_get_ex(o, "paths", &paths));
+                assert_true(json_object_object_get_ex(paths, "/instances/{instance}", NULL));
+        }
+        reply_free(&r);
 }
 
 static void test_wire(void **state) {
