@@ -99,6 +99,12 @@ int sf_api_openapi_get(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_list(sf_http_req_t *req, sf_http_resp_t *resp, const char *type,
                 json_object *(*view)(sf_ctx_t *ctx, json_object *doc));
 
+/* DELETE /instances and /networks (api.md §2.4, §2.6): `confirm` must be true; system must
+ * name the namespace, others may name only their own.  *ret_ns (borrowed from the body or
+ * caller) on success; else a negative errno with the error filled in. */
+int sf_api_delete_all_target(sf_http_req_t *req, sf_http_resp_t *resp, const sf_caller_t *caller,
+                             const char **ret_ns);
+
 /* Metadata (api/metadata.c). */
 #define SF_API_META_DECL(name)                                                     \
         int sf_api_##name##_meta_get(sf_http_req_t *req, sf_http_resp_t *resp);    \

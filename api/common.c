@@ -354,6 +354,25 @@ int sf_api_events(sf_http_req_t *req, sf_http_resp_t *resp, const char *type, co
         return sf_http_json(resp, 200, list);
 }
 
+/* ---- delete-all ---- */
+
+int sf_api_delete_all_target(sf_http_req_t *req, sf_http_resp_t *resp, const sf_caller_t *caller,
+                             const char **ret_ns) {
+        const char *ns = NULL;
+        bool confirm = false;
+        int r;
+
+        if (sf_http_body_bool(req, "confirm", false, &confirm) < 0 || !confirm)
+                return sf_http_error(resp, 400, "parameter confirm is not set true"), -EINVAL;
+        r = sf_http_body_str(req, "namespace", &ns);
+        if (caller->system && (r < 0 || !ns || !*ns))
+                return sf_http_error(resp, 400, "system user must specify parameter namespace"), -EINVAL;
+        if (!caller->system && ns && strcmp(ns, caller->ns) != 0)
+                return sf_http_error(resp, 401, "you cannot delete other namespaces"), -EACCES;
+        *ret_ns = ns && *ns ? ns : caller->ns;
+        return 0;
+}
+
 /* ---- capabilities ---- */
 
 int sf_api_root(sf_http_req_t *req, sf_http_resp_t *resp) {

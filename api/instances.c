@@ -802,22 +802,14 @@ int sf_api_instances_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
         json_object *list;
         sf_caller_t caller;
         char **uuids = NULL;
-        bool confirm = false;
         int r;
 
         if (sf_api_auth(req, resp, &caller) < 0)
                 return 0;
         if (sf_http_check_keys(req, resp, allowed) < 0)
                 return 0;
-        if (sf_http_body_bool(req, "confirm", false, &confirm) < 0 || !confirm)
-                return sf_http_error(resp, 400, "parameter confirm is not set true");
-        r = sf_http_body_str(req, "namespace", &ns);
-        if (caller.system && (r < 0 || !ns || !*ns))
-                return sf_http_error(resp, 400, "system user must specify parameter namespace");
-        if (!caller.system && ns && strcmp(ns, caller.ns) != 0)
-                return sf_http_error(resp, 401, "you cannot delete other namespaces");
-        if (!ns || !*ns)
-                ns = caller.ns;
+        if (sf_api_delete_all_target(req, resp, &caller, &ns) < 0)
+                return 0;
         r = sf_store_index(ctx->store, "instance", "ns", ns, &uuids, NULL);
         if (r < 0)
                 return r;

@@ -226,7 +226,7 @@ int sf_api_networks_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
         sf_ctx_t *ctx = sf_api_ctx();
         _cleanup_json_ json_object *deleted = json_object_new_array(), *unable = json_object_new_array();
         const char *ns = NULL;
-        bool confirm = false, clean_wait = false;
+        bool clean_wait = false;
         sf_caller_t caller;
         char **uuids = NULL;
         int r;
@@ -235,17 +235,10 @@ int sf_api_networks_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
                 return 0;
         if (sf_http_check_keys(req, resp, allowed) < 0)
                 return 0;
-        if (sf_http_body_bool(req, "confirm", false, &confirm) < 0 || !confirm)
-                return sf_http_error(resp, 400, "parameter confirm is not set true");
+        if (sf_api_delete_all_target(req, resp, &caller, &ns) < 0)
+                return 0;
         if (sf_http_body_bool(req, "clean_wait", false, &clean_wait) < 0)
                 return sf_http_error(resp, 400, "clean_wait must be a boolean");
-        r = sf_http_body_str(req, "namespace", &ns);
-        if (caller.system && (r < 0 || !ns || !*ns))
-                return sf_http_error(resp, 400, "system user must specify parameter namespace");
-        if (!caller.system && ns && strcmp(ns, caller.ns) != 0)
-                return sf_http_error(resp, 401, "you cannot delete other namespaces");
-        if (!ns || !*ns)
-                ns = caller.ns;
         r = sf_store_index(ctx->store, "network", "ns", ns, &uuids, NULL);
         if (r < 0)
                 return r;

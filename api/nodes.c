@@ -57,30 +57,33 @@ int sf_api_nodes_get(sf_http_req_t *req, sf_http_resp_t *resp) {
         return sf_http_json(resp, 200, list);
 }
 
-int sf_api_node_get(sf_http_req_t *req, sf_http_resp_t *resp) {
-        _cleanup_json_ json_object *doc = NULL;
+/* The node params[0] names, for a system caller; else fills 401/404 and fails.
+ * v0.7.2 answered 200 with nulls for an unknown node (a bug): 404 as [dev] does. */
+static int system_node(sf_http_req_t *req, sf_http_resp_t *resp, json_object **ret) {
         sf_caller_t caller;
 
         if (sf_api_auth(req, resp, &caller) < 0)
-                return 0;
+                return -EACCES;
         if (!caller.system)
-                return sf_http_error(resp, 401, "unauthorized");
-        /* v0.7.2 answered 200 with nulls for an unknown node (a bug): 404 as [dev] does. */
-        if (sf_store_get(sf_api_ctx()->store, "node", req->params[0], &doc, NULL) < 0)
-                return sf_http_error(resp, 404, "node not found");
+                return sf_http_error(resp, 401, "unauthorized"), -EACCES;
+        if (sf_store_get(sf_api_ctx()->store, "node", req->params[0], ret, NULL) < 0)
+                return sf_http_error(resp, 404, "node not found"), -ENOENT;
+        return 0;
+}
+
+int sf_api_node_get(sf_http_req_t *req, sf_http_resp_t *resp) {
+        _cleanup_json_ json_object *doc = NULL;
+
+        if (system_node(req, resp, &doc) < 0)
+                return 0;
         return sf_http_json(resp, 200, node_view(doc));
 }
 
 int sf_api_node_events(sf_http_req_t *req, sf_http_resp_t *resp) {
         _cleanup_json_ json_object *doc = NULL;
-        sf_caller_t caller;
 
-        if (sf_api_auth(req, resp, &caller) < 0)
+        if (system_node(req, resp, &doc) < 0)
                 return 0;
-        if (!caller.system)
-                return sf_http_error(resp, 401, "unauthorized");
-        if (sf_store_get(sf_api_ctx()->store, "node", req->params[0], &doc, NULL) < 0)
-                return sf_http_error(resp, 404, "node not found");
         return sf_api_events(req, resp, "node", req->params[0]);
 }
 
