@@ -52,6 +52,26 @@ static int u64_env(const char *name, uint64_t def, uint64_t *out) {
         return 0;
 }
 
+/* A retention in seconds: -1 (forever) or 1 .. 100 years. */
+static int retention_env(const char *name, int64_t def, int64_t *out) {
+        const char *v = getenv(name);
+        char *end;
+        long long n;
+
+        if (!v || !*v) {
+                *out = def;
+                return 0;
+        }
+        errno = 0;
+        n = strtoll(v, &end, 10);
+        if (errno || *end || n == 0 || n < -1 || n > 100LL * 365 * 86400) {
+                log_err("config: %s=%s is not -1 or a number of seconds", name, v);
+                return -EINVAL;
+        }
+        *out = n;
+        return 0;
+}
+
 /* A secret: NAME itself, or else the first line of the file named by NAME_FILE (preferred:
  * it keeps the secret out of every process's environment). */
 static int secret_env(const char *name, char *out, size_t len) {
@@ -121,6 +141,16 @@ int sf_config_load(sf_config_t *cfg) {
         r |= int_env("SF_DOWNLOAD_TIMEOUT", 1800, &cfg->download_timeout_s);
         r |= u64_env("SF_DOWNLOAD_MAX_BYTES", 20ULL << 30, &cfg->download_max_bytes);
         r |= int_env("SF_BLOB_CONCURRENCY", 4, &cfg->blob_concurrency);
+        {
+                static const char *const names[SF_CONFIG_EVENT_TYPES] = {
+                        "AUDIT", "MUTATE", "STATUS", "USAGE", "RESOURCES", "PRUNE", "HISTORIC"};
+                static const int days[SF_CONFIG_EVENT_TYPES] = {90, 90, 7, 30, 7, 30, 90};
+                for (int i = 0; i < SF_CONFIG_EVENT_TYPES; i++) {
+                        char var[64];
+                        snprintf(var, sizeof(var), "SF_EVENT_RETENTION_%s", names[i]);
+                        r |= retention_env(var, (int64_t)days[i] * 86400, &cfg->event_retention_s[i]);
+                }
+        }
         str_env("SF_DOWNLOAD_ALLOW", "", cfg->download_allow, sizeof(cfg->download_allow));
         if (cfg->download_timeout_s < 1 || cfg->blob_concurrency < 1 || cfg->blob_concurrency > 64) {
                 log_err("config: SF_DOWNLOAD_TIMEOUT must be >= 1, SF_BLOB_CONCURRENCY 1..64");

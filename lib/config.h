@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define SF_CONFIG_EVENT_TYPES 7 /* event types with a retention setting */
+
 typedef struct sf_config {
         char node[64];            /* SF_NODE: this node's name (default: short hostname) */
         char redis_host[128];     /* SF_REDIS_HOST (127.0.0.1) */
@@ -42,6 +44,10 @@ typedef struct sf_config {
         uint64_t download_max_bytes; /* SF_DOWNLOAD_MAX_BYTES (20 GiB): larger images are refused */
         char download_allow[1024];/* SF_DOWNLOAD_ALLOW (""): CIDR[:port],... exempt from lib/netpolicy.h */
         int blob_concurrency;     /* SF_BLOB_CONCURRENCY (4): downloads sf-blob runs at once */
+        /* How long events of each type are kept, seconds, -1 = forever (api.md §5), in the
+         * order of SF_EVENT_TYPES (lib/event.h): SF_EVENT_RETENTION_AUDIT (90 d), _MUTATE
+         * (90 d), _STATUS (7 d), _USAGE (30 d), _RESOURCES (7 d), _PRUNE (30 d), _HISTORIC (90 d). */
+        int64_t event_retention_s[SF_CONFIG_EVENT_TYPES];
 } sf_config_t;
 
 /* Fill cfg from the environment. -EINVAL with a log line on a malformed value. */

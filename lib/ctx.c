@@ -1,5 +1,6 @@
 #include "ctx.h"
 
+#include "event.h"
 #include "log.h"
 #include "util.h"
 
@@ -16,6 +17,7 @@ int sf_ctx_open(sf_ctx_t *ctx, bool with_bus, int wait_s) {
         if (r < 0)
                 return r;
         sf_store_set_password(ctx->cfg.redis_password);
+        sf_event_retention_set(ctx->cfg.event_retention_s);
         for (;;) {
                 if (!ctx->store)
                         r = sf_store_connect(ctx->cfg.redis_host, ctx->cfg.redis_port, &ctx->store);

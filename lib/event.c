@@ -7,61 +7,143 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* Timestamps are unique per object (api.md §5.1): bump by 10 us on collision.
- * KEYS[1] list; ARGV[1] ts, ARGV[2] rest of the record (JSON after the timestamp). */
+/* Push one record onto a (object, event type) list.  Timestamps are unique per object
+ * (api.md §5.1): bump by 10 us on collision.  Then trim: the cap, then (bounded, so a
+ * write never stalls Redis) the oldest records past the retention; the list expires when
+ * even its newest record is past it, so objects that fall silent leave nothing behind.
+ * KEYS[1] list, KEYS[2] object's last timestamp; KEYS[3], KEYS[4] the same for the
+ * namespace's audit mirror (optional).  ARGV[1] now, ARGV[2] the record after its
+ * timestamp, ARGV[3] cap, ARGV[4] retention s (-1 forever), ARGV[5] the mirror's record. */
 static const char PUSH_LUA[] =
-        "local ts = tonumber(ARGV[1])\n"
-        "local last = redis.call('GET', KEYS[2])\n"
-        "if last and tonumber(last) >= ts then ts = tonumber(last) + 0.00001 end\n"
-        "redis.call('SET', KEYS[2], string.format('%.6f', ts))\n"
-        "redis.call('LPUSH', KEYS[1], string.format('{\"timestamp\": %.6f, ', ts) .. ARGV[2])\n"
-        "redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[3]) - 1)\n"
+        "local keep, ret = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+        "local function push(list, lastkey, rest)\n"
+        "  local ts = tonumber(ARGV[1])\n"
+        "  local last = redis.call('GET', lastkey)\n"
+        "  if last and tonumber(last) >= ts then ts = tonumber(last) + 0.00001 end\n"
+        "  redis.call('SET', lastkey, string.format('%.6f', ts))\n"
+        "  redis.call('LPUSH', list, string.format('{\"timestamp\": %.6f, ', ts) .. rest)\n"
+        "  redis.call('LTRIM', list, 0, keep - 1)\n"
+        "  if ret < 0 then redis.call('PERSIST', list) return end\n"
+        "  local cutoff = tonumber(ARGV[1]) - ret\n"
+        "  for i = 1, 100 do\n"
+        "    local oldest = redis.call('LINDEX', list, -1)\n"
+        "    local t = oldest and tonumber(string.match(oldest, '^{\"timestamp\": ([%d%.]+)'))\n"
+        "    if not t or t >= cutoff then break end\n"
+        "    redis.call('RPOP', list)\n"
+        "  end\n"
+        "  redis.call('EXPIRE', list, ret + 1)\n"
+        "end\n"
+        "push(KEYS[1], KEYS[2], ARGV[2])\n"
+        "if KEYS[3] then push(KEYS[3], KEYS[4], ARGV[5]) end\n"
         "return 1\n";
 
-static const char *const TYPES[] = {"audit", "mutate", "status", "usage",
-                                    "resources", "prune", "historic"};
+const char *const SF_EVENT_TYPES[SF_CONFIG_EVENT_TYPES] = {"audit", "mutate", "status", "usage",
+                                                           "resources", "prune", "historic"};
 
-bool sf_event_type_valid(const char *type) {
-        for (size_t i = 0; i < SF_ARRAY_SIZE(TYPES); i++)
-                if (strcmp(type, TYPES[i]) == 0)
-                        return true;
-        return false;
+/* api.md §5 defaults until sf_event_retention_set. */
+static int64_t retention_s[SF_CONFIG_EVENT_TYPES] = {90 * 86400, 90 * 86400, 7 * 86400, 30 * 86400,
+                                                     7 * 86400,  30 * 86400, 90 * 86400};
+
+void sf_event_retention_set(const int64_t secs[SF_CONFIG_EVENT_TYPES]) {
+        for (int i = 0; i < SF_CONFIG_EVENT_TYPES; i++)
+                if (secs[i] == -1 || secs[i] > 0)
+                        retention_s[i] = secs[i];
 }
+
+static int type_index(const char *type) {
+        for (int i = 0; type && i < SF_CONFIG_EVENT_TYPES; i++)
+                if (strcmp(type, SF_EVENT_TYPES[i]) == 0)
+                        return i;
+        return -1;
+}
+
+bool sf_event_type_valid(const char *type) { return type_index(type) >= 0; }
 
 static void subject_token(const char *in, char *out, size_t len) {
         sf_config_node_token(in && *in ? in : "_", out, len);
 }
 
-int sf_event_emit(sf_ctx_t *ctx, const char *objtype, const char *uuid, const char *ns,
-                  const char *type, const char *message, json_object *extra, double duration) {
+/* The stored record after its timestamp: {"type": ..., "fqdn": ..., "duration": ...,
+ * "message": ..., "extra": ...} without its '{' (the script writes the timestamp first). */
+static char *record_rest(sf_ctx_t *ctx, const char *type, const char *message, json_object *extra,
+                         double duration) {
         _cleanup_json_ json_object *rest = json_object_new_object();
-        char ts[32], key[256], lastkey[256], keep[16];
-        double now = sf_now();
         const char *text;
+
+        if (!rest)
+                return NULL;
+        json_object_object_add(rest, "type", json_object_new_string(type));
+        json_object_object_add(rest, "fqdn", json_object_new_string(ctx->cfg.node));
+        json_object_object_add(rest, "duration", duration >= 0 ? json_object_new_double(duration) : NULL);
+        json_object_object_add(rest, "message", json_object_new_string(message));
+        json_object_object_add(rest, "extra", extra ? json_object_get(extra) : json_object_new_object());
+        text = json_object_to_json_string_ext(rest, JSON_C_TO_STRING_PLAIN);
+        return text ? strdup(text + 1) : NULL;
+}
+
+/* The namespace's copy of an audit event: the same record, extra naming the object. */
+static char *mirror_rest(sf_ctx_t *ctx, const char *objtype, const char *uuid, const char *message,
+                         json_object *extra, double duration) {
+        _cleanup_json_ json_object *x = NULL;
+
+        if (extra && json_object_is_type(extra, json_type_object))
+                json_object_deep_copy(extra, &x, NULL);
+        if (!x)
+                x = json_object_new_object();
+        if (!x)
+                return NULL;
+        json_object_object_add(x, "object_type", json_object_new_string(objtype));
+        json_object_object_add(x, "object_uuid", json_object_new_string(uuid));
+        return record_rest(ctx, "audit", message, x, duration);
+}
+
+static int event_store(sf_ctx_t *ctx, const char *objtype, const char *uuid, const char *ns, const char *type,
+                       const char *message, json_object *extra, double duration, double now) {
+        _cleanup_free_ char *rest = record_rest(ctx, type, message, extra, duration), *mirror = NULL;
+        char ts[32], key[256], lastkey[256], keep[16], ret[24], nskey[256], nslast[256];
+        int ti = type_index(type);
+        bool mirrored = ti == 0 && ns && *ns && strcmp(objtype, "namespace") != 0;
         _cleanup_reply_ redisReply *r = NULL;
 
         if (!rest)
                 return -ENOMEM;
-        json_object_object_add(rest, "type", json_object_new_string(type));
-        json_object_object_add(rest, "fqdn", json_object_new_string(ctx->cfg.node));
-        json_object_object_add(rest, "duration",
-                               duration >= 0 ? json_object_new_double(duration) : NULL);
-        json_object_object_add(rest, "message", json_object_new_string(message));
-        json_object_object_add(rest, "extra", extra ? json_object_get(extra) : json_object_new_object());
-        text = json_object_to_json_string_ext(rest, JSON_C_TO_STRING_PLAIN);
+        if (ti < 0)
+                return -EINVAL;
         snprintf(ts, sizeof(ts), "%.6f", now);
-        snprintf(key, sizeof(key), SF_KEY_EVENTS, objtype, uuid);
+        snprintf(key, sizeof(key), SF_KEY_EVENTS, objtype, uuid, type);
         snprintf(lastkey, sizeof(lastkey), SF_KEY_EVENTTS, objtype, uuid);
         snprintf(keep, sizeof(keep), "%d", SF_EVENTS_KEEP);
-        /* rest is {"type":...}: drop its '{' since the script writes the timestamp first. */
-        r = sf_store_cmd_once(ctx->store, "EVAL %s 2 %s %s %s %s %s", PUSH_LUA, key, lastkey, ts, text + 1,
-                         keep);
+        snprintf(ret, sizeof(ret), "%lld", (long long)retention_s[ti]);
+        if (mirrored) {
+                mirror = mirror_rest(ctx, objtype, uuid, message, extra, duration);
+                if (!mirror)
+                        return -ENOMEM;
+                snprintf(nskey, sizeof(nskey), SF_KEY_EVENTS, "namespace", ns, type);
+                snprintf(nslast, sizeof(nslast), SF_KEY_EVENTTS, "namespace", ns);
+                r = sf_store_cmd_once(ctx->store, "EVAL %s 4 %s %s %s %s %s %s %s %s %s", PUSH_LUA, key, lastkey,
+                                      nskey, nslast, ts, rest, keep, ret, mirror);
+        } else {
+                r = sf_store_cmd_once(ctx->store, "EVAL %s 2 %s %s %s %s %s %s", PUSH_LUA, key, lastkey, ts, rest,
+                                      keep, ret);
+        }
         if (!r || r->type == REDIS_REPLY_ERROR) {
                 log_warn("event %s/%s: not stored: %s", objtype, uuid, r ? r->str : "redis down");
                 return -EIO;
         }
+        return 0;
+}
+
+int sf_event_emit(sf_ctx_t *ctx, const char *objtype, const char *uuid, const char *ns,
+                  const char *type, const char *message, json_object *extra, double duration) {
+        double now = sf_now();
+        int r;
+
+        r = event_store(ctx, objtype, uuid, ns, type, message, extra, duration, now);
+        if (r < 0)
+                return r;
         if (ctx->bus) {
                 Sf__Event ev = SF__EVENT__INIT;
                 char subject[512], t_ns[80], t_uuid[80];
@@ -94,28 +176,69 @@ int sf_event_emit(sf_ctx_t *ctx, const char *objtype, const char *uuid, const ch
         return 0;
 }
 
-int sf_event_list(sf_store_t *s, const char *objtype, const char *uuid, const char *type_filter,
-                  int limit, json_object **ret_array) {
-        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "LRANGE " SF_KEY_EVENTS " 0 %d", objtype, uuid,
-                                                     SF_EVENTS_KEEP - 1);
-        json_object *arr;
+/* Read one list's records (newest first) younger than their type's retention into all. */
+static int list_read(sf_store_t *s, const char *key, const char *type_filter, double now, json_object *all) {
+        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "LRANGE %s 0 %d", key, SF_EVENTS_KEEP - 1);
 
         if (!r || r->type != REDIS_REPLY_ARRAY)
                 return -EIO;
-        arr = json_object_new_array();
-        if (!arr)
-                return -ENOMEM;
-        for (size_t i = 0; i < r->elements && (limit <= 0 || (int)json_object_array_length(arr) < limit);
-             i++) {
+        for (size_t i = 0; i < r->elements; i++) {
                 json_object *ev = json_tokener_parse(r->element[i]->str);
-                if (!ev)
-                        continue;
-                if (type_filter && strcmp(sf_json_str(ev, "type") ?: "", type_filter) != 0) {
+                int ti = type_index(sf_json_str(ev, "type"));
+                json_object *t = NULL;
+
+                /* Unknown types (never written) and filtered-out ones are skipped. */
+                if (!ev || ti < 0 || (type_filter && strcmp(type_filter, SF_EVENT_TYPES[ti]) != 0) ||
+                    !json_object_object_get_ex(ev, "timestamp", &t) ||
+                    (retention_s[ti] >= 0 && json_object_get_double(t) < now - (double)retention_s[ti])) {
                         json_object_put(ev);
                         continue;
                 }
-                json_object_array_add(arr, ev);
+                json_object_array_add(all, ev);
         }
-        *ret_array = arr;
+        return 0;
+}
+
+static int newest_first(const void *a, const void *b) {
+        double ta = json_object_get_double(json_object_object_get(*(json_object *const *)a, "timestamp"));
+        double tb = json_object_get_double(json_object_object_get(*(json_object *const *)b, "timestamp"));
+
+        return ta < tb ? 1 : ta > tb ? -1 : 0;
+}
+
+int sf_event_list(sf_store_t *s, const char *objtype, const char *uuid, const char *type_filter,
+                  int limit, json_object **ret_array) {
+        _cleanup_json_ json_object *all = json_object_new_array();
+        double now = sf_now();
+        char key[256];
+        json_object *out;
+        size_t n;
+        int r = 0;
+
+        if (!all)
+                return -ENOMEM;
+        if (type_filter && !sf_event_type_valid(type_filter))
+                return -EINVAL;
+        for (int i = 0; i < SF_CONFIG_EVENT_TYPES && r == 0; i++) {
+                if (type_filter && strcmp(type_filter, SF_EVENT_TYPES[i]) != 0)
+                        continue;
+                snprintf(key, sizeof(key), SF_KEY_EVENTS, objtype, uuid, SF_EVENT_TYPES[i]);
+                r = list_read(s, key, type_filter, now, all);
+        }
+        /* Records written before the per-type lists. */
+        if (r == 0) {
+                snprintf(key, sizeof(key), SF_KEY_EVENTS_OLD, objtype, uuid);
+                r = list_read(s, key, type_filter, now, all);
+        }
+        if (r < 0)
+                return r;
+        json_object_array_sort(all, newest_first);
+        out = json_object_new_array();
+        if (!out)
+                return -ENOMEM;
+        n = json_object_array_length(all);
+        for (size_t i = 0; i < n && (limit <= 0 || (int)i < limit); i++)
+                json_object_array_add(out, json_object_get(json_object_array_get_idx(all, i)));
+        *ret_array = out;
         return 0;
 }

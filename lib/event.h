@@ -1,5 +1,9 @@
-/* Events (api.md §5): kept per object in Redis (newest first, capped) and published on
- * sf.event.<namespace>.<objtype>.<uuid> for live followers. */
+/* Events (api.md §5): kept per object and event type in Redis (newest first, capped at
+ * SF_EVENTS_KEEP, trimmed by age on write and filtered by age on read, the list expiring
+ * once everything in it is past its type's retention), and published on
+ * sf.event.<namespace>.<objtype>.<uuid> for live followers.  Every `audit` event of an
+ * object with a namespace is also stored on that namespace's own events (extra gains
+ * object_type and object_uuid). */
 #pragma once
 #include <json-c/json.h>
 
@@ -17,3 +21,8 @@ int sf_event_list(sf_store_t *s, const char *objtype, const char *uuid, const ch
                   int limit, json_object **ret_array);
 
 bool sf_event_type_valid(const char *type);
+
+/* The event types in the order of sf_config_t.event_retention_s. */
+extern const char *const SF_EVENT_TYPES[SF_CONFIG_EVENT_TYPES];
+/* Set the process-wide retention (sf_ctx_open does it from the configuration). */
+void sf_event_retention_set(const int64_t secs[SF_CONFIG_EVENT_TYPES]);

@@ -13,7 +13,6 @@
 #include <string.h>
 
 int sf_obj_create(sf_ctx_t *ctx, const char *type, const char *uuid, json_object *doc) {
-        _cleanup_json_ json_object *extra = json_object_new_object();
         const char *ns = sf_json_str(doc, "namespace");
         int r;
 
@@ -22,11 +21,8 @@ int sf_obj_create(sf_ctx_t *ctx, const char *type, const char *uuid, json_object
                 return -EEXIST;
         if (r < 0)
                 return r;
-        json_object_object_add(extra, "object_type", json_object_new_string(type));
-        json_object_object_add(extra, "object_uuid", json_object_new_string(uuid));
+        /* Mirrored onto the namespace's events by sf_event_emit (every audit event is). */
         sf_event_emit(ctx, type, uuid, ns, "audit", "db record created", NULL, -1);
-        if (ns && strcmp(type, "namespace") != 0)
-                sf_event_emit(ctx, "namespace", ns, ns, "audit", "db record created", extra, -1);
         return 0;
 }
 

@@ -1,6 +1,8 @@
 #include "store.h"
 #include "keys.h"
 
+#include "event.h"
+
 #include "log.h"
 #include "util.h"
 
@@ -372,7 +374,9 @@ int sf_store_purge(sf_store_t *s, const char *type, const char *uuid) {
                                 sf_store_cmd(s, "SREM " SF_KEY_IDX " %s", type, names[i], v, uuid));
         }
         freeReplyObject(sf_store_cmd(s, "SREM " SF_KEY_IDX_ALL " %s", type, uuid));
-        freeReplyObject(sf_store_cmd(s, "DEL " SF_KEY_OBJ " " SF_KEY_EVENTS, type, uuid, type, uuid));
+        freeReplyObject(sf_store_cmd(s, "DEL " SF_KEY_OBJ " " SF_KEY_EVENTS_OLD, type, uuid, type, uuid));
+        for (int i = 0; i < SF_CONFIG_EVENT_TYPES; i++)
+                freeReplyObject(sf_store_cmd(s, "DEL " SF_KEY_EVENTS, type, uuid, SF_EVENT_TYPES[i]));
         return 0;
 }
 
