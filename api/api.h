@@ -46,6 +46,13 @@ int sf_api_lookup(sf_ctx_t *ctx, const sf_caller_t *caller, const char *type, co
 /* Authenticate, then look up params[0] as a <type> reference.  0, or <0 with resp filled. */
 int sf_api_find(sf_http_req_t *req, sf_http_resp_t *resp, const char *type, sf_caller_t *caller,
                 json_object **ret_doc);
+/* Is caller trusted by namespace document ns (api.md §3.4: itself, system, or listed in
+ * its trust.full)?  Used for namespace routes and creating instances in ns. */
+bool sf_api_trusted_by(const sf_caller_t *caller, json_object *ns);
+/* Upstream's metadata rules for one key of a `type` object (api.md §2.3: instances'
+ * `tags` a JSON list, `affinity` a dict of int-castable values; other types unchecked).
+ * 0, or a negative errno with the 400 filled in. */
+int sf_api_meta_validate(sf_http_resp_t *resp, const char *type, const char *key, json_object *value);
 /* Can caller see an instance/network/interface of namespace ns (own or system)? */
 bool sf_api_owns(const sf_caller_t *caller, const char *ns);
 
@@ -92,6 +99,9 @@ int sf_api_interface_get(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_nodes_get(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_node_get(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_node_events(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_node_delete(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_interface_events(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_namespace_events(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_admin_locks(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_openapi_get(sf_http_req_t *req, sf_http_resp_t *resp);
 

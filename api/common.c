@@ -9,6 +9,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -293,6 +294,70 @@ int sf_api_list(sf_http_req_t *req, sf_http_resp_t *resp, const char *type,
         }
         sf_strv_free(ids);
         return sf_http_json(resp, 200, list);
+}
+
+/* ---- trust and metadata rules ---- */
+
+bool sf_api_trusted_by(const sf_caller_t *caller, json_object *ns) {
+        json_object *trust, *full;
+
+        if (caller->system || strcmp(sf_json_str(ns, "name") ?: "", caller->ns) == 0)
+                return true;
+        if (!json_object_object_get_ex(ns, "trust", &trust) || !json_object_object_get_ex(trust, "full", &full) ||
+            !json_object_is_type(full, json_type_array))
+                return false;
+        for (size_t i = 0; i < json_object_array_length(full); i++)
+                if (strcmp(json_object_get_string(json_object_array_get_idx(full, i)) ?: "", caller->ns) == 0)
+                        return true;
+        return false;
+}
+
+/* What Python's int() accepts and upstream's affinity check therefore lets through:
+ * integers, finite numbers, and strings holding a (signed) integer.  Booleans are
+ * refused, as upstream's later releases do (true is not a weight). */
+static bool int_castable(json_object *v) {
+        const char *s, *p;
+
+        switch (json_object_get_type(v)) {
+        case json_type_int:
+                return true;
+        case json_type_double:
+                return isfinite(json_object_get_double(v));
+        case json_type_string:
+                s = json_object_get_string(v);
+                while (*s == ' ' || *s == '\t')
+                        s++;
+                if (*s == '+' || *s == '-')
+                        s++;
+                for (p = s; *p >= '0' && *p <= '9'; p++)
+                        ;
+                if (p == s)
+                        return false;
+                while (*p == ' ' || *p == '\t')
+                        p++;
+                return *p == 0;
+        default:
+                return false;
+        }
+}
+
+int sf_api_meta_validate(sf_http_resp_t *resp, const char *type, const char *key, json_object *value) {
+        if (strcmp(type, "instance") != 0)
+                return 0;
+        if (strcmp(key, "tags") == 0 && !json_object_is_type(value, json_type_array))
+                return sf_http_error(resp, 400, "value for \"tags\" key should be a JSON list"), -EINVAL;
+        if (strcmp(key, "affinity") == 0) {
+                if (!json_object_is_type(value, json_type_object))
+                        return sf_http_error(resp, 400, "value for \"affinity\" key should be a valid JSON dictionary"),
+                               -EINVAL;
+                json_object_object_foreach(value, k, v) {
+                        (void)k;
+                        if (!int_castable(v))
+                                return sf_http_error(resp, 400, "affinity dictionary values should be integers"),
+                                       -EINVAL;
+                }
+        }
+        return 0;
 }
 
 /* ---- names ---- */

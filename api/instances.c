@@ -273,7 +273,9 @@ static int create_parse_body(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_r
                 c->ns = caller->ns;
         if (strcmp(c->ns, caller->ns) != 0) {
                 _cleanup_json_ json_object *nsdoc = NULL;
-                if (!caller->system || sf_store_get(ctx->store, "namespace", c->ns, &nsdoc, NULL) < 0)
+                /* api.md §3.4: a namespace trusted by ns may create instances in it. */
+                if (sf_store_get(ctx->store, "namespace", c->ns, &nsdoc, NULL) < 0 ||
+                    strcmp(sf_json_str(nsdoc, "state") ?: "", "created") != 0 || !sf_api_trusted_by(caller, nsdoc))
                         return sf_http_error(resp, 404, "namespace not found"), -ENOENT;
         }
         if (sf_http_body_str(req, "name", &c->name) < 0)
@@ -308,7 +310,8 @@ static int create_parse_body(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_r
                 _cleanup_json_ json_object *node = NULL;
                 if (sf_store_get(ctx->store, "node", c->placed_on, &node, NULL) < 0)
                         return sf_http_error(resp, 404, "Specified node does not exist"), -ENOENT;
-                if (sf_now() - (double)sf_json_int(node, "lastseen", 0) > NODE_LIVE_S)
+                if (sf_now() - (double)sf_json_int(node, "lastseen", 0) > NODE_LIVE_S ||
+                    strcmp(sf_json_str(node, "state") ?: "created", "created") != 0)
                         return sf_http_error(resp, 404, "Specified node not ready"), -ENOENT;
         }
         r = sf_http_body_str(req, "configdrive", &c->configdrive);
@@ -355,23 +358,11 @@ static int create_parse_body(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_r
                 json_object_object_add(c->video, "vdi", json_object_new_string("spice"));
         }
         if (json_object_object_get_ex(req->body, "metadata", &v) && v) {
-                json_object *t;
                 if (!json_object_is_type(v, json_type_object))
                         return sf_http_error(resp, 400, "metadata must be a JSON dictionary"), -EINVAL;
-                if (json_object_object_get_ex(v, "tags", &t) && !json_object_is_type(t, json_type_array))
-                        return sf_http_error(resp, 400, "value for \"tags\" key should be a JSON list"), -EINVAL;
-                if (json_object_object_get_ex(v, "affinity", &t)) {
-                        if (!json_object_is_type(t, json_type_object))
-                                return sf_http_error(resp, 400,
-                                                     "value for \"affinity\" key should be a valid JSON dictionary"),
-                                       -EINVAL;
-                        json_object_object_foreach(t, k, av) {
-                                (void)k;
-                                if (!json_object_is_type(av, json_type_int))
-                                        return sf_http_error(resp, 400,
-                                                             "affinity dictionary values should be integers"),
-                                               -EINVAL;
-                        }
+                json_object_object_foreach(v, mk, mv) {
+                        if (sf_api_meta_validate(resp, "instance", mk, mv) < 0)
+                                return -EINVAL;
                 }
                 c->metadata = v;
         }
@@ -408,7 +399,9 @@ static int instance_schedule(sf_ctx_t *ctx, const create_req_t *c, sf_http_resp_
                         continue;
                 if (sf_store_get(ctx->store, "node", *p, &n, NULL) < 0)
                         continue;
+                /* A deleted node may still heartbeat: it never gets new instances. */
                 if (!sf_json_bool(n, "is_hypervisor", false) ||
+                    strcmp(sf_json_str(n, "state") ?: "created", "created") != 0 ||
                     sf_now() - (double)sf_json_int(n, "lastseen", 0) > NODE_LIVE_S ||
                     !json_object_object_get_ex(n, "metrics", &m))
                         continue;
@@ -745,6 +738,13 @@ int sf_api_instance_get(sf_http_req_t *req, sf_http_resp_t *resp) {
         return sf_http_json(resp, 200, sf_view_instance(sf_api_ctx(), doc));
 }
 
+static bool node_deleted(sf_ctx_t *ctx, const char *node) {
+        _cleanup_json_ json_object *n = NULL;
+
+        return sf_store_get(ctx->store, "node", node, &n, NULL) == 0 &&
+               strcmp(sf_json_str(n, "state") ?: "", "deleted") == 0;
+}
+
 /* Ask for one instance's delete (any state but deleted): one never placed has nothing on
  * any node and is finished here; a placed one gets its node's instance.delete intent. */
 static int instance_request_delete(sf_ctx_t *ctx, json_object *doc) {
@@ -752,6 +752,10 @@ static int instance_request_delete(sf_ctx_t *ctx, json_object *doc) {
         const char *state = sf_json_str(doc, "state") ?: "";
         int r;
 
+        /* A deleted node consumes no intents: its instances finish here, like never-placed
+         * ones (only when its record says so; an unreadable record is not a yes). */
+        if (node && *node && node_deleted(ctx, node))
+                node = NULL;
         if (node && *node)
                 return sf_intent_submit(ctx, node, "compute", "instance.delete", "instance", uuid,
                                         sf_json_str(doc, "namespace"), NULL, NULL);
@@ -858,19 +862,39 @@ int sf_api_instance_interfaces(sf_http_req_t *req, sf_http_resp_t *resp) {
         return sf_http_json(resp, 200, json_object_get(ifaces));
 }
 
-int sf_api_interface_get(sf_http_req_t *req, sf_http_resp_t *resp) {
+/* The interface params[0] names (UUID only), if the caller owns it; else fills 401/404. */
+static int interface_find(sf_http_req_t *req, sf_http_resp_t *resp, json_object **ret_doc) {
         sf_ctx_t *ctx = sf_api_ctx();
-        _cleanup_json_ json_object *doc = NULL;
+        json_object *doc = NULL;
         char uuid[SF_UUID_LEN];
         sf_caller_t caller;
 
         if (sf_api_auth(req, resp, &caller) < 0)
-                return 0;
+                return -EACCES;
         if (!sf_uuid_parse(req->params[0], uuid) ||
             sf_store_get(ctx->store, "networkinterface", uuid, &doc, NULL) < 0 ||
-            !sf_api_owns(&caller, sf_json_str(doc, "namespace")))
-                return sf_http_error(resp, 404, "interface not found");
+            !sf_api_owns(&caller, sf_json_str(doc, "namespace"))) {
+                json_object_put(doc);
+                return sf_http_error(resp, 404, "interface not found"), -ENOENT;
+        }
+        *ret_doc = doc;
+        return 0;
+}
+
+int sf_api_interface_get(sf_http_req_t *req, sf_http_resp_t *resp) {
+        _cleanup_json_ json_object *doc = NULL;
+
+        if (interface_find(req, resp, &doc) < 0)
+                return 0;
         return sf_http_json(resp, 200, sf_view_interface(doc));
+}
+
+int sf_api_interface_events(sf_http_req_t *req, sf_http_resp_t *resp) {
+        _cleanup_json_ json_object *doc = NULL;
+
+        if (interface_find(req, resp, &doc) < 0)
+                return 0;
+        return sf_api_events(req, resp, "networkinterface", sf_json_str(doc, "uuid"));
 }
 
 int sf_api_instance_consoledata(sf_http_req_t *req, sf_http_resp_t *resp) {

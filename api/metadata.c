@@ -49,23 +49,17 @@ static int resolve(sf_http_req_t *req, sf_http_resp_t *resp, const char *type, j
                 return 0;
         }
         /* namespace: visible if the caller is trusted by it */
-        if (sf_store_get(ctx->store, "namespace", req->params[0], &doc, NULL) < 0 ||
+        if (!sf_name_valid_with(req->params[0], sf_api_name_extra("namespace")) ||
+            sf_store_get(ctx->store, "namespace", req->params[0], &doc, NULL) < 0 ||
             strcmp(sf_json_str(doc, "state") ?: "", "created") != 0) {
                 json_object_put(doc);
                 sf_http_error(resp, 404, "namespace not found");
                 return -ENOENT;
         }
-        if (!caller.system && strcmp(caller.ns, req->params[0]) != 0) {
-                json_object *trust, *full;
-                bool ok = false;
-                if (json_object_object_get_ex(doc, "trust", &trust) && json_object_object_get_ex(trust, "full", &full))
-                        for (size_t i = 0; i < json_object_array_length(full); i++)
-                                ok |= strcmp(json_object_get_string(json_object_array_get_idx(full, i)), caller.ns) == 0;
-                if (!ok) {
-                        json_object_put(doc);
-                        sf_http_error(resp, 404, "namespace not found");
-                        return -ENOENT;
-                }
+        if (!sf_api_trusted_by(&caller, doc)) {
+                json_object_put(doc);
+                sf_http_error(resp, 404, "namespace not found");
+                return -ENOENT;
         }
         *ret = doc;
         return 0;
@@ -114,6 +108,20 @@ static int apply_meta(json_object *doc, void *ud) {
         return 0;
 }
 
+/* Every metadata write is an attribute write (api.md §5.1: mutate "set attribute"). */
+static void meta_event(const char *type, json_object *doc, const char *key, bool deleted) {
+        _cleanup_json_ json_object *extra = json_object_new_object();
+        const char *uuid = sf_json_str(doc, "uuid");
+
+        if (!extra || !uuid)
+                return;
+        json_object_object_add(extra, "attribute", json_object_new_string("metadata"));
+        json_object_object_add(extra, "key", json_object_new_string(key));
+        json_object_object_add(extra, "deleted", json_object_new_boolean(deleted));
+        sf_event_emit(sf_api_ctx(), type, uuid, strcmp(type, "node") == 0 ? NULL : sf_json_str(doc, "namespace"),
+                      "mutate", "set attribute", extra, -1);
+}
+
 static int meta_get(sf_http_req_t *req, sf_http_resp_t *resp, const char *type) {
         _cleanup_json_ json_object *doc = NULL;
         json_object *m;
@@ -144,25 +152,14 @@ static int meta_set(sf_http_req_t *req, sf_http_resp_t *resp, const char *type, 
                 return sf_http_error(resp, 400, "no key specified");
         if (!json_object_object_get_ex(req->body, "value", &value) || !truthy(value))
                 return sf_http_error(resp, 400, "no value specified");
-        if (strcmp(type, "instance") == 0) {
-                if (strcmp(key, "tags") == 0 && !json_object_is_type(value, json_type_array))
-                        return sf_http_error(resp, 400, "value for \"tags\" key should be a JSON list");
-                if (strcmp(key, "affinity") == 0) {
-                        if (!json_object_is_type(value, json_type_object))
-                                return sf_http_error(resp, 400,
-                                                     "value for \"affinity\" key should be a valid JSON dictionary");
-                        json_object_object_foreach(value, k, v) {
-                                (void)k;
-                                if (!json_object_is_type(v, json_type_int))
-                                        return sf_http_error(resp, 400, "affinity dictionary values should be integers");
-                        }
-                }
-        }
+        if (sf_api_meta_validate(resp, type, key, value) < 0)
+                return 0;
         c.key = key;
         c.value = value;
         r = sf_store_update(sf_api_ctx()->store, type, sf_json_str(doc, "uuid"), NULL, apply_meta, &c, NULL);
         if (r < 0)
                 return r;
+        meta_event(type, doc, key, false);
         return sf_http_json(resp, 200, NULL);
 }
 
@@ -178,6 +175,7 @@ static int meta_delete(sf_http_req_t *req, sf_http_resp_t *resp, const char *typ
         r = sf_store_update(sf_api_ctx()->store, type, sf_json_str(doc, "uuid"), NULL, apply_meta, &c, NULL);
         if (r < 0)
                 return r;
+        meta_event(type, doc, c.key, true);
         return sf_http_json(resp, 200, NULL);
 }
 

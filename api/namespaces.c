@@ -11,21 +11,6 @@
 #include <errno.h>
 #include <string.h>
 
-/* Is caller trusted by namespace doc (api.md §3.4)? */
-static bool trusted_by(const sf_caller_t *caller, json_object *ns) {
-        json_object *trust, *full;
-
-        if (caller->system || strcmp(sf_json_str(ns, "name") ?: "", caller->ns) == 0)
-                return true;
-        if (!json_object_object_get_ex(ns, "trust", &trust) ||
-            !json_object_object_get_ex(trust, "full", &full))
-                return false;
-        for (size_t i = 0; i < json_object_array_length(full); i++)
-                if (strcmp(json_object_get_string(json_object_array_get_idx(full, i)), caller->ns) == 0)
-                        return true;
-        return false;
-}
-
 int sf_api_ns_ensure(sf_ctx_t *ctx, const char *ns) {
         _cleanup_json_ json_object *doc = json_object_new_object(), *trust = json_object_new_object(),
                                    *full = json_object_new_array();
@@ -175,7 +160,7 @@ int sf_api_namespaces_get(sf_http_req_t *req, sf_http_resp_t *resp) {
                 _cleanup_json_ json_object *doc = NULL;
                 if (sf_store_get(ctx->store, "namespace", *p, &doc, NULL) < 0)
                         continue;
-                if (strcmp(sf_json_str(doc, "state") ?: "", "created") != 0 || !trusted_by(&caller, doc))
+                if (strcmp(sf_json_str(doc, "state") ?: "", "created") != 0 || !sf_api_trusted_by(&caller, doc))
                         continue;
                 json_object_array_add(list, sf_view_namespace(doc));
         }
@@ -235,7 +220,7 @@ static int trusted_ns(sf_http_req_t *req, sf_http_resp_t *resp, sf_caller_t *cal
                 return -EACCES;
         if (!sf_name_valid_with(req->params[0], sf_api_name_extra("namespace")) ||
             sf_store_get(ctx->store, "namespace", req->params[0], &doc, NULL) < 0 ||
-            strcmp(sf_json_str(doc, "state") ?: "", "created") != 0 || !trusted_by(caller, doc)) {
+            strcmp(sf_json_str(doc, "state") ?: "", "created") != 0 || !sf_api_trusted_by(caller, doc)) {
                 json_object_put(doc);
                 sf_http_error(resp, 404, "namespace not found");
                 return -ENOENT;
@@ -251,6 +236,16 @@ int sf_api_namespace_get(sf_http_req_t *req, sf_http_resp_t *resp) {
         if (trusted_ns(req, resp, &caller, &doc) < 0)
                 return 0;
         return sf_http_json(resp, 200, sf_view_namespace(doc));
+}
+
+/* GET /auth/namespaces/<ns>/events: its own events and its objects' audit events. */
+int sf_api_namespace_events(sf_http_req_t *req, sf_http_resp_t *resp) {
+        _cleanup_json_ json_object *doc = NULL;
+        sf_caller_t caller;
+
+        if (trusted_ns(req, resp, &caller, &doc) < 0)
+                return 0;
+        return sf_api_events(req, resp, "namespace", req->params[0]);
 }
 
 int sf_api_namespace_keys_get(sf_http_req_t *req, sf_http_resp_t *resp) {

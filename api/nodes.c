@@ -2,6 +2,9 @@
 #include "api.h"
 #include "keys.h"
 
+#include "event.h"
+#include "lock.h"
+#include "object.h"
 #include "store.h"
 #include "util.h"
 
@@ -148,4 +151,105 @@ int sf_api_admin_locks(sf_http_req_t *req, sf_http_resp_t *resp) {
                 }
         } while (strcmp(cursor, "0") != 0);
         return sf_http_json(resp, 200, out);
+}
+
+/* ---- node delete ---- */
+
+#define NODE_LOCK_TTL_MS 30000 /* as the workers hold instance locks */
+#define NODE_LOCK_WAIT_MS 2000
+
+/* Move one instance of a deleted node to error, under the instance's lock: taking it
+ * issues a newer fencing token, so a late write from the deleted node's worker is refused.
+ * <state> -> <state>-error (with the reason) -> error, as a failed create does.  0, or
+ * -EBUSY if the lock stayed held (left for the next DELETE). */
+static int node_fail_instance(sf_ctx_t *ctx, const char *node, const char *uuid) {
+        _cleanup_json_ json_object *inst = NULL;
+        char lockname[64], to[48], msg[160];
+        const char *state;
+        sf_lock_t *lock = NULL;
+        sf_fence_t fence;
+        int r;
+
+        snprintf(lockname, sizeof(lockname), "instance/%s", uuid);
+        r = sf_lock_acquire_worker(ctx->store, lockname, ctx->cfg.node, NODE_LOCK_TTL_MS, NODE_LOCK_WAIT_MS, &lock);
+        if (r < 0)
+                return r;
+        fence = sf_lock_fence(lock);
+        r = sf_store_get(ctx->store, "instance", uuid, &inst, NULL);
+        if (r < 0)
+                goto cleanup;
+        state = sf_json_str(inst, "state") ?: "";
+        /* Moved elsewhere meanwhile, or already finished: nothing to do. */
+        if (strcmp(sf_json_str(inst, "node") ?: "", node) != 0 || strcmp(state, "deleted") == 0 ||
+            strcmp(state, "error") == 0)
+                goto cleanup;
+        snprintf(msg, sizeof(msg), "node %s was deleted", node);
+        if (strlen(state) < 6 || strcmp(state + strlen(state) - 6, "-error") != 0) {
+                snprintf(to, sizeof(to), "%s-error", state);
+                r = sf_obj_set_state(ctx, "instance", uuid, to, msg, &fence, NULL);
+                if (r < 0)
+                        goto cleanup;
+        }
+        r = sf_obj_set_state(ctx, "instance", uuid, "error", NULL, &fence, NULL);
+cleanup:
+        sf_lock_release(ctx->store, lock);
+        return r == -ENOENT ? 0 : r;
+}
+
+/* Every instance placed on node goes to error; *ret_busy counts those left locked. */
+static int node_fail_instances(sf_ctx_t *ctx, const char *node, int *ret_failed, int *ret_busy) {
+        char **uuids = NULL;
+        int r, failed = 0, busy = 0;
+
+        r = sf_store_index(ctx->store, "instance", "node", node, &uuids, NULL);
+        if (r < 0)
+                return r;
+        for (char **p = uuids; *p; p++) {
+                r = node_fail_instance(ctx, node, *p);
+                if (r == -EBUSY) {
+                        busy++;
+                        continue;
+                }
+                if (r < 0)
+                        break;
+                failed++;
+        }
+        sf_strv_free(uuids);
+        if (r < 0 && r != -EBUSY)
+                return r;
+        *ret_failed = failed;
+        *ret_busy = busy;
+        return 0;
+}
+
+/* DELETE /nodes/<node> (api.md §2.10, system only): the node becomes `deleted` for good
+ * (its heartbeat no longer makes it schedulable: docs/architecture.md "Node delete"), then
+ * its instances go to error.  Repeating it finishes what a crash or a held lock left. */
+int sf_api_node_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
+        static const char *const allowed[] = {NULL};
+        sf_ctx_t *ctx = sf_api_ctx();
+        _cleanup_json_ json_object *doc = NULL, *after = NULL, *extra = NULL;
+        const char *node = req->params[0];
+        int r, failed = 0, busy = 0;
+
+        if (system_node(req, resp, &doc) < 0)
+                return 0;
+        if (sf_http_check_keys(req, resp, allowed) < 0)
+                return 0;
+        r = sf_obj_set_state(ctx, "node", node, "deleted", NULL, NULL, NULL);
+        if (r < 0 && r != -EINVAL)
+                return r;
+        r = node_fail_instances(ctx, node, &failed, &busy);
+        if (r < 0)
+                return r;
+        extra = json_object_new_object();
+        if (!extra)
+                return -ENOMEM;
+        json_object_object_add(extra, "instances_failed", json_object_new_int(failed));
+        json_object_object_add(extra, "instances_busy", json_object_new_int(busy));
+        sf_event_emit(ctx, "node", node, NULL, "audit", "node deleted", extra, -1);
+        r = sf_store_get(ctx->store, "node", node, &after, NULL);
+        if (r < 0)
+                return r;
+        return sf_http_json(resp, 200, node_view(after));
 }

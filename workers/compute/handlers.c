@@ -673,7 +673,8 @@ static int apply_heartbeat(json_object *doc, void *ud) {
 /* Writes this node's record: lastseen and metrics.  Runs on the heartbeat thread with
  * that thread's own context. */
 static void heartbeat_write(sf_ctx_t *ctx, const sf_compute_t *cs) {
-        _cleanup_json_ json_object *doc = json_object_new_object(), *m = json_object_new_object();
+        _cleanup_json_ json_object *doc = json_object_new_object(), *m = json_object_new_object(), *after = NULL;
+        static bool warned_deleted;
         struct sysinfo si;
         struct statvfs vfs;
         char **insts = NULL;
@@ -709,7 +710,14 @@ static void heartbeat_write(sf_ctx_t *ctx, const sf_compute_t *cs) {
                 sf_strv_free(insts);
         json_object_object_add(m, "instances", json_object_new_int64((int64_t)ninst));
         json_object_object_add(doc, "metrics", json_object_get(m));
-        r = sf_store_update(ctx->store, "node", ctx->cfg.node, NULL, apply_heartbeat, doc, NULL);
+        r = sf_store_update(ctx->store, "node", ctx->cfg.node, NULL, apply_heartbeat, doc, &after);
+        /* A deleted node stays deleted (docs/architecture.md "Node delete"): its lastseen
+         * still moves, so the operator sees it is alive, but it gets no new instances. */
+        if (r == 0 && strcmp(sf_json_str(after, "state") ?: "", "deleted") == 0 && !warned_deleted) {
+                log_warn("node %s is deleted: it gets no new instances (re-add it under a new SF_NODE name)",
+                         ctx->cfg.node);
+                warned_deleted = true;
+        }
         if (r == -ENOENT) {
                 json_object_object_add(doc, "state", json_object_new_string("created"));
                 json_object_object_add(doc, "metadata", json_object_new_object());
