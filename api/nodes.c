@@ -3,6 +3,7 @@
 #include "keys.h"
 
 #include "event.h"
+#include "intent.h"
 #include "lock.h"
 #include "object.h"
 #include "store.h"
@@ -222,15 +223,40 @@ static int node_fail_instances(sf_ctx_t *ctx, const char *node, int *ret_failed,
         return 0;
 }
 
+/* Its queue is drained: every intent still pending for one of its workers fails (nobody
+ * will run it; its redrive ran on the node itself).  *ret_n = how many. */
+static int node_drain_intents(sf_ctx_t *ctx, const char *node, int *ret_n) {
+        _cleanup_reply_ redisReply *ids = sf_store_cmd(ctx->store, "ZRANGE " SF_KEY_INTENTS_PENDING " 0 -1");
+        char prefix[160], msg[160];
+        int n = 0;
+
+        if (!ids || ids->type != REDIS_REPLY_ARRAY)
+                return -EIO;
+        sf_intent_subject(node, "", prefix, sizeof(prefix)); /* "sf.intent.<node>." */
+        snprintf(msg, sizeof(msg), "node %s was deleted", node);
+        for (size_t i = 0; i < ids->elements; i++) {
+                const char *id = ids->element[i]->str;
+                _cleanup_reply_ redisReply *sub = id ? sf_store_cmd(ctx->store, "HGET " SF_KEY_INTENT " subject", id)
+                                                     : NULL;
+
+                if (!sub || sub->type != REDIS_REPLY_STRING || strncmp(sub->str, prefix, strlen(prefix)) != 0)
+                        continue;
+                if (sf_intent_finish(ctx->store, id, SF_INTENT_FAILED, msg) == 0)
+                        n++;
+        }
+        *ret_n = n;
+        return 0;
+}
+
 /* DELETE /nodes/<node> (api.md §2.10, system only): the node becomes `deleted` for good
  * (its heartbeat no longer makes it schedulable: docs/architecture.md "Node delete"), then
- * its instances go to error.  Repeating it finishes what a crash or a held lock left. */
+ * its instances go to error and the intents queued for it fail.  Repeating it finishes what a crash or a held lock left. */
 int sf_api_node_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
         static const char *const allowed[] = {NULL};
         sf_ctx_t *ctx = sf_api_ctx();
         _cleanup_json_ json_object *doc = NULL, *after = NULL, *extra = NULL;
         const char *node = req->params[0];
-        int r, failed = 0, busy = 0;
+        int r, failed = 0, busy = 0, drained = 0;
 
         if (system_node(req, resp, &doc) < 0)
                 return 0;
@@ -242,11 +268,15 @@ int sf_api_node_delete(sf_http_req_t *req, sf_http_resp_t *resp) {
         r = node_fail_instances(ctx, node, &failed, &busy);
         if (r < 0)
                 return r;
+        r = node_drain_intents(ctx, node, &drained);
+        if (r < 0)
+                return r;
         extra = json_object_new_object();
         if (!extra)
                 return -ENOMEM;
         json_object_object_add(extra, "instances_failed", json_object_new_int(failed));
         json_object_object_add(extra, "instances_busy", json_object_new_int(busy));
+        json_object_object_add(extra, "intents_failed", json_object_new_int(drained));
         sf_event_emit(ctx, "node", node, NULL, "audit", "node deleted", extra, -1);
         r = sf_store_get(ctx->store, "node", node, &after, NULL);
         if (r < 0)

@@ -37,6 +37,7 @@
 #include "ctx.h"
 #include "event.h"
 #include "http.h"
+#include "intent.h"
 #include "object.h"
 #include "store.h"
 #include "util.h"
@@ -1129,6 +1130,19 @@ static void test_node_delete(void **state) {
         assert_string_equal(jstr(o, "name"), node2);
         assert_string_equal(jstr(o, "state"), "deleted");
 
+        /* Its queue is drained: nothing pending for node2 (the create intent failed). */
+        {
+                _cleanup_reply_ redisReply *ids = sf_store_cmd(ctx.store, "ZRANGE sf:intents:pending 0 -1");
+                char prefix[128];
+                sf_intent_subject(node2, "", prefix, sizeof(prefix));
+                assert_true(ids && ids->type == REDIS_REPLY_ARRAY);
+                for (size_t i = 0; i < ids->elements; i++) {
+                        _cleanup_reply_ redisReply *sub =
+                                sf_store_cmd(ctx.store, "HGET sf:intent:%s subject", ids->element[i]->str);
+                        if (sub && sub->type == REDIS_REPLY_STRING && strncmp(sub->str, prefix, strlen(prefix)) == 0)
+                                fail_msg("intent %s still pending for %s", ids->element[i]->str, sub->str);
+                }
+        }
         /* Its instance went preflight -> preflight-error -> error, with the reason. */
         snprintf(path, sizeof(path), "/instances/%s", uuid);
         req(&r, "GET", path, tok[WHO_A], NULL);
@@ -1148,6 +1162,7 @@ static void test_node_delete(void **state) {
                 json_object *e = json_object_array_get_idx(ev, 0);
                 assert_string_equal(jstr(e, "message"), "node deleted");
                 assert_int_equal(sf_json_int(json_object_object_get(e, "extra"), "instances_failed", -1), 1);
+                assert_true(sf_json_int(json_object_object_get(e, "extra"), "intents_failed", -1) >= 1);
         }
         reply_free(&r);
 
