@@ -242,7 +242,10 @@ typedef struct iso_case {
 #define NF(what) 404, what " not found"
 #define UNAUTH 401, "unauthorized"
 
-/* Order matters only for system's turn, which comes last: destructive cases at the end. */
+/* Order matters only for system's turn, which comes last: destructive cases at the end.
+ * A live stream gets a case of its own kind, checked by check_stream (subscribe, let
+ * system change A's instance, see whether A's events arrive), e.g.
+ *     {"GET /events/stream", ISO_STREAM, "/events/stream", NULL, 0, NULL, false, 200, NULL, NULL}, */
 static const iso_case_t cases[] = {
         {"GET /", ISO_PUBLIC, "/", NULL, 0, NULL, false, 200, NULL, NULL},
         {"GET /openapi.json", ISO_PUBLIC, "/openapi.json", NULL, 0, NULL, false, 200, NULL, NULL},
@@ -486,7 +489,7 @@ static void *poke_instance(void *arg) {
 static void check_stream(const iso_case_t *c, who_t who) {
         char path[512], url[600], hdr[1100];
         reply_t r = {0};
-        poke_t p = {.delay_ms = 300};
+        poke_t p = {.delay_ms = 500}; /* after the subscription is in place */
         pthread_t th;
         CURL *cu = curl_easy_init();
         struct curl_slist *h = NULL;
@@ -500,7 +503,7 @@ static void check_stream(const iso_case_t *c, who_t who) {
         curl_easy_setopt(cu, CURLOPT_HTTPHEADER, h);
         curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(cu, CURLOPT_WRITEDATA, &r);
-        curl_easy_setopt(cu, CURLOPT_TIMEOUT_MS, 1500L);
+        curl_easy_setopt(cu, CURLOPT_TIMEOUT_MS, 2500L);
         assert_int_equal(pthread_create(&th, NULL, poke_instance, &p), 0);
         curl_easy_perform(cu); /* ends by the timeout: a stream does not end by itself */
         pthread_join(th, NULL);
