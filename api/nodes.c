@@ -161,8 +161,10 @@ int sf_api_admin_locks(sf_http_req_t *req, sf_http_resp_t *resp) {
 
 /* Move one instance of a deleted node to error, under the instance's lock: taking it
  * issues a newer fencing token, so a late write from the deleted node's worker is refused.
- * <state> -> <state>-error (with the reason) -> error, as a failed create does.  0, or
- * -EBUSY if the lock stayed held (left for the next DELETE). */
+ * <state> -> <state>-error (with the reason) -> error, as a failed create does.  1 if it
+ * was moved, 0 if there was nothing to do (finished, moved elsewhere, or a state the
+ * machine cannot leave that way), -EBUSY if the lock stayed held (left for the next
+ * DELETE), or another negative errno. */
 static int node_fail_instance(sf_ctx_t *ctx, const char *node, const char *uuid) {
         _cleanup_json_ json_object *inst = NULL;
         char lockname[64], to[48], msg[160];
@@ -171,6 +173,15 @@ static int node_fail_instance(sf_ctx_t *ctx, const char *node, const char *uuid)
         sf_fence_t fence;
         int r;
 
+        /* Finished ones need no lock (the common case: a node's old instances). */
+        r = sf_store_get(ctx->store, "instance", uuid, &inst, NULL);
+        if (r < 0)
+                return r == -ENOENT ? 0 : r;
+        state = sf_json_str(inst, "state") ?: "";
+        if (strcmp(state, "deleted") == 0 || strcmp(state, "error") == 0)
+                return 0;
+        json_object_put(inst);
+        inst = NULL;
         snprintf(lockname, sizeof(lockname), "instance/%s", uuid);
         r = sf_lock_acquire_worker(ctx->store, lockname, ctx->cfg.node, NODE_LOCK_TTL_MS, NODE_LOCK_WAIT_MS, &lock);
         if (r < 0)
@@ -192,9 +203,11 @@ static int node_fail_instance(sf_ctx_t *ctx, const char *node, const char *uuid)
                         goto cleanup;
         }
         r = sf_obj_set_state(ctx, "instance", uuid, "error", NULL, &fence, NULL);
+        if (r == 0)
+                r = 1;
 cleanup:
         sf_lock_release(ctx->store, lock);
-        return r == -ENOENT ? 0 : r;
+        return r == -ENOENT || r == -EINVAL ? 0 : r;
 }
 
 /* Every instance placed on node goes to error; *ret_busy counts those left locked. */
@@ -209,14 +222,16 @@ static int node_fail_instances(sf_ctx_t *ctx, const char *node, int *ret_failed,
                 r = node_fail_instance(ctx, node, *p);
                 if (r == -EBUSY) {
                         busy++;
+                        r = 0;
                         continue;
                 }
                 if (r < 0)
                         break;
-                failed++;
+                failed += r;
+                r = 0;
         }
         sf_strv_free(uuids);
-        if (r < 0 && r != -EBUSY)
+        if (r < 0)
                 return r;
         *ret_failed = failed;
         *ret_busy = busy;
