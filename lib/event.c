@@ -16,7 +16,8 @@
  * even its newest record is past it, so objects that fall silent leave nothing behind.
  * KEYS[1] list, KEYS[2] object's last timestamp; KEYS[3], KEYS[4] the same for the
  * namespace's audit mirror (optional).  ARGV[1] now, ARGV[2] the record after its
- * timestamp, ARGV[3] cap, ARGV[4] retention s (-1 forever), ARGV[5] the mirror's record. */
+ * timestamp, ARGV[3] cap, ARGV[4] retention s (-1 forever), ARGV[5] the mirror's record.
+ * Returns the object's stored timestamp, so the bus copy carries the same one. */
 static const char PUSH_LUA[] =
         "local keep, ret = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
         "local function push(list, lastkey, rest)\n"
@@ -26,7 +27,7 @@ static const char PUSH_LUA[] =
         "  redis.call('SET', lastkey, string.format('%.6f', ts))\n"
         "  redis.call('LPUSH', list, string.format('{\"timestamp\": %.6f, ', ts) .. rest)\n"
         "  redis.call('LTRIM', list, 0, keep - 1)\n"
-        "  if ret < 0 then redis.call('PERSIST', list) return end\n"
+        "  if ret < 0 then redis.call('PERSIST', list) return ts end\n"
         "  local cutoff = tonumber(ARGV[1]) - ret\n"
         "  for i = 1, 100 do\n"
         "    local oldest = redis.call('LINDEX', list, -1)\n"
@@ -35,10 +36,11 @@ static const char PUSH_LUA[] =
         "    redis.call('RPOP', list)\n"
         "  end\n"
         "  redis.call('EXPIRE', list, ret + 1)\n"
+        "  return ts\n"
         "end\n"
-        "push(KEYS[1], KEYS[2], ARGV[2])\n"
+        "local ts = push(KEYS[1], KEYS[2], ARGV[2])\n"
         "if KEYS[3] then push(KEYS[3], KEYS[4], ARGV[5]) end\n"
-        "return 1\n";
+        "return string.format('%.6f', ts)\n";
 
 const char *const SF_EVENT_TYPES[SF_CONFIG_EVENT_TYPES] = {"audit", "mutate", "status", "usage",
                                                            "resources", "prune", "historic"};
@@ -100,8 +102,10 @@ static char *mirror_rest(sf_ctx_t *ctx, const char *objtype, const char *uuid, c
         return record_rest(ctx, "audit", message, x, duration);
 }
 
+/* Store one event (and its namespace mirror) in one script; *ret_ts gets the timestamp
+ * stored (perhaps bumped past the object's last one). */
 static int event_store(sf_ctx_t *ctx, const char *objtype, const char *uuid, const char *ns, const char *type,
-                       const char *message, json_object *extra, double duration, double now) {
+                       const char *message, json_object *extra, double duration, double now, double *ret_ts) {
         _cleanup_free_ char *rest = record_rest(ctx, type, message, extra, duration), *mirror = NULL;
         char ts[32], key[256], lastkey[256], keep[16], ret[24], nskey[256], nslast[256];
         int ti = type_index(type);
@@ -133,15 +137,16 @@ static int event_store(sf_ctx_t *ctx, const char *objtype, const char *uuid, con
                 log_warn("event %s/%s: not stored: %s", objtype, uuid, r ? r->str : "redis down");
                 return -EIO;
         }
+        *ret_ts = r->type == REDIS_REPLY_STRING ? strtod(r->str, NULL) : now;
         return 0;
 }
 
 int sf_event_emit(sf_ctx_t *ctx, const char *objtype, const char *uuid, const char *ns,
                   const char *type, const char *message, json_object *extra, double duration) {
-        double now = sf_now();
+        double now = sf_now(), stored = now;
         int r;
 
-        r = event_store(ctx, objtype, uuid, ns, type, message, extra, duration, now);
+        r = event_store(ctx, objtype, uuid, ns, type, message, extra, duration, now, &stored);
         if (r < 0)
                 return r;
         if (ctx->bus) {
@@ -154,7 +159,8 @@ int sf_event_emit(sf_ctx_t *ctx, const char *objtype, const char *uuid, const ch
                 ev.object_uuid = (char *)uuid;
                 ev.ns = (char *)(ns ? ns : "");
                 ev.type = (char *)type;
-                ev.timestamp = now;
+                /* The stored timestamp (perhaps bumped), so both copies name one event. */
+                ev.timestamp = stored;
                 ev.fqdn = ctx->cfg.node;
                 ev.has_duration = duration >= 0;
                 ev.duration = duration >= 0 ? duration : 0;
