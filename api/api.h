@@ -46,8 +46,8 @@ int sf_api_lookup(sf_ctx_t *ctx, const sf_caller_t *caller, const char *type, co
 /* Authenticate, then look up params[0] as a <type> reference.  0, or <0 with resp filled. */
 int sf_api_find(sf_http_req_t *req, sf_http_resp_t *resp, const char *type, sf_caller_t *caller,
                 json_object **ret_doc);
-/* Is caller trusted by namespace document ns (api.md §3.4: itself, system, or listed in
- * its trust.full)?  Used for namespace routes and creating instances in ns. */
+/* Is caller trusted by namespace doc (api.md §3.4): system, the namespace itself, or listed
+ * in its trust.full? */
 bool sf_api_trusted_by(const sf_caller_t *caller, json_object *ns);
 /* Upstream's metadata rules for one key of a `type` object (api.md §2.3: instances'
  * `tags` a JSON list, `affinity` a dict of int-castable values; other types unchecked).

@@ -296,21 +296,7 @@ int sf_api_list(sf_http_req_t *req, sf_http_resp_t *resp, const char *type,
         return sf_http_json(resp, 200, list);
 }
 
-/* ---- trust and metadata rules ---- */
-
-bool sf_api_trusted_by(const sf_caller_t *caller, json_object *ns) {
-        json_object *trust, *full;
-
-        if (caller->system || strcmp(sf_json_str(ns, "name") ?: "", caller->ns) == 0)
-                return true;
-        if (!json_object_object_get_ex(ns, "trust", &trust) || !json_object_object_get_ex(trust, "full", &full) ||
-            !json_object_is_type(full, json_type_array))
-                return false;
-        for (size_t i = 0; i < json_object_array_length(full); i++)
-                if (strcmp(json_object_get_string(json_object_array_get_idx(full, i)) ?: "", caller->ns) == 0)
-                        return true;
-        return false;
-}
+/* ---- metadata rules ---- */
 
 /* What Python's int() accepts and upstream's affinity check therefore lets through:
  * integers, finite numbers, and strings holding a (signed) integer.  Booleans are

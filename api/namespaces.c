@@ -11,6 +11,20 @@
 #include <errno.h>
 #include <string.h>
 
+bool sf_api_trusted_by(const sf_caller_t *caller, json_object *ns) {
+        json_object *trust, *full;
+
+        if (caller->system || strcmp(sf_json_str(ns, "name") ?: "", caller->ns) == 0)
+                return true;
+        if (!json_object_object_get_ex(ns, "trust", &trust) ||
+            !json_object_object_get_ex(trust, "full", &full) || !json_object_is_type(full, json_type_array))
+                return false;
+        for (size_t i = 0; i < json_object_array_length(full); i++)
+                if (strcmp(json_object_get_string(json_object_array_get_idx(full, i)) ?: "", caller->ns) == 0)
+                        return true;
+        return false;
+}
+
 int sf_api_ns_ensure(sf_ctx_t *ctx, const char *ns) {
         _cleanup_json_ json_object *doc = json_object_new_object(), *trust = json_object_new_object(),
                                    *full = json_object_new_array();
