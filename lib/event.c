@@ -182,9 +182,11 @@ int sf_event_emit(sf_ctx_t *ctx, const char *objtype, const char *uuid, const ch
         return 0;
 }
 
-/* Read one list's records (newest first) younger than their type's retention into all. */
-static int list_read(sf_store_t *s, const char *key, const char *type_filter, double now, json_object *all) {
-        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "LRANGE %s 0 %d", key, SF_EVENTS_KEEP - 1);
+/* Read one list's newest `want` records younger than their type's retention into all
+ * (the newest `want` of the merge can only come from each list's newest `want`). */
+static int list_read(sf_store_t *s, const char *key, const char *type_filter, double now, int want,
+                     json_object *all) {
+        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "LRANGE %s 0 %d", key, want - 1);
 
         if (!r || r->type != REDIS_REPLY_ARRAY)
                 return -EIO;
@@ -217,6 +219,7 @@ int sf_event_list(sf_store_t *s, const char *objtype, const char *uuid, const ch
         _cleanup_json_ json_object *all = json_object_new_array();
         double now = sf_now();
         char key[256];
+        int want = limit > 0 && limit < SF_EVENTS_KEEP ? limit : SF_EVENTS_KEEP;
         json_object *out;
         size_t n;
         int r = 0;
@@ -229,12 +232,13 @@ int sf_event_list(sf_store_t *s, const char *objtype, const char *uuid, const ch
                 if (type_filter && strcmp(type_filter, SF_EVENT_TYPES[i]) != 0)
                         continue;
                 snprintf(key, sizeof(key), SF_KEY_EVENTS, objtype, uuid, SF_EVENT_TYPES[i]);
-                r = list_read(s, key, type_filter, now, all);
+                r = list_read(s, key, type_filter, now, want, all);
         }
         /* Records written before the per-type lists. */
         if (r == 0) {
                 snprintf(key, sizeof(key), SF_KEY_EVENTS_OLD, objtype, uuid);
-                r = list_read(s, key, type_filter, now, all);
+                /* all types in one list: a filtered read may need all of it */
+                r = list_read(s, key, type_filter, now, type_filter ? SF_EVENTS_KEEP : want, all);
         }
         if (r < 0)
                 return r;

@@ -357,14 +357,23 @@ int sf_store_index(sf_store_t *s, const char *type, const char *index, const cha
         return 0;
 }
 
+/* An object's events: every per-type list and the older single list. */
+static void events_purge(sf_store_t *s, const char *type, const char *uuid) {
+        freeReplyObject(sf_store_cmd(s, "DEL " SF_KEY_EVENTS_OLD, type, uuid));
+        for (int i = 0; i < SF_CONFIG_EVENT_TYPES; i++)
+                freeReplyObject(sf_store_cmd(s, "DEL " SF_KEY_EVENTS, type, uuid, SF_EVENT_TYPES[i]));
+}
+
 int sf_store_purge(sf_store_t *s, const char *type, const char *uuid) {
         _cleanup_json_ json_object *doc = NULL;
         const char *fields[3] = {"namespace", "name", "node"};
         const char *names[3] = {"ns", "name", "node"};
         int r = sf_store_get(s, type, uuid, &doc, NULL);
 
-        if (r == -ENOENT)
+        if (r == -ENOENT) {
+                events_purge(s, type, uuid); /* events of an object whose record went first */
                 return 0;
+        }
         if (r < 0)
                 return r;
         for (int i = 0; i < 3; i++) {
@@ -374,9 +383,8 @@ int sf_store_purge(sf_store_t *s, const char *type, const char *uuid) {
                                 sf_store_cmd(s, "SREM " SF_KEY_IDX " %s", type, names[i], v, uuid));
         }
         freeReplyObject(sf_store_cmd(s, "SREM " SF_KEY_IDX_ALL " %s", type, uuid));
-        freeReplyObject(sf_store_cmd(s, "DEL " SF_KEY_OBJ " " SF_KEY_EVENTS_OLD, type, uuid, type, uuid));
-        for (int i = 0; i < SF_CONFIG_EVENT_TYPES; i++)
-                freeReplyObject(sf_store_cmd(s, "DEL " SF_KEY_EVENTS, type, uuid, SF_EVENT_TYPES[i]));
+        freeReplyObject(sf_store_cmd(s, "DEL " SF_KEY_OBJ, type, uuid));
+        events_purge(s, type, uuid);
         return 0;
 }
 

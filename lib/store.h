@@ -65,7 +65,8 @@ int sf_store_update(sf_store_t *s, const char *type, const char *uuid, const sf_
  * (-EIO/-EAGAIN) is never an empty set. */
 int sf_store_index(sf_store_t *s, const char *type, const char *index, const char *value,
                    char ***ret, size_t *ret_n);
-/* Remove an object for good (hard delete) with its index entries. */
+/* Remove an object for good (hard delete) with its index entries and events (those even
+ * when the record is already gone). */
 int sf_store_purge(sf_store_t *s, const char *type, const char *uuid);
 
 void sf_strv_free(char **v);
