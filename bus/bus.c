@@ -28,7 +28,11 @@ struct sf_bus_sub {
 
 struct sf_bus_msg {
         natsMsg *msg;
-        uint64_t delivered;
+        uint64_t delivered, seq;
+};
+
+struct sf_bus_follow {
+        natsSubscription *sub;
 };
 
 static int nats_errno(natsStatus s) {
@@ -276,6 +280,7 @@ int sf_bus_fetch(sf_bus_sub_t *s, int timeout_ms, sf_bus_msg_t **ret) {
         m->delivered = 1;
         if (natsMsg_GetMetaData(&meta, m->msg) == NATS_OK) {
                 m->delivered = meta->NumDelivered;
+                m->seq = meta->Sequence.Stream;
                 jsMsgMetaData_Destroy(meta);
         }
         *ret = m;
@@ -315,4 +320,84 @@ void sf_bus_msg_free(sf_bus_msg_t *m) {
                 return;
         natsMsg_Destroy(m->msg);
         free(m);
+}
+
+uint64_t sf_bus_msg_seq(sf_bus_msg_t *m) { return m->seq; }
+
+int sf_bus_follow(sf_bus_t *b, const char *stream, const char *filter, uint64_t start_seq,
+                  sf_bus_follow_t **ret) {
+        jsSubOptions so;
+        jsErrCode jerr = 0;
+        sf_bus_follow_t *f;
+        natsStatus s;
+
+        if (natsConnection_Status(b->nc) != NATS_CONN_STATUS_CONNECTED)
+                return -ENOTCONN;
+        f = calloc(1, sizeof(*f));
+        if (!f)
+                return -ENOMEM;
+        jsSubOptions_Init(&so);
+        so.Stream = stream;
+        so.Ordered = true;
+        so.Config.DeliverPolicy = js_DeliverByStartSequence;
+        so.Config.OptStartSeq = start_seq ? start_seq : 1;
+        s = js_SubscribeSync(&f->sub, b->js, filter, NULL, &so, &jerr);
+        if (s != NATS_OK) {
+                fprintf(stderr, "bus: follow %s: %s (jerr %d)\n", stream, natsStatus_GetText(s), (int)jerr);
+                free(f);
+                return nats_errno(s);
+        }
+        *ret = f;
+        return 0;
+}
+
+int sf_bus_follow_next(sf_bus_follow_t *f, int timeout_ms, sf_bus_msg_t **ret) {
+        jsMsgMetaData *meta = NULL;
+        natsMsg *msg = NULL;
+        sf_bus_msg_t *m;
+        natsStatus s;
+
+        s = natsSubscription_NextMsg(&msg, f->sub, timeout_ms);
+        if (s != NATS_OK)
+                return nats_errno(s);
+        m = calloc(1, sizeof(*m));
+        if (!m) {
+                natsMsg_Destroy(msg);
+                return -ENOMEM;
+        }
+        m->msg = msg;
+        m->delivered = 1;
+        if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+                m->seq = meta->Sequence.Stream;
+                jsMsgMetaData_Destroy(meta);
+        }
+        *ret = m;
+        return 0;
+}
+
+void sf_bus_follow_free(sf_bus_follow_t *f) {
+        if (!f)
+                return;
+        /* Ephemeral: unsubscribing deletes the consumer at once instead of leaving it to
+         * the server's inactivity timer. */
+        natsSubscription_Unsubscribe(f->sub);
+        natsSubscription_Destroy(f->sub);
+        free(f);
+}
+
+int sf_bus_stream_seqs(sf_bus_t *b, const char *stream, uint64_t *ret_first, uint64_t *ret_last) {
+        jsStreamInfo *si = NULL;
+        jsErrCode jerr = 0;
+        natsStatus s;
+
+        if (natsConnection_Status(b->nc) != NATS_CONN_STATUS_CONNECTED)
+                return -ENOTCONN;
+        s = js_GetStreamInfo(&si, b->js, stream, NULL, &jerr);
+        if (s != NATS_OK)
+                return nats_errno(s);
+        /* An empty stream may report first 0; what matters is "nothing before last + 1". */
+        *ret_last = si->State.LastSeq;
+        *ret_first = si->State.Msgs ? si->State.FirstSeq : si->State.LastSeq + 1;
+        jsStreamInfo_Destroy(si);
+        return 0;
 }

@@ -48,3 +48,19 @@ int sf_bus_nak(sf_bus_msg_t *m, int delay_ms);
 int sf_bus_term(sf_bus_msg_t *m);
 int sf_bus_progress(sf_bus_msg_t *m);            /* resets the ack-wait timer */
 void sf_bus_msg_free(sf_bus_msg_t *m);
+uint64_t sf_bus_msg_seq(sf_bus_msg_t *m);        /* its stream sequence, 0 if unknown */
+
+/* A follower: an ordered, ack-less ephemeral consumer that delivers every message of
+ * stream matching filter once and in stream order, from start_seq (>= 1) on.  For
+ * readers that watch (the live event stream), never for work.  A follower is used from
+ * one thread at a time; freeing it deletes its consumer. */
+typedef struct sf_bus_follow sf_bus_follow_t;
+int sf_bus_follow(sf_bus_t *b, const char *stream, const char *filter, uint64_t start_seq,
+                  sf_bus_follow_t **ret);
+/* The next message, -ETIMEDOUT if none arrived within timeout_ms, another negative errno
+ * if the follower broke (free it and follow again). */
+int sf_bus_follow_next(sf_bus_follow_t *f, int timeout_ms, sf_bus_msg_t **ret);
+void sf_bus_follow_free(sf_bus_follow_t *f);
+
+/* The first and last sequence a stream holds now (first = last + 1 when it is empty). */
+int sf_bus_stream_seqs(sf_bus_t *b, const char *stream, uint64_t *ret_first, uint64_t *ret_last);
