@@ -125,11 +125,13 @@ static int image_for_blob(sf_ctx_t *ctx, const char *blob, char *out, size_t len
 typedef struct {
         json_object *disks;
         const char *power;
+        bool power_changed;
 } built_t;
 
 static int apply_built(json_object *doc, void *ud) {
         built_t *b = ud;
 
+        b->power_changed = strcmp(sf_json_str(doc, "power_state") ?: "", b->power) != 0;
         json_object_object_add(doc, "disks", json_object_get(b->disks));
         json_object_object_add(doc, "power_state", json_object_new_string(b->power));
         return 0;
@@ -374,6 +376,15 @@ static int create_record(create_t *c) {
         r = sf_store_update(c->w->ctx->store, "instance", c->uuid, c->fence, apply_built, &built, NULL);
         if (r < 0)
                 return sf_work_error(c->w, "cannot record disks: %s", strerror(-r)), SF_WORK_RETRY;
+        /* A power change is an attribute write like any other: a "set attribute" event, so
+         * event readers and the live stream see it (lib/object.c does the same). */
+        if (built.power_changed) {
+                _cleanup_json_ json_object *extra = json_object_new_object();
+
+                json_object_object_add(extra, "attribute", json_object_new_string("power_state"));
+                json_object_object_add(extra, "value", json_object_new_string(built.power));
+                sf_event_emit(c->w->ctx, "instance", c->uuid, c->ns, "mutate", "set attribute", extra, -1);
+        }
         return SF_WORK_DONE;
 }
 
