@@ -37,8 +37,27 @@ static const char page_404[] =
  * processes do not starve them more than they would sf-api as a whole. */
 #define OFFLOAD_NICE 19
 #define OFFLOAD_RETRY_AFTER_S 1
+/* A streaming response's socket buffer: small, so that what a client has not read piles
+ * up where sf can see it (fill is not called) instead of in megabytes of kernel buffer. */
+#define STREAM_SNDBUF (64 * 1024)
+#define STREAM_BLOCK  (16 * 1024)
+/* Connections at once: room for the event stream's subscribers (SF_STREAM_MAX_SUBSCRIBERS)
+ * and the usual requests, spread over SF_HTTP_THREADS; fds are raised to match in main. */
+#define CONNECTION_LIMIT 4096
 
 typedef struct conn_ctx conn_ctx_t;
+
+struct sf_http_stream {
+        pthread_mutex_t lock;
+        struct MHD_Connection *conn; /* set when queued */
+        sf_http_server_t *srv;
+        sf_http_stream_t *prev, *next; /* the server's live streams (resumed on stop) */
+        bool suspended, wake_pending, closing, aborted;
+        sf_http_fill_fn fill;
+        void *ud;
+        void (*ud_free)(void *ud);
+        unsigned write_timeout_s;
+};
 
 struct sf_http_server {
         struct MHD_Daemon *d;
@@ -54,6 +73,7 @@ struct sf_http_server {
         conn_ctx_t *queue[SF_HTTP_OFFLOAD_QUEUE];
         size_t qhead, qlen;
         bool stopping;
+        sf_http_stream_t *streams; /* under lock */
 };
 
 /* Per-request state kept across MHD's access-handler calls. */
@@ -88,10 +108,11 @@ static void json_putp(json_object **o) { if (*o) json_object_put(*o); }
 static void resp_reset(sf_http_resp_t *r) {
         free(r->body);
         if (r->mhd)
-                MHD_destroy_response(r->mhd);
+                MHD_destroy_response(r->mhd); /* a stream's ud_free runs here */
         r->body = NULL;
         r->len = 0;
         r->mhd = NULL;
+        r->stream = NULL;
         r->content_type = NULL;
 }
 
@@ -155,6 +176,124 @@ int sf_http_raw(sf_http_resp_t *r, int status, const char *content_type, const v
                 memcpy(body, data, len);
         body[len] = 0;
         return resp_set(r, status, content_type, body, len);
+}
+
+/* ---- streaming ---- */
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+        sf_http_stream_t *st = cls;
+
+        (void)pos;
+        for (;;) {
+                ssize_t n;
+                bool again = false;
+
+                pthread_mutex_lock(&st->lock);
+                if (st->aborted || st->closing) {
+                        bool aborted = st->aborted;
+                        pthread_mutex_unlock(&st->lock);
+                        return aborted ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
+                }
+                st->wake_pending = false;
+                pthread_mutex_unlock(&st->lock);
+                n = st->fill(st->ud, buf, max);
+                if (n > 0)
+                        return n;
+                if (n < 0)
+                        return MHD_CONTENT_READER_END_OF_STREAM;
+                /* Nothing now: sleep unless a wake came while fill ran (then look again). */
+                pthread_mutex_lock(&st->lock);
+                if (st->wake_pending || st->aborted || st->closing) {
+                        again = true;
+                } else {
+                        st->suspended = true;
+                        MHD_suspend_connection(st->conn);
+                }
+                pthread_mutex_unlock(&st->lock);
+                if (!again)
+                        return 0;
+        }
+}
+
+static void stream_free(void *cls) {
+        sf_http_stream_t *st = cls;
+        sf_http_server_t *s = st->srv;
+
+        /* First the owner forgets the handle, then nobody can wake it any more. */
+        if (st->ud_free)
+                st->ud_free(st->ud);
+        if (s) {
+                pthread_mutex_lock(&s->lock);
+                if (st->prev)
+                        st->prev->next = st->next;
+                else if (s->streams == st)
+                        s->streams = st->next;
+                if (st->next)
+                        st->next->prev = st->prev;
+                pthread_mutex_unlock(&s->lock);
+        }
+        pthread_mutex_destroy(&st->lock);
+        free(st);
+}
+
+int sf_http_stream(sf_http_resp_t *resp, int status, const char *content_type, sf_http_fill_fn fill, void *ud,
+                   void (*ud_free)(void *ud), unsigned write_timeout_s, sf_http_stream_t **ret) {
+        sf_http_stream_t *st = calloc(1, sizeof(*st));
+        struct MHD_Response *mr;
+
+        if (!st)
+                return -ENOMEM;
+        pthread_mutex_init(&st->lock, NULL);
+        st->fill = fill;
+        st->write_timeout_s = write_timeout_s;
+        mr = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_read, st, stream_free);
+        if (!mr) {
+                pthread_mutex_destroy(&st->lock);
+                free(st);
+                return -ENOMEM;
+        }
+        /* From here on the response owns st and ud. */
+        st->ud = ud;
+        st->ud_free = ud_free;
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        MHD_add_response_header(mr, "X-Accel-Buffering", "no"); /* proxies: do not buffer */
+        resp_reset(resp);
+        resp->status = status;
+        resp->mhd = mr;
+        resp->stream = st;
+        if (ret)
+                *ret = st;
+        return 0;
+}
+
+void sf_http_stream_wake(sf_http_stream_t *st) {
+        pthread_mutex_lock(&st->lock);
+        if (st->suspended) {
+                st->suspended = false;
+                MHD_resume_connection(st->conn);
+        } else {
+                st->wake_pending = true;
+        }
+        pthread_mutex_unlock(&st->lock);
+}
+
+void sf_http_stream_abort(sf_http_stream_t *st) {
+        pthread_mutex_lock(&st->lock);
+        st->aborted = true;
+        if (st->suspended) {
+                st->suspended = false;
+                MHD_resume_connection(st->conn);
+        } else if (st->conn) {
+                /* Blocked on a full socket, so fill is not called: make the next send fail.
+                 * The fd is still this connection's: MHD closes it only after the response
+                 * is freed, and the owner forgets this handle in ud_free. */
+                const union MHD_ConnectionInfo *ci =
+                        MHD_get_connection_info(st->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+                if (ci)
+                        shutdown(ci->connect_fd, SHUT_RDWR);
+        }
+        pthread_mutex_unlock(&st->lock);
 }
 
 /* ---- routing ---- */
@@ -417,13 +556,40 @@ static void allow_header(const sf_http_server_t *s, const char *path, char *out,
         free(scratch);
 }
 
-static enum MHD_Result queue(struct MHD_Connection *conn, sf_http_resp_t *r, const char *request_id,
-                             const char *allow) {
+/* The stream now has a connection: remember both ways, size its socket buffer, give it
+ * its write timeout.  Before this, a wake only sets wake_pending (fill has not run). */
+static void stream_bind(sf_http_server_t *s, sf_http_stream_t *st, struct MHD_Connection *conn) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        int sndbuf = STREAM_SNDBUF;
+
+        if (ci)
+                setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+        if (st->write_timeout_s)
+                MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, st->write_timeout_s);
+        pthread_mutex_lock(&s->lock);
+        pthread_mutex_lock(&st->lock);
+        st->conn = conn;
+        st->srv = s;
+        st->closing = s->stopping;
+        st->next = s->streams;
+        if (s->streams)
+                s->streams->prev = st;
+        s->streams = st;
+        pthread_mutex_unlock(&st->lock);
+        pthread_mutex_unlock(&s->lock);
+}
+
+static enum MHD_Result queue(sf_http_server_t *s, struct MHD_Connection *conn, sf_http_resp_t *r,
+                             const char *request_id, const char *allow) {
         struct MHD_Response *mr = r->mhd;
         enum MHD_Result ret;
 
         if (mr) {
                 r->mhd = NULL;
+                if (r->stream) {
+                        stream_bind(s, r->stream, conn);
+                        r->stream = NULL;
+                }
         } else {
                 mr = MHD_create_response_from_buffer(r->len, r->body ? r->body : (char *)"",
                                                      r->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
@@ -505,8 +671,9 @@ static int handler_call(sf_http_handler_fn fn, sf_http_req_t *req, sf_http_resp_
 }
 
 /* Log and queue resp (a 500 envelope if the handler failed without answering). */
-static enum MHD_Result respond(struct MHD_Connection *conn, conn_ctx_t *c, const char *method, const char *url,
-                               int r, sf_http_resp_t *resp, const char *request_id, const char *allow) {
+static enum MHD_Result respond(sf_http_server_t *s, struct MHD_Connection *conn, conn_ctx_t *c, const char *method,
+                               const char *url, int r, sf_http_resp_t *resp, const char *request_id,
+                               const char *allow) {
         enum MHD_Result ret;
 
         if (r < 0 && resp->status == 0) {
@@ -522,7 +689,7 @@ static enum MHD_Result respond(struct MHD_Connection *conn, conn_ctx_t *c, const
         else
                 log_debug("%s %s => %d in %lld ms [%s]", method, url, resp->status,
                           (long long)(sf_mono_ms() - c->start_ms), request_id);
-        ret = queue(conn, resp, request_id, allow);
+        ret = queue(s, conn, resp, request_id, allow);
         resp_reset(resp);
         return ret;
 }
@@ -620,7 +787,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 return MHD_YES;
         }
         if (c->answered)
-                return respond(conn, c, method, url, c->handler_r, &c->resp, c->req.request_id, "");
+                return respond(s, conn, c, method, url, c->handler_r, &c->resp, c->req.request_id, "");
         if (*upload_data_size) {
                 r = body_append(c, upload_data, *upload_data_size);
                 *upload_data_size = 0;
@@ -668,7 +835,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                         }
                 }
         }
-        return respond(conn, c, method, url, r, &resp, req.request_id, allow);
+        return respond(s, conn, c, method, url, r, &resp, req.request_id, allow);
 }
 
 /* Percent-decoding of the URL that never yields a NUL or another control character: such
@@ -747,6 +914,7 @@ int sf_http_start(const char *bind_addr, int port, const sf_http_route_t *routes
                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)SF_HTTP_THREADS,
                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
+                                MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNECTION_LIMIT,
                                 MHD_OPTION_UNESCAPE_CALLBACK, url_unescape, NULL,
                                 MHD_OPTION_END);
         if (!s->d) {
@@ -771,6 +939,15 @@ void sf_http_stop(sf_http_server_t *s) {
         pthread_mutex_lock(&s->lock);
         s->stopping = true;
         pthread_cond_broadcast(&s->wake);
+        for (sf_http_stream_t *st = s->streams; st; st = st->next) {
+                pthread_mutex_lock(&st->lock);
+                st->closing = true;
+                if (st->suspended) {
+                        st->suspended = false;
+                        MHD_resume_connection(st->conn);
+                }
+                pthread_mutex_unlock(&st->lock);
+        }
         pthread_mutex_unlock(&s->lock);
         for (size_t i = 0; i < s->nworkers; i++)
                 pthread_join(s->workers[i], NULL);

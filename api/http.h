@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct MHD_Connection;
 struct MHD_Response;
@@ -51,6 +52,7 @@ typedef struct sf_http_resp {
         const char *content_type;    /* static string; NULL => application/json */
         struct MHD_Response *mhd;    /* optional: a handler-built response (streaming); the
                                         server adds X-Request-ID, queues and destroys it */
+        struct sf_http_stream *stream; /* set by sf_http_stream with mhd */
         int retry_after;             /* > 0: a Retry-After header, in seconds (429, 503) */
         int (*offload)(struct sf_http_req *req, struct sf_http_resp *resp); /* sf_http_offload */
 } sf_http_resp_t;
@@ -79,6 +81,25 @@ int sf_http_port(sf_http_server_t *s);   /* the port actually bound */
  * req->conn NULL) and answers as a handler does. If the pool's queue is full the client
  * gets 503 {"error": "server busy, retry later"} with Retry-After instead. Returns 0. */
 int sf_http_offload(sf_http_req_t *req, sf_http_resp_t *resp, sf_http_handler_fn fn);
+
+/* Streaming responses (text/event-stream): the body is produced by fill(ud, buf, max),
+ * called on an MHD request thread (never twice at once for one stream), which returns the
+ * bytes it wrote (> 0), 0 when it has nothing now, or SF_HTTP_STREAM_END to finish the
+ * response.  On 0 the connection is suspended: it costs no thread and no polling until
+ * sf_http_stream_wake (from any thread) lets MHD call fill again.  A connection that stays
+ * unwritable for write_timeout_s is closed.  ud is owned by the response once this
+ * returns 0: ud_free(ud) runs when MHD is done with it (after that the stream handle is
+ * invalid: whoever wakes it must forget it in ud_free).  *ret (may be NULL) is the handle
+ * for wake/abort.  0 or -ENOMEM. */
+#define SF_HTTP_STREAM_END ((ssize_t)-1)
+typedef struct sf_http_stream sf_http_stream_t;
+typedef ssize_t (*sf_http_fill_fn)(void *ud, char *buf, size_t max);
+int sf_http_stream(sf_http_resp_t *resp, int status, const char *content_type, sf_http_fill_fn fill, void *ud,
+                   void (*ud_free)(void *ud), unsigned write_timeout_s, sf_http_stream_t **ret);
+/* fill has (or may have) something to say: run it again soon.  Thread-safe. */
+void sf_http_stream_wake(sf_http_stream_t *st);
+/* Close the connection now, whatever it is doing (a client too slow to keep). */
+void sf_http_stream_abort(sf_http_stream_t *st);
 
 /* Response helpers: each replaces whatever resp held. 0 or -ENOMEM. */
 /* Single-line Python-style JSON + "\n", application/json. obj is consumed; NULL => null. */
