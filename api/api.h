@@ -19,6 +19,7 @@ typedef struct sf_caller {
         char ns[64];
         char keyname[64];
         bool system;
+        long exp;        /* the token's expiry, epoch seconds */
 } sf_caller_t;
 
 /* This thread's context (own Redis connection; the bus is shared). */
@@ -104,6 +105,10 @@ int sf_api_interface_events(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_namespace_events(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_admin_locks(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_openapi_get(sf_http_req_t *req, sf_http_resp_t *resp);
+/* GET /events/stream (api/stream.c, docs/events-stream.md). */
+int sf_api_events_stream(sf_http_req_t *req, sf_http_resp_t *resp);
+/* Stop the stream's hub threads (after sf_http_stop: no subscriber is left). */
+void sf_api_stream_stop(void);
 
 /* GET of a collection: body {"all": bool}; active objects unless all. */
 int sf_api_list(sf_http_req_t *req, sf_http_resp_t *resp, const char *type,

@@ -84,6 +84,7 @@ int sf_api_auth(sf_http_req_t *req, sf_http_resp_t *resp, sf_caller_t *caller) {
         snprintf(caller->ns, sizeof(caller->ns), "%s", claims.ns);
         snprintf(caller->keyname, sizeof(caller->keyname), "%s", claims.keyname);
         caller->system = strcmp(claims.ns, "system") == 0;
+        caller->exp = claims.exp;
         return 0;
 }
 

@@ -10,7 +10,19 @@
 #include <signal.h>
 #include <string.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <unistd.h>
+
+/* Every event stream subscriber holds a socket: allow as many fds as the hard limit. */
+static void fd_limit_raise(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                        log_warn("cannot raise the open file limit: %s", strerror(errno));
+        }
+}
 
 int main(void) {
         sf_http_server_t *srv = NULL;
@@ -20,6 +32,7 @@ int main(void) {
 
         sf_log_init("sf-api");
         signal(SIGPIPE, SIG_IGN);
+        fd_limit_raise();
         /* Block the stop signals before threads start so only sigwait sees them. */
         sigemptyset(&set);
         sigaddset(&set, SIGINT);
@@ -43,6 +56,7 @@ int main(void) {
         sigwait(&set, &sig);
         log_info("signal %d: stopping", sig);
         sf_http_stop(srv);
+        sf_api_stream_stop();
         sf_authguard_stop(); /* pending failed-attempt counts become audit events */
         sf_ctx_close(&ctx);
         return 0;

@@ -54,6 +54,7 @@ const sf_http_route_t sf_api_routes[] = {
         {"DELETE", "/nodes/{}/metadata/{}", sf_api_node_meta_delete},
         {"GET", "/interfaces/{}", sf_api_interface_get},
         {"GET", "/interfaces/{}/events", sf_api_interface_events},
+        {"GET", "/events/stream", sf_api_events_stream},
         {"GET", "/admin/locks", sf_api_admin_locks},
         {"GET", "/interfaces/{}/metadata", sf_api_interface_meta_get},
         {"POST", "/interfaces/{}/metadata", sf_api_interface_meta_post},

@@ -152,6 +152,17 @@ int sf_config_load(sf_config_t *cfg) {
                 }
         }
         str_env("SF_DOWNLOAD_ALLOW", "", cfg->download_allow, sizeof(cfg->download_allow));
+        r |= int_env("SF_STREAM_HEARTBEAT", 15, &cfg->stream_heartbeat_s);
+        r |= int_env("SF_STREAM_MAX_SUBSCRIBERS", 256, &cfg->stream_max_subscribers);
+        r |= int_env("SF_STREAM_BACKLOG", 1000, &cfg->stream_backlog);
+        r |= int_env("SF_STREAM_WRITE_TIMEOUT", 30, &cfg->stream_write_timeout_s);
+        r |= int_env("SF_STREAM_RING", 8192, &cfg->stream_ring);
+        if (cfg->stream_heartbeat_s < 1 || cfg->stream_backlog < 1 || cfg->stream_write_timeout_s < 1 ||
+            cfg->stream_ring < 16 || cfg->stream_max_subscribers > 3000) {
+                log_err("config: SF_STREAM_HEARTBEAT, SF_STREAM_BACKLOG and SF_STREAM_WRITE_TIMEOUT must be >= 1, "
+                        "SF_STREAM_RING >= 16, SF_STREAM_MAX_SUBSCRIBERS <= 3000");
+                r = -EINVAL;
+        }
         if (cfg->download_timeout_s < 1 || cfg->blob_concurrency < 1 || cfg->blob_concurrency > 64) {
                 log_err("config: SF_DOWNLOAD_TIMEOUT must be >= 1, SF_BLOB_CONCURRENCY 1..64");
                 r = -EINVAL;

@@ -48,6 +48,12 @@ typedef struct sf_config {
          * order of SF_EVENT_TYPES (lib/event.h): SF_EVENT_RETENTION_AUDIT (90 d), _MUTATE
          * (90 d), _STATUS (7 d), _USAGE (30 d), _RESOURCES (7 d), _PRUNE (30 d), _HISTORIC (90 d). */
         int64_t event_retention_s[SF_CONFIG_EVENT_TYPES];
+        /* GET /events/stream (docs/events-stream.md) */
+        int stream_heartbeat_s;   /* SF_STREAM_HEARTBEAT (15): keepalive comment and token re-check */
+        int stream_max_subscribers; /* SF_STREAM_MAX_SUBSCRIBERS (256): more at once => 503 */
+        int stream_backlog;       /* SF_STREAM_BACKLOG (1000): events a subscriber may lag; then dropped */
+        int stream_write_timeout_s; /* SF_STREAM_WRITE_TIMEOUT (30): socket unwritable this long => dropped */
+        int stream_ring;          /* SF_STREAM_RING (8192): recent events kept in memory for resume */
 } sf_config_t;
 
 /* Fill cfg from the environment. -EINVAL with a log line on a malformed value. */
