@@ -104,6 +104,13 @@ $(BUILD)/tests/%: $(OBJ)/tests/integration/%.o $(MODLIBS) $(LIBSF)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(MODLIBS) $(LIBSF) $(LDLIBS) -lcmocka
 
+BENCH_BINS := $(patsubst tools/bench/%.c,$(BUILD)/bench/%,$(wildcard tools/bench/*.c))
+$(BUILD)/bench/%: $(OBJ)/tools/bench/%.o $(MODLIBS) $(LIBSF)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(MODLIBS) $(LIBSF) $(LDLIBS)
+bench: $(BINS) $(BENCH_BINS)
+	@./tools/bench/run.sh
+
 tests-build: $(BINS) $(UNIT_TESTS) $(INTEG_TESTS)
 
 test: deps
