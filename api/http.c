@@ -865,7 +865,12 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap) {
         n = strlen(line);
         while (n && line[n - 1] == '\n')
                 line[--n] = 0;
-        log_warn("http: %s", line);
+        /* Only streaming responses are chunked, and their clients end them by going away. */
+        if (strncmp(line, "Failed to send the chunked response body", 40) == 0 ||
+            strncmp(line, "Failed to send the footers", 26) == 0)
+                log_debug("http: %s", line);
+        else
+                log_warn("http: %s", line);
 }
 
 int sf_http_start(const char *bind_addr, int port, const sf_http_route_t *routes, size_t nroutes,
