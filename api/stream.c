@@ -43,6 +43,7 @@
 #define CATCHUP_MAX_BYTES (32u * 1024 * 1024)
 #define CATCHUP_WAIT_MS 2000
 #define RETRY_AFTER_S 5
+#define STREAM_CHECK_MS 5000
 
 typedef struct {
         uint64_t seq;
@@ -224,14 +225,13 @@ static void sub_trust_load(subscriber_t *s, const char *ns) {
 
 /* ---- subscribers ---- */
 
+static void sub_discard(subscriber_t *s);
+
 static void sub_unref(subscriber_t *s) {
         /* under hub.subs_lock */
         if (--s->refs > 0)
                 return;
-        free(s->authorization);
-        free(s->pending);
-        pthread_mutex_destroy(&s->lock);
-        free(s);
+        sub_discard(s);
 }
 
 /* MHD is done with the response: forget the stream handle, leave the hub. */
@@ -319,6 +319,15 @@ static size_t pending_copy(subscriber_t *s, char *buf, size_t max) {
         return n;
 }
 
+/* The next heartbeat, or the token's expiry if that comes first. */
+static void sub_next_check(subscriber_t *s) {
+        int64_t in_ms = (int64_t)hub.cfg.stream_heartbeat_s * 1000, to_exp = ((int64_t)s->caller.exp - time(NULL)) * 1000;
+
+        if (to_exp >= 0 && to_exp < in_ms)
+                in_ms = to_exp;
+        s->next_check_ms = sf_mono_ms() + in_ms;
+}
+
 /* MHD wants bytes (on its thread).  Order: what is pending (catch-up, the rest of an event,
  * an error), the heartbeat and token check when due, then the ring from the cursor. */
 static ssize_t sub_fill(void *ud, char *buf, size_t max) {
@@ -339,10 +348,10 @@ static ssize_t sub_fill(void *ud, char *buf, size_t max) {
 
         if (s->pending_len)
                 return (ssize_t)pending_copy(s, buf, max);
-        if (s->ending || s->dropped)
+        if (s->ending || __atomic_load_n(&s->dropped, __ATOMIC_ACQUIRE))
                 return SF_HTTP_STREAM_END;
         if (sf_mono_ms() >= s->next_check_ms) {
-                s->next_check_ms = sf_mono_ms() + (int64_t)hub.cfg.stream_heartbeat_s * 1000;
+                sub_next_check(s);
                 if (!sub_still_allowed(s)) {
                         s->ending = true;
                         return (ssize_t)pending_copy(s, buf, max);
@@ -389,7 +398,7 @@ static ssize_t sub_fill(void *ud, char *buf, size_t max) {
                 need_ns[0] = 0;
         }
         if (too_slow) {
-                s->dropped = true;
+                __atomic_store_n(&s->dropped, true, __ATOMIC_RELEASE);
                 log_info("events/stream: %s/%s dropped: fell behind the ring", s->caller.ns, s->caller.keyname);
                 return SF_HTTP_STREAM_END;
         }
@@ -408,7 +417,7 @@ static void hub_notify(const stream_event_t *e, uint64_t at) {
                 bool wake;
                 uint64_t lag;
 
-                if (!s->st || s->dropped)
+                if (!s->st || __atomic_load_n(&s->dropped, __ATOMIC_ACQUIRE))
                         continue;
                 pthread_mutex_lock(&s->lock);
                 if (s->catching_up) {
@@ -422,7 +431,7 @@ static void hub_notify(const stream_event_t *e, uint64_t at) {
                 wake = wake || s->cursor <= at;
                 pthread_mutex_unlock(&s->lock);
                 if (lag > (uint64_t)hub.cfg.stream_backlog) {
-                        s->dropped = true;
+                        __atomic_store_n(&s->dropped, true, __ATOMIC_RELEASE);
                         log_info("events/stream: %s/%s dropped: %" PRIu64 " events behind", s->caller.ns,
                                  s->caller.keyname, lag);
                         sf_http_stream_abort(s->st);
@@ -452,7 +461,9 @@ static void hub_append(sf_bus_msg_t *m) {
         data = sf_bus_msg_data(m, &len);
         if (event_decode(seq, data, len, &e) < 0) {
                 log_warn("events/stream: message %" PRIu64 " is not an Event; skipped", seq);
+                pthread_rwlock_wrlock(&hub.ring_lock);
                 hub.next_seq = seq + 1;
+                pthread_rwlock_unlock(&hub.ring_lock);
                 return;
         }
         pthread_rwlock_wrlock(&hub.ring_lock);
@@ -471,9 +482,17 @@ static void hub_append(sf_bus_msg_t *m) {
         pthread_mutex_unlock(&hub.subs_lock);
 }
 
+/* Was SF_EVENTS lost and made again (a JetStream store wiped)?  Its numbers then restart
+ * below ours and the follower would wait for a sequence that comes much later. */
+static bool hub_stream_restarted(void) {
+        uint64_t first, last;
+
+        return sf_bus_stream_seqs(hub.bus, SF_BUS_EVENTS, &first, &last) == 0 && last + 1 < hub.next_seq;
+}
+
 static void *hub_main(void *arg) {
         sf_bus_follow_t *f = NULL;
-        int64_t last_beat = 0;
+        int64_t last_beat = 0, last_stream_check = sf_mono_ms();
 
         (void)arg;
         while (!__atomic_load_n(&hub.stopping, __ATOMIC_ACQUIRE)) {
@@ -513,6 +532,13 @@ static void *hub_main(void *arg) {
                 if (sf_mono_ms() - last_beat >= 250) {
                         last_beat = sf_mono_ms();
                         hub_beats();
+                }
+                if (f && sf_mono_ms() - last_stream_check >= STREAM_CHECK_MS) {
+                        last_stream_check = sf_mono_ms();
+                        if (hub_stream_restarted()) {
+                                sf_bus_follow_free(f);
+                                f = NULL; /* the next pass follows the new stream */
+                        }
                 }
         }
         sf_bus_follow_free(f);
@@ -711,24 +737,98 @@ static bool filter_value_ok(const char *v) {
 }
 
 static int after_seq_parse(const char *v, uint64_t *ret) {
-        char *end;
-        unsigned long long n;
-
         if (!v || !*v || strspn(v, "0123456789") != strlen(v) || strlen(v) > 19)
                 return -EINVAL;
-        n = strtoull(v, &end, 10);
-        *ret = n;
+        *ret = strtoull(v, NULL, 10);
         return 0;
+}
+
+/* A subscriber that never joined the hub (NULL is fine). */
+static void sub_discard(subscriber_t *s) {
+        if (!s)
+                return;
+        free(s->authorization);
+        free(s->pending);
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+}
+
+static void sub_discardp(subscriber_t **s) { sub_discard(*s); }
+
+static int sub_new(const sf_caller_t *caller, const char *authorization, const stream_args_t *args,
+                   uint64_t after, subscriber_t **ret) {
+        subscriber_t *s = calloc(1, sizeof(*s));
+
+        if (!s)
+                return -ENOMEM;
+        pthread_mutex_init(&s->lock, NULL);
+        s->refs = 1;
+        s->caller = *caller;
+        s->after_seq = after;
+        snprintf(s->objtype, sizeof(s->objtype), "%s", args->type ? args->type : "");
+        snprintf(s->uuid, sizeof(s->uuid), "%s", args->uuid ? args->uuid : "");
+        sub_next_check(s);
+        s->authorization = strdup(authorization ? authorization : "");
+        /* The response starts with a comment, so clients see the stream open at once. */
+        if (!s->authorization || pending_append(s, STREAM_HELLO, strlen(STREAM_HELLO)) < 0) {
+                sub_discard(s);
+                return -ENOMEM;
+        }
+        *ret = s;
+        return 0;
+}
+
+/* Give s its response and join the hub: the cursor is placed and s listed in one step
+ * (under subs_lock), so no event slips between the two; a resume the ring cannot serve
+ * goes to the catch-up thread.  -EBUSY at the subscriber cap; on success the response
+ * owns s. */
+static int sub_join(subscriber_t *s, bool resume, unsigned write_timeout_s, size_t max_subs, sf_http_resp_t *resp) {
+        uint64_t cursor = 0;
+        bool placed = true;
+        int r = 0;
+
+        pthread_mutex_lock(&hub.subs_lock);
+        if (hub.nsubs >= max_subs) {
+                r = -EBUSY;
+                goto cleanup;
+        }
+        pthread_rwlock_rdlock(&hub.ring_lock);
+        if (resume)
+                placed = ring_position_after(s->after_seq, &cursor);
+        else
+                cursor = hub.pos;
+        pthread_rwlock_unlock(&hub.ring_lock);
+        s->cursor = cursor;
+        s->catching_up = !placed;
+        r = sf_http_stream(resp, 200, CT_SSE, sub_fill, s, sub_free, write_timeout_s, &s->st);
+        if (r < 0)
+                goto cleanup;
+        s->next = hub.subs;
+        if (hub.subs)
+                hub.subs->prev = s;
+        hub.subs = s;
+        hub.nsubs++;
+        if (!placed) {
+                s->refs++;
+                if (hub.cq_tail)
+                        hub.cq_tail->cq_next = s;
+                else
+                        hub.cq_head = s;
+                hub.cq_tail = s;
+                pthread_cond_signal(&hub.catchup_wake);
+        }
+cleanup:
+        pthread_mutex_unlock(&hub.subs_lock);
+        return r;
 }
 
 int sf_api_events_stream(sf_http_req_t *req, sf_http_resp_t *resp) {
         static const char *const allowed[] = {NULL};
+        __attribute__((cleanup(sub_discardp))) subscriber_t *s = NULL;
         sf_ctx_t *ctx = sf_api_ctx();
         stream_args_t args = {0};
-        subscriber_t *s = NULL;
         const char *last_id;
-        uint64_t after = 0, cursor = 0;
-        bool resume, placed = true;
+        uint64_t after = 0;
         sf_caller_t caller;
         int r;
 
@@ -746,8 +846,7 @@ int sf_api_events_stream(sf_http_req_t *req, sf_http_resp_t *resp) {
         if (args.uuid && !filter_value_ok(args.uuid))
                 return sf_http_error(resp, 400, "invalid uuid filter");
         last_id = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Last-Event-ID");
-        resume = last_id != NULL;
-        if (resume && after_seq_parse(last_id, &after) < 0)
+        if (last_id && after_seq_parse(last_id, &after) < 0)
                 return sf_http_error(resp, 400, "Last-Event-ID must be an event id (a stream sequence number)");
         r = hub_start(ctx);
         if (r < 0) {
@@ -756,68 +855,18 @@ int sf_api_events_stream(sf_http_req_t *req, sf_http_resp_t *resp) {
                 resp->retry_after = RETRY_AFTER_S;
                 return r;
         }
-
-        s = calloc(1, sizeof(*s));
-        if (!s)
-                return -ENOMEM;
-        pthread_mutex_init(&s->lock, NULL);
-        s->refs = 1;
-        s->caller = caller;
-        s->authorization = strdup(req->authorization ? req->authorization : "");
-        snprintf(s->objtype, sizeof(s->objtype), "%s", args.type ? args.type : "");
-        snprintf(s->uuid, sizeof(s->uuid), "%s", args.uuid ? args.uuid : "");
-        s->after_seq = after;
-        s->next_check_ms = sf_mono_ms() + (int64_t)ctx->cfg.stream_heartbeat_s * 1000;
-        /* The response starts with a comment, so clients see the stream open at once. */
-        if (!s->authorization || pending_append(s, STREAM_HELLO, strlen(STREAM_HELLO)) < 0) {
-                free(s->authorization);
-                free(s->pending);
-                free(s);
-                return -ENOMEM;
-        }
-
-        pthread_mutex_lock(&hub.subs_lock);
-        if (hub.nsubs >= (size_t)ctx->cfg.stream_max_subscribers) {
-                pthread_mutex_unlock(&hub.subs_lock);
-                free(s->authorization);
-                free(s->pending);
-                free(s);
+        r = sub_new(&caller, req->authorization, &args, after, &s);
+        if (r < 0)
+                return r;
+        r = sub_join(s, last_id != NULL, (unsigned)ctx->cfg.stream_write_timeout_s,
+                     (size_t)ctx->cfg.stream_max_subscribers, resp);
+        if (r == -EBUSY) {
                 r = sf_http_error(resp, 503, "too many event stream subscribers, retry later");
                 resp->retry_after = RETRY_AFTER_S;
                 return r;
         }
-        /* Place the cursor and join in one step: no event can slip between the two. */
-        pthread_rwlock_rdlock(&hub.ring_lock);
-        if (resume)
-                placed = ring_position_after(after, &cursor);
-        else
-                cursor = hub.pos;
-        pthread_rwlock_unlock(&hub.ring_lock);
-        s->cursor = cursor;
-        s->catching_up = !placed;
-        r = sf_http_stream(resp, 200, CT_SSE, sub_fill, s, sub_free, (unsigned)ctx->cfg.stream_write_timeout_s,
-                           &s->st);
-        if (r < 0) {
-                pthread_mutex_unlock(&hub.subs_lock);
-                free(s->authorization);
-                free(s->pending);
-                free(s);
+        if (r < 0)
                 return r;
-        }
-        s->next = hub.subs;
-        if (hub.subs)
-                hub.subs->prev = s;
-        hub.subs = s;
-        hub.nsubs++;
-        if (!placed) {
-                s->refs++;
-                if (hub.cq_tail)
-                        hub.cq_tail->cq_next = s;
-                else
-                        hub.cq_head = s;
-                hub.cq_tail = s;
-                pthread_cond_signal(&hub.catchup_wake);
-        }
-        pthread_mutex_unlock(&hub.subs_lock);
+        s = NULL; /* the response owns it */
         return 0;
 }
