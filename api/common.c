@@ -435,7 +435,6 @@ int sf_api_root(sf_http_req_t *req, sf_http_resp_t *resp) {
                 "<p>This is sf, a Shaken Fist compatible cloud.</p>\n"
                 "<p>Capabilities:</p><ul>\n"
                 "<li>events-by-type</li>\n"
-                "<li>events-stream</li>\n"
                 "<li>instance-get</li>\n"
                 "<li>interface-metadata</li>\n"
                 "<li>node-get</li>\n"
