@@ -528,6 +528,149 @@ static void test_offload(void **state) {
         curl_global_cleanup();
 }
 
+/* ---- streaming responses ---- */
+
+/* One stream: says "a", then whatever `more` holds each time it is woken, then ends. */
+static struct {
+        pthread_mutex_t lock;
+        sf_http_stream_t *st;
+        int fills, frees;
+        char more[64];
+        bool said_a, end;
+} sx = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static ssize_t sx_fill(void *ud, char *buf, size_t max) {
+        ssize_t n = 0;
+
+        (void)ud;
+        pthread_mutex_lock(&sx.lock);
+        sx.fills++;
+        if (!sx.said_a) {
+                sx.said_a = true;
+                buf[0] = 'a';
+                n = 1;
+        } else if (sx.more[0] && strlen(sx.more) <= max) {
+                n = (ssize_t)strlen(sx.more);
+                memcpy(buf, sx.more, (size_t)n);
+                sx.more[0] = 0;
+        } else if (sx.end) {
+                n = SF_HTTP_STREAM_END;
+        }
+        pthread_mutex_unlock(&sx.lock);
+        return n;
+}
+
+static void sx_free(void *ud) {
+        (void)ud;
+        pthread_mutex_lock(&sx.lock);
+        sx.frees++;
+        sx.st = NULL;
+        pthread_mutex_unlock(&sx.lock);
+}
+
+static int h_stream(sf_http_req_t *req, sf_http_resp_t *resp) {
+        int r;
+
+        (void)req;
+        pthread_mutex_lock(&sx.lock);
+        r = sf_http_stream(resp, 200, "text/event-stream", sx_fill, NULL, sx_free, 5, &sx.st);
+        pthread_mutex_unlock(&sx.lock);
+        return r;
+}
+
+static const sf_http_route_t stream_routes[] = {
+        {"GET", "/stream", h_stream},
+};
+
+static void sx_say(const char *what, bool end) {
+        pthread_mutex_lock(&sx.lock);
+        snprintf(sx.more, sizeof(sx.more), "%s", what);
+        sx.end = end;
+        if (sx.st)
+                sf_http_stream_wake(sx.st);
+        pthread_mutex_unlock(&sx.lock);
+}
+
+static void *stream_client(void *arg) {
+        reply_t *r = arg;
+        CURL *c = curl_easy_init();
+        char url[128];
+
+        memset(r, 0, sizeof(*r));
+        if (!c)
+                return NULL;
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/stream", port);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        if (curl_easy_perform(c) == CURLE_OK)
+                curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+        curl_easy_cleanup(c);
+        return NULL;
+}
+
+static void stream_wait_fills(int n) {
+        for (int i = 0; i < 500; i++) {
+                bool done;
+                pthread_mutex_lock(&sx.lock);
+                done = sx.fills >= n;
+                pthread_mutex_unlock(&sx.lock);
+                if (done)
+                        return;
+                usleep(10 * 1000);
+        }
+        fail_msg("fill was not called %d times", n);
+}
+
+static void test_stream(void **state) {
+        static reply_t r;
+        sf_http_server_t *srv = NULL;
+        pthread_t t;
+        int fills;
+
+        (void)state;
+        assert_int_equal(curl_global_init(CURL_GLOBAL_DEFAULT), 0);
+        assert_int_equal(sf_http_start("127.0.0.1", 0, stream_routes, SF_ARRAY_SIZE(stream_routes), "u", &srv), 0);
+        port = sf_http_port(srv);
+        assert_int_equal(pthread_create(&t, NULL, stream_client, &r), 0);
+        /* "a", then nothing to say: the connection sleeps, fill is not called again. */
+        stream_wait_fills(2);
+        usleep(300 * 1000);
+        pthread_mutex_lock(&sx.lock);
+        fills = sx.fills;
+        pthread_mutex_unlock(&sx.lock);
+        assert_int_equal(fills, 2);
+        /* Woken from another thread: it says more; then it ends. */
+        sx_say("b", false);
+        stream_wait_fills(4);
+        sx_say("c", true);
+        pthread_join(t, NULL);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.ctype, "text/event-stream");
+        assert_string_equal(r.body, "abc");
+        pthread_mutex_lock(&sx.lock);
+        printf("stream: %d fill calls for 3 writes and the end\n", sx.fills);
+        assert_true(sx.fills <= 8);
+        assert_int_equal(sx.frees, 1);
+        pthread_mutex_unlock(&sx.lock);
+
+        /* Stop with a sleeping stream: it is ended, freed once, and stop returns. */
+        memset(&sx.more, 0, sizeof(sx.more));
+        sx.said_a = sx.end = false;
+        sx.fills = sx.frees = 0;
+        assert_int_equal(pthread_create(&t, NULL, stream_client, &r), 0);
+        stream_wait_fills(2);
+        sf_http_stop(srv);
+        pthread_join(t, NULL);
+        assert_string_equal(r.body, "a");
+        assert_int_equal(sx.frees, 1);
+        curl_global_cleanup();
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_route_match),
@@ -536,6 +679,7 @@ int main(void) {
                 cmocka_unit_test(test_server),
                 cmocka_unit_test(test_start_errors),
                 cmocka_unit_test(test_offload),
+                cmocka_unit_test(test_stream),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
