@@ -547,10 +547,42 @@ static void *hub_main(void *arg) {
 
 /* ---- catch-up (resume from JetStream) ---- */
 
-/* Read the events after s->after_seq from the stream until the ring takes over. */
+/* Can the ring serve everything after seq?  Then the cursor goes there. */
+static bool catchup_placed(uint64_t seq, uint64_t *ret_cursor) {
+        bool placed;
+
+        pthread_rwlock_rdlock(&hub.ring_lock);
+        placed = ring_position_after(seq, ret_cursor);
+        pthread_rwlock_unlock(&hub.ring_lock);
+        return placed;
+}
+
+/* One missed event from JetStream into s's pending output, if s may see it. */
+static void catchup_append(subscriber_t *s, sf_bus_msg_t *m) {
+        stream_event_t e;
+        const void *data;
+        size_t len;
+        int v;
+
+        data = sf_bus_msg_data(m, &len);
+        if (event_decode(sf_bus_msg_seq(m), data, len, &e) < 0)
+                return;
+        v = sub_sees(s, &e);
+        if (v == -EAGAIN) {
+                sub_trust_load(s, e.uuid);
+                v = sub_sees(s, &e);
+        }
+        if (v == 1)
+                pending_append(s, e.text, e.len);
+        free(e.text);
+}
+
+/* Read the events after s->after_seq from the stream until the ring holds all that
+ * follows the last one read (the check comes before each read, so an event the ring has
+ * is never also sent from JetStream). */
 static void catchup_one(subscriber_t *s) {
         sf_bus_follow_t *f = NULL;
-        uint64_t first = 0, last = 0, cursor = 0;
+        uint64_t first = 0, last = 0, cursor = 0, prev = s->after_seq;
         bool placed = false;
         int r;
 
@@ -566,30 +598,14 @@ static void catchup_one(subscriber_t *s) {
         } else if (r == 0) {
                 r = sf_bus_follow(hub.bus, SF_BUS_EVENTS, STREAM_FILTER, s->after_seq + 1, &f);
         }
-        while (r == 0 && f && !placed) {
+        while (r == 0 && f && !(placed = catchup_placed(prev, &cursor))) {
                 sf_bus_msg_t *m = NULL;
-                stream_event_t e;
-                const void *data;
-                size_t len;
-                int v;
 
                 r = sf_bus_follow_next(f, CATCHUP_WAIT_MS, &m);
                 if (r < 0)
                         break;
-                pthread_rwlock_rdlock(&hub.ring_lock);
-                placed = ring_position_after(sf_bus_msg_seq(m) - 1, &cursor);
-                pthread_rwlock_unlock(&hub.ring_lock);
-                data = sf_bus_msg_data(m, &len);
-                if (!placed && event_decode(sf_bus_msg_seq(m), data, len, &e) == 0) {
-                        v = sub_sees(s, &e);
-                        if (v == -EAGAIN) {
-                                sub_trust_load(s, e.uuid);
-                                v = sub_sees(s, &e);
-                        }
-                        if (v == 1)
-                                pending_append(s, e.text, e.len);
-                        free(e.text);
-                }
+                catchup_append(s, m);
+                prev = sf_bus_msg_seq(m);
                 sf_bus_msg_free(m);
                 if (s->pending_len > CATCHUP_MAX_BYTES) {
                         pending_error(s, 413, "too many missed events to replay: read GET .../events, "
