@@ -296,6 +296,28 @@ void sf_http_stream_abort(sf_http_stream_t *st) {
         pthread_mutex_unlock(&st->lock);
 }
 
+bool sf_http_stream_reap(sf_http_stream_t *st) {
+        bool gone = false;
+
+        pthread_mutex_lock(&st->lock);
+        if (st->suspended && !st->aborted) {
+                const union MHD_ConnectionInfo *ci =
+                        MHD_get_connection_info(st->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+                char c;
+                ssize_t n = ci ? recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) : 1;
+
+                /* EOF or a reset: the client left.  Data or EAGAIN: still there. */
+                gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+                if (gone) {
+                        st->aborted = true;
+                        st->suspended = false;
+                        MHD_resume_connection(st->conn);
+                }
+        }
+        pthread_mutex_unlock(&st->lock);
+        return gone;
+}
+
 /* ---- routing ---- */
 
 static bool method_matches(const char *route_method, const char *method) {

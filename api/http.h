@@ -100,6 +100,9 @@ int sf_http_stream(sf_http_resp_t *resp, int status, const char *content_type, s
 void sf_http_stream_wake(sf_http_stream_t *st);
 /* Close the connection now, whatever it is doing (a client too slow to keep). */
 void sf_http_stream_abort(sf_http_stream_t *st);
+/* A sleeping stream whose client has closed its end (MHD does not watch sleeping
+ * connections) is closed now.  true if it was.  Thread-safe. */
+bool sf_http_stream_reap(sf_http_stream_t *st);
 
 /* Response helpers: each replaces whatever resp held. 0 or -ENOMEM. */
 /* Single-line Python-style JSON + "\n", application/json. obj is consumed; NULL => null. */

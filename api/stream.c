@@ -44,6 +44,7 @@
 #define CATCHUP_WAIT_MS 2000
 #define RETRY_AFTER_S 5
 #define STREAM_CHECK_MS 5000
+#define REAP_MS 1000
 
 typedef struct {
         uint64_t seq;
@@ -441,14 +442,21 @@ static void hub_notify(const stream_event_t *e, uint64_t at) {
         }
 }
 
-/* Heartbeats: wake whoever is due (its fill writes the keepalive and re-checks the token). */
-static void hub_beats(void) {
+/* Heartbeats: wake whoever is due (its fill writes the keepalive and re-checks the token).
+ * With reap, also close the sleeping streams whose clients have left, so they do not hold
+ * a place under the cap until their next heartbeats find out. */
+static void hub_beats(bool reap) {
         int64_t now = sf_mono_ms();
 
         pthread_mutex_lock(&hub.subs_lock);
-        for (subscriber_t *s = hub.subs; s; s = s->next)
-                if (s->st && now >= s->next_check_ms)
+        for (subscriber_t *s = hub.subs; s; s = s->next) {
+                if (!s->st)
+                        continue;
+                if (reap && sf_http_stream_reap(s->st))
+                        continue;
+                if (now >= s->next_check_ms)
                         sf_http_stream_wake(s->st);
+        }
         pthread_mutex_unlock(&hub.subs_lock);
 }
 
@@ -492,7 +500,7 @@ static bool hub_stream_restarted(void) {
 
 static void *hub_main(void *arg) {
         sf_bus_follow_t *f = NULL;
-        int64_t last_beat = 0, last_stream_check = sf_mono_ms();
+        int64_t last_beat = 0, last_reap = 0, last_stream_check = sf_mono_ms();
 
         (void)arg;
         while (!__atomic_load_n(&hub.stopping, __ATOMIC_ACQUIRE)) {
@@ -515,7 +523,7 @@ static void *hub_main(void *arg) {
                         if (r < 0) {
                                 struct timespec ts = {.tv_sec = 0, .tv_nsec = 500 * 1000000L};
                                 nanosleep(&ts, NULL);
-                                hub_beats();
+                                hub_beats(false);
                                 continue;
                         }
                 }
@@ -531,7 +539,9 @@ static void *hub_main(void *arg) {
                 }
                 if (sf_mono_ms() - last_beat >= 250) {
                         last_beat = sf_mono_ms();
-                        hub_beats();
+                        hub_beats(sf_mono_ms() - last_reap >= REAP_MS);
+                        if (sf_mono_ms() - last_reap >= REAP_MS)
+                                last_reap = sf_mono_ms();
                 }
                 if (f && sf_mono_ms() - last_stream_check >= STREAM_CHECK_MS) {
                         last_stream_check = sf_mono_ms();

@@ -658,6 +658,46 @@ static void test_stream(void **state) {
         assert_int_equal(sx.frees, 1);
         pthread_mutex_unlock(&sx.lock);
 
+        /* A sleeping stream whose client went away is reaped (MHD would not notice). */
+        memset(&sx.more, 0, sizeof(sx.more));
+        sx.said_a = sx.end = false;
+        sx.fills = sx.frees = 0;
+        {
+                CURL *c = curl_easy_init();
+                char url[128];
+                bool reaped = false;
+
+                snprintf(url, sizeof(url), "http://127.0.0.1:%d/stream", port);
+                memset(&r, 0, sizeof(r));
+                curl_easy_setopt(c, CURLOPT_URL, url);
+                curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+                curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+                curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 500L);
+                curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+                curl_easy_perform(c); /* times out: the client closes its end */
+                curl_easy_cleanup(c);
+                assert_string_equal(r.body, "a");
+                pthread_mutex_lock(&sx.lock);
+                assert_int_equal(sx.frees, 0); /* still counted: nobody looked */
+                for (int i = 0; i < 100 && sx.st && !reaped; i++) {
+                        reaped = sf_http_stream_reap(sx.st);
+                        pthread_mutex_unlock(&sx.lock);
+                        usleep(10 * 1000);
+                        pthread_mutex_lock(&sx.lock);
+                }
+                pthread_mutex_unlock(&sx.lock);
+                assert_true(reaped);
+                for (int i = 0; i < 100; i++) {
+                        pthread_mutex_lock(&sx.lock);
+                        reaped = sx.frees == 1;
+                        pthread_mutex_unlock(&sx.lock);
+                        if (reaped)
+                                break;
+                        usleep(10 * 1000);
+                }
+                assert_int_equal(sx.frees, 1);
+        }
+
         /* Stop with a sleeping stream: it is ended, freed once, and stop returns. */
         memset(&sx.more, 0, sizeof(sx.more));
         sx.said_a = sx.end = false;
