@@ -54,6 +54,12 @@ bool sf_api_trusted_by(const sf_caller_t *caller, json_object *ns);
  * `tags` a JSON list, `affinity` a dict of int-castable values; other types unchecked).
  * 0, or a negative errno with the 400 filled in. */
 int sf_api_meta_validate(sf_http_resp_t *resp, const char *type, const char *key, json_object *value);
+/* GET of one object by UUID through the view cache (instances): authenticates and reads
+ * the namespace and the object in one round trip, then answers as sf_api_find plus
+ * sf_http_check_keys(allowed) plus the view would.  1 if it does not apply (a name, not a
+ * UUID; another type): use the ordinary path. */
+int sf_api_get_cached(sf_http_req_t *req, sf_http_resp_t *resp, const char *type,
+                      const char *const *allowed);
 /* Can caller see an instance/network/interface of namespace ns (own or system)? */
 bool sf_api_owns(const sf_caller_t *caller, const char *ns);
 

@@ -1,6 +1,8 @@
 /* sf-api: per-thread context, authentication, lookups, views, events, capabilities. */
 #include "api.h"
 #include "authguard.h"
+#include "cache.h"
+#include "json.h"
 
 #include "event.h"
 #include "log.h"
@@ -58,34 +60,66 @@ sf_ctx_t *sf_api_ctx(void) {
         return c;
 }
 
-int sf_api_auth(sf_http_req_t *req, sf_http_resp_t *resp, sf_caller_t *caller) {
+/* The token's namespace and key against the namespace's stored reply (HMGET rev doc):
+ * the namespace exists and is created, the key exists and its nonce is the token's. */
+static int auth_check_namespace(const sf_auth_claims_t *claims, const redisReply *nsr) {
+        json_object *ns, *keys, *key;
+        const char *text, *nonce;
+        size_t len;
+
+        if (sf_store_reply_obj(nsr, "namespace", claims->ns, NULL, &text, &len) < 0 ||
+            sf_cache_namespace_doc(claims->ns, text, len, &ns) < 0 ||
+            strcmp(sf_json_str(ns, "state") ?: "", "created") != 0)
+                return -EACCES;
+        /* Deleting or re-posting a key rotates its nonce: outstanding tokens die. */
+        if (!json_object_object_get_ex(ns, "keys", &keys) ||
+            !json_object_object_get_ex(keys, claims->keyname, &key) ||
+            !(nonce = sf_json_str(key, "nonce")) || strcmp(nonce, claims->nonce) != 0)
+                return -EACCES;
+        return 0;
+}
+
+/* Authenticate, reading the namespace and n more objects (rev doc) in one round trip:
+ * *ret_replies gets the n objects' replies (sf_store_replies_free, n + 1 long: [0] is
+ * the namespace's).  The token check is memoised; the namespace is read every time. */
+static int auth_and_read(sf_http_req_t *req, sf_http_resp_t *resp, sf_caller_t *caller, size_t n,
+                         const char *const *types, const char *const *uuids, redisReply ***ret_replies) {
         sf_ctx_t *ctx = sf_api_ctx();
         sf_auth_claims_t claims;
-        const char *msg = NULL, *nonce;
-        _cleanup_json_ json_object *ns = NULL;
-        json_object *keys, *key;
+        const char *msg = NULL, *t[2], *u[2];
+        redisReply **rep = NULL;
         int r;
 
         if (!ctx)
                 return sf_http_error(resp, 500, "server error: state store unavailable"), -EIO;
-        r = sf_auth_token_verify(ctx->cfg.auth_secret, req->authorization, &claims, &msg);
+        if (n > 1)
+                return -EINVAL;
+        r = sf_cache_token_verify(ctx->cfg.auth_secret, req->authorization, &claims, &msg);
         if (r == -EACCES)
                 return sf_http_error(resp, 401, "%s", msg ? msg : ""), r;
         if (r < 0)
                 return sf_http_error(resp, 500, "server error: token check failed"), r;
-        r = sf_store_get(ctx->store, "namespace", claims.ns, &ns, NULL);
-        if (r < 0 || strcmp(sf_json_str(ns, "state") ?: "", "created") != 0)
+        t[0] = "namespace", u[0] = claims.ns;
+        if (n)
+                t[1] = types[0], u[1] = uuids[0];
+        if (sf_store_read_many(ctx->store, n + 1, t, u, true, &rep) < 0 ||
+            auth_check_namespace(&claims, rep[0]) < 0) {
+                sf_store_replies_free(rep, n + 1);
                 return sf_http_error(resp, 401, "%s", ""), -EACCES;
-        /* Deleting or re-posting a key rotates its nonce: outstanding tokens die. */
-        if (!json_object_object_get_ex(ns, "keys", &keys) ||
-            !json_object_object_get_ex(keys, claims.keyname, &key) ||
-            !(nonce = sf_json_str(key, "nonce")) || strcmp(nonce, claims.nonce) != 0)
-                return sf_http_error(resp, 401, "%s", ""), -EACCES;
+        }
         snprintf(caller->ns, sizeof(caller->ns), "%s", claims.ns);
         snprintf(caller->keyname, sizeof(caller->keyname), "%s", claims.keyname);
         caller->system = strcmp(claims.ns, "system") == 0;
         caller->exp = claims.exp;
+        if (ret_replies)
+                *ret_replies = rep;
+        else
+                sf_store_replies_free(rep, n + 1);
         return 0;
+}
+
+int sf_api_auth(sf_http_req_t *req, sf_http_resp_t *resp, sf_caller_t *caller) {
+        return auth_and_read(req, resp, caller, 0, NULL, NULL, NULL);
 }
 
 int sf_api_find(sf_http_req_t *req, sf_http_resp_t *resp, const char *type, sf_caller_t *caller,
@@ -219,7 +253,10 @@ json_object *sf_view_namespace(json_object *doc) {
         return v;
 }
 
-json_object *sf_view_instance(sf_ctx_t *ctx, json_object *doc) {
+/* The instance view; with deps, also the interfaces it was rendered from (*ret_cacheable
+ * false if one could not be read for certain: the view then must not be kept). */
+static json_object *view_instance(sf_ctx_t *ctx, json_object *doc, sf_view_dep_t *deps, size_t *ret_ndeps,
+                                  bool *ret_cacheable) {
         json_object *v = view_start(doc, SF_VERSION_INSTANCE), *ifaces, *list = json_object_new_array(),
                     *disks, *dl = json_object_new_array();
         const char *keys[] = {"cpus", "disk_spec", "memory", "name", "namespace", "ssh_key", "user_data",
@@ -239,8 +276,19 @@ json_object *sf_view_instance(sf_ctx_t *ctx, json_object *doc) {
                 for (size_t i = 0; i < json_object_array_length(ifaces); i++) {
                         _cleanup_json_ json_object *idoc = NULL;
                         const char *iu = json_object_get_string(json_object_array_get_idx(ifaces, i));
-                        if (iu && sf_store_get(ctx->store, "networkinterface", iu, &idoc, NULL) == 0)
+                        uint64_t rev = 0;
+                        int r = iu ? sf_store_get(ctx->store, "networkinterface", iu, &idoc, &rev) : -EINVAL;
+
+                        if (r == 0)
                                 json_object_array_add(list, sf_view_interface(idoc));
+                        if (!deps)
+                                continue;
+                        if ((r < 0 && r != -ENOENT) || *ret_ndeps >= SF_MAX_NICS || strlen(iu) >= SF_UUID_LEN) {
+                                *ret_cacheable = false;
+                                continue;
+                        }
+                        snprintf(deps[*ret_ndeps].uuid, SF_UUID_LEN, "%s", iu);
+                        deps[(*ret_ndeps)++].rev = r == 0 ? rev : 0;
                 }
         }
         json_object_object_add(v, "interfaces", list);
@@ -259,7 +307,261 @@ json_object *sf_view_instance(sf_ctx_t *ctx, json_object *doc) {
         return v;
 }
 
+json_object *sf_view_instance(sf_ctx_t *ctx, json_object *doc) {
+        return view_instance(ctx, doc, NULL, NULL, NULL);
+}
+
+/* ---- cached views ---- */
+
+static void view_set_field(char *dst, size_t dstlen, bool *ret_has, const char *v, bool *cacheable) {
+        *ret_has = v != NULL;
+        if (v && strlen(v) >= dstlen)
+                *cacheable = false;
+        snprintf(dst, dstlen, "%s", v ? v : "");
+}
+
+/* Render the instance stored as text at rev into *ret (kept in the view cache unless an
+ * interface could not be read for certain).  -EBADMSG for a corrupt document. */
+static int view_render_instance(sf_ctx_t *ctx, const char *uuid, uint64_t rev, const char *text, sf_view_t *ret) {
+        _cleanup_json_ json_object *doc = NULL, *view = NULL;
+        sf_view_t v = {.rev = rev};
+        bool cacheable = true;
+        int r;
+
+        r = sf_store_doc_parse(text, "instance", uuid, &doc);
+        if (r < 0)
+                return r;
+        view = view_instance(ctx, doc, v.deps, &v.ndeps, &cacheable);
+        if (!view)
+                return -ENOMEM;
+        v.text = sf_json_dumps(view);
+        if (!v.text)
+                return -ENOMEM;
+        v.len = strlen(v.text);
+        snprintf(v.type, sizeof(v.type), "instance");
+        view_set_field(v.uuid, sizeof(v.uuid), &cacheable, uuid, &cacheable);
+        view_set_field(v.ns, sizeof(v.ns), &v.has_ns, sf_json_str(doc, "namespace"), &cacheable);
+        view_set_field(v.state, sizeof(v.state), &v.has_state, sf_json_str(doc, "state"), &cacheable);
+        if (cacheable)
+                sf_cache_view_put(&v);
+        *ret = v;
+        return 0;
+}
+
+/* Are the interfaces a cached view was rendered from still at the same revisions?  One
+ * round trip for every view of vs[0..n) (those with deps); stale[i] set for the others. */
+static int view_deps_check(sf_ctx_t *ctx, sf_view_t *vs, size_t n, bool *stale) {
+        size_t total = 0, k = 0;
+        const char **types = NULL, **uuids = NULL;
+        redisReply **rep = NULL;
+        int r = 0;
+
+        for (size_t i = 0; i < n; i++)
+                total += vs[i].text ? vs[i].ndeps : 0;
+        if (!total)
+                return 0;
+        types = calloc(total, sizeof(*types));
+        uuids = calloc(total, sizeof(*uuids));
+        if (!types || !uuids) {
+                r = -ENOMEM;
+                goto cleanup;
+        }
+        for (size_t i = 0; i < n; i++)
+                for (size_t d = 0; vs[i].text && d < vs[i].ndeps; d++, k++)
+                        types[k] = "networkinterface", uuids[k] = vs[i].deps[d].uuid;
+        r = sf_store_read_many(ctx->store, total, types, uuids, false, &rep);
+        if (r < 0)
+                goto cleanup;
+        k = 0;
+        for (size_t i = 0; i < n; i++) {
+                for (size_t d = 0; vs[i].text && d < vs[i].ndeps; d++, k++) {
+                        uint64_t rev = 0;
+                        int rr = sf_store_reply_obj(rep[k], "networkinterface", uuids[k], &rev, NULL, NULL);
+
+                        if (rr == -ENOENT)
+                                rev = 0;
+                        else if (rr < 0)
+                                rev = UINT64_MAX; /* don't know: render again */
+                        if (rev != vs[i].deps[d].rev)
+                                stale[i] = true;
+                }
+        }
+cleanup:
+        sf_store_replies_free(rep, total);
+        free(types);
+        free(uuids);
+        return r;
+}
+
 /* ---- lists ---- */
+
+/* The view of the instance whose stored reply (rev doc) is r: from the view cache when its
+ * revision and its interfaces' are unchanged, else rendered (and kept). */
+static int instance_view_from_reply(sf_ctx_t *ctx, const char *uuid, const redisReply *r, sf_view_t *ret) {
+        sf_view_t v = {0};
+        const char *text;
+        uint64_t rev;
+        bool stale = false;
+        int rr;
+
+        rr = sf_store_reply_obj(r, "instance", uuid, &rev, &text, NULL);
+        if (rr < 0)
+                return rr;
+        if (sf_cache_view_get("instance", uuid, rev, &v) == 0) {
+                if (view_deps_check(ctx, &v, 1, &stale) == 0 && !stale) {
+                        *ret = v;
+                        return 0;
+                }
+                sf_view_done(&v);
+        }
+        return view_render_instance(ctx, uuid, rev, text, ret);
+}
+
+int sf_api_get_cached(sf_http_req_t *req, sf_http_resp_t *resp, const char *type,
+                      const char *const *allowed) {
+        sf_ctx_t *ctx = sf_api_ctx();
+        char uuid[SF_UUID_LEN];
+        const char *types[1] = {type}, *uuids[1] = {uuid};
+        redisReply **rep = NULL;
+        sf_caller_t caller;
+        sf_view_t v = {0};
+        char *body;
+        int r;
+
+        if (strcmp(type, "instance") != 0 || req->nparams < 1 || !sf_uuid_parse(req->params[0], uuid))
+                return 1;
+        if (auth_and_read(req, resp, &caller, 1, types, uuids, &rep) < 0)
+                return 0;
+        r = instance_view_from_reply(ctx, uuid, rep[1], &v);
+        sf_store_replies_free(rep, 2);
+        if (r == -ENOENT)
+                return sf_http_error(resp, 404, "%s not found", type);
+        if (r < 0) /* as sf_api_find's callers always did: nothing filled in */
+                return 0;
+        /* Ownership failures are 404, never 403 (api.md §1.5). */
+        if (!sf_api_owns(&caller, v.has_ns ? v.ns : NULL)) {
+                sf_view_done(&v);
+                return sf_http_error(resp, 404, "%s not found", type);
+        }
+        if (sf_http_check_keys(req, resp, allowed) < 0) {
+                sf_view_done(&v);
+                return 0;
+        }
+        body = realloc(v.text, v.len + 2);
+        if (!body) {
+                sf_view_done(&v);
+                return -ENOMEM;
+        }
+        body[v.len] = '\n';
+        body[v.len + 1] = 0;
+        return sf_http_json_text(resp, 200, body, v.len + 1);
+}
+
+/* ---- lists ---- */
+
+typedef struct text_buf {
+        char *p;
+        size_t len, cap;
+} text_buf_t;
+
+static int text_append(text_buf_t *b, const char *s, size_t n) {
+        if (b->len + n + 1 > b->cap) {
+                size_t cap = b->cap ? b->cap : 4096;
+                char *np;
+
+                while (b->len + n + 1 > cap)
+                        cap *= 2;
+                np = realloc(b->p, cap);
+                if (!np)
+                        return -ENOMEM;
+                b->p = np;
+                b->cap = cap;
+        }
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+        b->p[b->len] = 0;
+        return 0;
+}
+
+/* The instance list as JSON text: revisions of all in one round trip, the cached views
+ * whose interfaces are unchanged in one more, and only the others read and rendered.
+ * -EIO if a pipelined read failed (the caller then reads one by one). */
+static int list_instances_cached(sf_ctx_t *ctx, const sf_caller_t *caller, bool all, char **ids, size_t n,
+                                 text_buf_t *out) {
+        sf_view_t *vs = calloc(n ? n : 1, sizeof(*vs));
+        bool *stale = calloc(n ? n : 1, sizeof(*stale)), *skip = calloc(n ? n : 1, sizeof(*skip));
+        const char **types = calloc(n ? n : 1, sizeof(*types)), **miss_ids = calloc(n ? n : 1, sizeof(*miss_ids));
+        size_t *miss_idx = calloc(n ? n : 1, sizeof(*miss_idx)), nmiss = 0;
+        redisReply **rep = NULL;
+        bool first = true;
+        int r = -ENOMEM;
+
+        if (!vs || !stale || !skip || !types || !miss_ids || !miss_idx)
+                goto cleanup;
+        for (size_t i = 0; i < n; i++)
+                types[i] = "instance";
+        r = sf_store_read_many(ctx->store, n, types, (const char *const *)ids, false, &rep);
+        if (r < 0)
+                goto cleanup;
+        for (size_t i = 0; i < n; i++) {
+                uint64_t rev;
+
+                /* As a one-by-one read would: an unreadable object is left out. */
+                if (sf_store_reply_obj(rep[i], "instance", ids[i], &rev, NULL, NULL) < 0)
+                        skip[i] = true;
+                else if (sf_cache_view_get("instance", ids[i], rev, &vs[i]) < 0)
+                        stale[i] = true;
+        }
+        sf_store_replies_free(rep, n);
+        rep = NULL;
+        r = view_deps_check(ctx, vs, n, stale);
+        if (r < 0)
+                goto cleanup;
+        for (size_t i = 0; i < n; i++) {
+                if (skip[i] || !stale[i])
+                        continue;
+                sf_view_done(&vs[i]);
+                miss_idx[nmiss] = i;
+                miss_ids[nmiss++] = ids[i];
+        }
+        r = sf_store_read_many(ctx->store, nmiss, types, miss_ids, true, &rep);
+        if (r < 0)
+                goto cleanup;
+        for (size_t k = 0; k < nmiss; k++) {
+                size_t i = miss_idx[k];
+                const char *text;
+                uint64_t rev;
+
+                if (sf_store_reply_obj(rep[k], "instance", ids[i], &rev, &text, NULL) < 0 ||
+                    view_render_instance(ctx, ids[i], rev, text, &vs[i]) < 0)
+                        skip[i] = true;
+        }
+        r = text_append(out, "[", 1);
+        for (size_t i = 0; r == 0 && i < n; i++) {
+                if (skip[i] || !sf_api_owns(caller, vs[i].has_ns ? vs[i].ns : NULL))
+                        continue;
+                if (!all && !sf_state_active("instance", vs[i].has_state ? vs[i].state : NULL))
+                        continue;
+                if (!first)
+                        r = text_append(out, ", ", 2);
+                if (r == 0)
+                        r = text_append(out, vs[i].text, vs[i].len);
+                first = false;
+        }
+        if (r == 0)
+                r = text_append(out, "]\n", 2);
+cleanup:
+        sf_store_replies_free(rep, nmiss);
+        for (size_t i = 0; vs && i < n; i++)
+                sf_view_done(&vs[i]);
+        free(vs);
+        free(stale);
+        free(skip);
+        free(types);
+        free(miss_ids);
+        free(miss_idx);
+        return r;
+}
 
 int sf_api_list(sf_http_req_t *req, sf_http_resp_t *resp, const char *type,
                 json_object *(*view)(sf_ctx_t *ctx, json_object *doc)) {
@@ -267,6 +569,7 @@ int sf_api_list(sf_http_req_t *req, sf_http_resp_t *resp, const char *type,
         sf_ctx_t *ctx = sf_api_ctx();
         sf_caller_t caller;
         char **ids = NULL;
+        size_t n = 0;
         json_object *list;
         bool all = false;
         int r;
@@ -278,10 +581,20 @@ int sf_api_list(sf_http_req_t *req, sf_http_resp_t *resp, const char *type,
         if (sf_http_body_bool(req, "all", false, &all) < 0)
                 return sf_http_error(resp, 400, "all must be a boolean");
         /* system sees every namespace; others only their own (api.md §1.5). */
-        r = caller.system ? sf_store_index(ctx->store, type, "all", NULL, &ids, NULL)
-                          : sf_store_index(ctx->store, type, "ns", caller.ns, &ids, NULL);
+        r = caller.system ? sf_store_index(ctx->store, type, "all", NULL, &ids, &n)
+                          : sf_store_index(ctx->store, type, "ns", caller.ns, &ids, &n);
         if (r < 0)
                 return r;
+        if (view == sf_view_instance) {
+                text_buf_t out = {0};
+
+                r = list_instances_cached(ctx, &caller, all, ids, n, &out);
+                if (r == 0) {
+                        sf_strv_free(ids);
+                        return sf_http_json_text(resp, 200, out.p, out.len);
+                }
+                free(out.p);
+        }
         list = json_object_new_array();
         for (char **p = ids; *p; p++) {
                 _cleanup_json_ json_object *doc = NULL;

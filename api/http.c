@@ -143,6 +143,10 @@ int sf_http_json(sf_http_resp_t *r, int status, json_object *obj) {
         return resp_set(r, status, CT_JSON, body, n + 1);
 }
 
+int sf_http_json_text(sf_http_resp_t *r, int status, char *text, size_t len) {
+        return resp_set(r, status, CT_JSON, text, len);
+}
+
 int sf_http_error(sf_http_resp_t *r, int status, const char *fmt, ...) {
         _cleanup_jsonc_ json_object *o = NULL;
         _cleanup_free_ char *msg = NULL;

@@ -107,6 +107,8 @@ bool sf_http_stream_reap(sf_http_stream_t *st);
 /* Response helpers: each replaces whatever resp held. 0 or -ENOMEM. */
 /* Single-line Python-style JSON + "\n", application/json. obj is consumed; NULL => null. */
 int sf_http_json(sf_http_resp_t *r, int status, json_object *obj);
+/* Already serialized JSON (text malloc'd, consumed; it should end in "\n" as sf_http_json's). */
+int sf_http_json_text(sf_http_resp_t *r, int status, char *text, size_t len);
 /* {"error": "<message>", "status": N}, no trailing newline. */
 int sf_http_error(sf_http_resp_t *r, int status, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));

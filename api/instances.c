@@ -730,7 +730,10 @@ int sf_api_instance_get(sf_http_req_t *req, sf_http_resp_t *resp) {
         static const char *const allowed[] = {"namespace", NULL};
         _cleanup_json_ json_object *doc = NULL;
         sf_caller_t caller;
+        int r = sf_api_get_cached(req, resp, "instance", allowed);
 
+        if (r <= 0)
+                return r;
         if (sf_api_find(req, resp, "instance", &caller, &doc) < 0)
                 return 0;
         if (sf_http_check_keys(req, resp, allowed) < 0)

@@ -210,33 +210,136 @@ void sf_store_set_timeout(sf_store_t *s, int ms) {
         }
 }
 
-int sf_store_get(sf_store_t *s, const char *type, const char *uuid, json_object **ret_doc,
-                 uint64_t *ret_rev) {
-        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "HMGET " SF_KEY_OBJ " rev doc", type, uuid);
-        json_object *doc;
-
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+int sf_store_reply_obj(const redisReply *r, const char *type, const char *uuid, uint64_t *ret_rev,
+                       const char **ret_doc, size_t *ret_len) {
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->elements > 2)
                 return r && r->type == REDIS_REPLY_ERROR ? sf_store_reply_errno(r) : -EIO;
-        /* Absent only on a definite nil for both fields; anything else is "don't know". */
-        if (r->element[0]->type == REDIS_REPLY_NIL && r->element[1]->type == REDIS_REPLY_NIL)
+        /* Absent only on a definite nil for every field; anything else is "don't know". */
+        if (r->element[0]->type == REDIS_REPLY_NIL &&
+            (r->elements == 1 || r->element[1]->type == REDIS_REPLY_NIL))
                 return -ENOENT;
-        if (r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING) {
+        if (r->element[0]->type != REDIS_REPLY_STRING ||
+            (r->elements == 2 && r->element[1]->type != REDIS_REPLY_STRING)) {
                 log_err("store: %s/%s is half written", type, uuid);
-                return -EBADMSG;
-        }
-        doc = json_tokener_parse(r->element[1]->str);
-        if (!doc || !json_object_is_type(doc, json_type_object)) {
-                json_object_put(doc);
-                log_err("store: %s/%s holds a corrupt document", type, uuid);
                 return -EBADMSG;
         }
         if (ret_rev)
                 *ret_rev = strtoull(r->element[0]->str, NULL, 10);
         if (ret_doc)
+                *ret_doc = r->elements == 2 ? r->element[1]->str : NULL;
+        if (ret_len)
+                *ret_len = r->elements == 2 ? r->element[1]->len : 0;
+        return 0;
+}
+
+int sf_store_doc_parse(const char *text, const char *type, const char *uuid, json_object **ret_doc) {
+        json_object *doc = json_tokener_parse(text);
+
+        if (!doc || !json_object_is_type(doc, json_type_object)) {
+                json_object_put(doc);
+                log_err("store: %s/%s holds a corrupt document", type, uuid);
+                return -EBADMSG;
+        }
+        *ret_doc = doc;
+        return 0;
+}
+
+int sf_store_get(sf_store_t *s, const char *type, const char *uuid, json_object **ret_doc,
+                 uint64_t *ret_rev) {
+        _cleanup_reply_ redisReply *r = sf_store_cmd(s, "HMGET " SF_KEY_OBJ " rev doc", type, uuid);
+        json_object *doc;
+        const char *text;
+        uint64_t rev;
+        int ret;
+
+        ret = sf_store_reply_obj(r, type, uuid, &rev, &text, NULL);
+        if (ret < 0)
+                return ret;
+        ret = sf_store_doc_parse(text, type, uuid, &doc);
+        if (ret < 0)
+                return ret;
+        if (ret_rev)
+                *ret_rev = rev;
+        if (ret_doc)
                 *ret_doc = doc;
         else
                 json_object_put(doc);
         return 0;
+}
+
+void sf_store_replies_free(redisReply **v, size_t n) {
+        if (!v)
+                return;
+        for (size_t i = 0; i < n; i++)
+                if (v[i])
+                        freeReplyObject(v[i]);
+        free(v);
+}
+
+/* Send n formatted commands in one write and read the n replies: one round trip. */
+static int store_pipeline_once(sf_store_t *s, char **cmds, const int *lens, size_t n, redisReply **out) {
+        if (!s->c && store_reconnect(s) < 0)
+                return -EIO;
+        for (size_t i = 0; i < n; i++)
+                if (redisAppendFormattedCommand(s->c, cmds[i], (size_t)lens[i]) != REDIS_OK)
+                        goto lost;
+        for (size_t i = 0; i < n; i++) {
+                void *rep = NULL;
+
+                if (redisGetReply(s->c, &rep) != REDIS_OK || !rep)
+                        goto lost;
+                out[i] = rep;
+        }
+        return 0;
+lost:
+        log_warn("redis: %s; reconnecting", s->c->errstr);
+        redisFree(s->c);
+        s->c = NULL;
+        for (size_t i = 0; i < n; i++) {
+                if (out[i])
+                        freeReplyObject(out[i]);
+                out[i] = NULL;
+        }
+        return -EIO;
+}
+
+int sf_store_read_many(sf_store_t *s, size_t n, const char *const *types, const char *const *uuids,
+                       bool with_doc, redisReply ***ret) {
+        char **cmds = NULL;
+        int *lens = NULL;
+        redisReply **out = NULL;
+        int r = -ENOMEM;
+
+        if (!n) {
+                *ret = NULL;
+                return 0;
+        }
+        cmds = calloc(n, sizeof(*cmds));
+        lens = calloc(n, sizeof(*lens));
+        out = calloc(n, sizeof(*out));
+        if (!cmds || !lens || !out)
+                goto cleanup;
+        for (size_t i = 0; i < n; i++) {
+                lens[i] = with_doc ? redisFormatCommand(&cmds[i], "HMGET " SF_KEY_OBJ " rev doc", types[i], uuids[i])
+                                   : redisFormatCommand(&cmds[i], "HMGET " SF_KEY_OBJ " rev", types[i], uuids[i]);
+                if (lens[i] < 0)
+                        goto cleanup;
+        }
+        /* Reads only: a lost reply is asked again once, on a fresh connection. */
+        r = store_pipeline_once(s, cmds, lens, n, out);
+        if (r < 0)
+                r = store_pipeline_once(s, cmds, lens, n, out);
+        if (r < 0)
+                goto cleanup;
+        *ret = out;
+        out = NULL;
+cleanup:
+        for (size_t i = 0; cmds && i < n; i++)
+                redisFreeCommand(cmds[i]);
+        free(cmds);
+        free(lens);
+        sf_store_replies_free(out, n);
+        return r;
 }
 
 int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t expect_rev,

@@ -47,6 +47,21 @@ void sf_store_set_timeout(sf_store_t *s, int ms);
 int sf_store_get(sf_store_t *s, const char *type, const char *uuid, json_object **ret_doc,
                  uint64_t *ret_rev);
 
+/* Several objects in one round trip: HMGET sf:obj:<types[i]>:<uuids[i]> rev [doc] for each i,
+ * pipelined.  *ret gets n replies (free with sf_store_replies_free; read each with
+ * sf_store_reply_obj).  -EIO if the replies could not be read (after one more try on a
+ * fresh connection). */
+int sf_store_read_many(sf_store_t *s, size_t n, const char *const *types, const char *const *uuids,
+                       bool with_doc, redisReply ***ret);
+void sf_store_replies_free(redisReply **v, size_t n);
+/* One such reply, judged as sf_store_get does: 0 with the revision and (if fetched) the
+ * document text (borrowed from r), -ENOENT for a definite nil, -EBADMSG for a half-written
+ * object, -EIO/-EAGAIN for "don't know". */
+int sf_store_reply_obj(const redisReply *r, const char *type, const char *uuid, uint64_t *ret_rev,
+                       const char **ret_doc, size_t *ret_len);
+/* A stored document's text as a JSON object; -EBADMSG (logged) if it is not one. */
+int sf_store_doc_parse(const char *text, const char *type, const char *uuid, json_object **ret_doc);
+
 /* Write doc if the stored revision is still expect_rev (0: must not exist yet).
  * -ESTALE on a revision conflict, -ENOLCK on a stale fence.  Index sets for the doc's
  * "namespace", "name" and "node" fields are updated in the same script. */

@@ -1,0 +1,255 @@
+/* sf-api's caches for the hot read paths (see cache.h for what makes an entry valid). */
+#include "cache.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "store.h"
+
+/* ---- verified tokens (per thread) ---- */
+
+#define TOKEN_SLOTS 16
+#define TOKEN_MAX_LEN 4096
+
+typedef struct token_entry {
+        char *header;
+        size_t len;
+        uint64_t secret_hash; /* the secret it was checked with (one per process in practice) */
+        sf_auth_claims_t claims;
+        long verified_at; /* wall clock of the full check */
+} token_entry_t;
+
+static __thread token_entry_t token_slots[TOKEN_SLOTS];
+static void memo_register(void);
+
+static uint64_t hash_bytes(const char *s, size_t n) {
+        uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+        for (size_t i = 0; i < n; i++) {
+                h ^= (unsigned char)s[i];
+                h *= 1099511628211ULL;
+        }
+        return h;
+}
+
+int sf_cache_token_verify(const char *secret, const char *authorization_header, sf_auth_claims_t *ret,
+                          const char **ret_error_message) {
+        size_t len = authorization_header ? strlen(authorization_header) : 0;
+        long now = (long)time(NULL);
+        uint64_t sh = secret ? hash_bytes(secret, strlen(secret)) : 0;
+        token_entry_t *e = NULL;
+        sf_auth_claims_t c;
+        int r;
+
+        if (authorization_header && len <= TOKEN_MAX_LEN) {
+                e = &token_slots[hash_bytes(authorization_header, len) % TOKEN_SLOTS];
+                /* Constant time: the slot may hold somebody else's valid token. */
+                if (e->header && e->len == len && e->secret_hash == sh &&
+                    CRYPTO_memcmp(e->header, authorization_header, len) == 0 &&
+                    e->claims.exp > now && now >= e->verified_at) {
+                        *ret = e->claims;
+                        return 0;
+                }
+        }
+        r = sf_auth_token_verify(secret, authorization_header, &c, ret_error_message);
+        if (r < 0)
+                return r;
+        if (e) {
+                char *copy = malloc(len + 1);
+
+                if (copy) {
+                        memo_register();
+                        memcpy(copy, authorization_header, len + 1);
+                        free(e->header);
+                        e->header = copy;
+                        e->len = len;
+                        e->secret_hash = sh;
+                        e->claims = c;
+                        e->verified_at = now;
+                }
+        }
+        *ret = c;
+        return 0;
+}
+
+/* ---- parsed namespace documents (per thread) ---- */
+
+#define NS_SLOTS 4
+
+typedef struct ns_entry {
+        char *text;
+        size_t len;
+        json_object *doc;
+} ns_entry_t;
+
+static __thread ns_entry_t ns_slots[NS_SLOTS];
+
+/* The per-thread memos are freed when their thread exits (MHD pool threads at shutdown). */
+static pthread_key_t memo_key;
+static pthread_once_t memo_once = PTHREAD_ONCE_INIT;
+
+static void memo_free(void *unused) {
+        (void)unused;
+        for (size_t i = 0; i < TOKEN_SLOTS; i++) {
+                free(token_slots[i].header);
+                token_slots[i].header = NULL;
+        }
+        for (size_t i = 0; i < NS_SLOTS; i++) {
+                free(ns_slots[i].text);
+                json_object_put(ns_slots[i].doc);
+                ns_slots[i].text = NULL;
+                ns_slots[i].doc = NULL;
+        }
+}
+
+static void memo_key_init(void) { pthread_key_create(&memo_key, memo_free); }
+
+static void memo_register(void) {
+        static __thread bool registered;
+
+        if (registered)
+                return;
+        pthread_once(&memo_once, memo_key_init);
+        pthread_setspecific(memo_key, (void *)1);
+        registered = true;
+}
+
+int sf_cache_namespace_doc(const char *ns, const char *text, size_t len, json_object **ret_doc) {
+        ns_entry_t *e = &ns_slots[hash_bytes(ns, strlen(ns)) % NS_SLOTS];
+        json_object *doc = NULL;
+        char *copy;
+        int r;
+
+        if (e->text && e->len == len && memcmp(e->text, text, len) == 0) {
+                *ret_doc = e->doc;
+                return 0;
+        }
+        r = sf_store_doc_parse(text, "namespace", ns, &doc);
+        if (r < 0)
+                return r;
+        copy = malloc(len + 1);
+        if (!copy) {
+                json_object_put(doc);
+                return -ENOMEM;
+        }
+        memo_register();
+        memcpy(copy, text, len);
+        copy[len] = 0;
+        free(e->text);
+        json_object_put(e->doc);
+        e->text = copy;
+        e->len = len;
+        e->doc = doc;
+        *ret_doc = doc;
+        return 0;
+}
+
+/* ---- rendered views (shared by all threads) ---- */
+
+/* Open addressing, a short probe, the last probed slot replaced on a miss: bounded memory
+ * (at most VIEW_SLOTS views) and no eviction bookkeeping. */
+#define VIEW_SLOTS 8192
+#define VIEW_PROBE 8
+
+static pthread_mutex_t view_lock = PTHREAD_MUTEX_INITIALIZER;
+static sf_view_t *view_slots[VIEW_SLOTS];
+
+static size_t view_home(const char *type, const char *uuid) {
+        return (size_t)((hash_bytes(uuid, strlen(uuid)) ^ hash_bytes(type, strlen(type))) % VIEW_SLOTS);
+}
+
+static bool view_is(const sf_view_t *v, const char *type, const char *uuid) {
+        return v && strcmp(v->uuid, uuid) == 0 && strcmp(v->type, type) == 0;
+}
+
+void sf_view_done(sf_view_t *v) {
+        if (!v)
+                return;
+        free(v->text);
+        v->text = NULL;
+        v->len = 0;
+}
+
+static void view_free(sf_view_t *v) {
+        if (!v)
+                return;
+        sf_view_done(v);
+        free(v);
+}
+
+static int view_copy(const sf_view_t *from, sf_view_t *to) {
+        char *text = malloc(from->len + 1);
+
+        if (!text)
+                return -ENOMEM;
+        memcpy(text, from->text, from->len);
+        text[from->len] = 0;
+        *to = *from;
+        to->text = text;
+        return 0;
+}
+
+int sf_cache_view_get(const char *type, const char *uuid, uint64_t rev, sf_view_t *ret) {
+        size_t h = view_home(type, uuid);
+        int r = -ENOENT;
+
+        pthread_mutex_lock(&view_lock);
+        for (size_t i = 0; i < VIEW_PROBE; i++) {
+                const sf_view_t *v = view_slots[(h + i) % VIEW_SLOTS];
+
+                if (view_is(v, type, uuid)) {
+                        if (v->rev == rev)
+                                r = view_copy(v, ret);
+                        break;
+                }
+        }
+        pthread_mutex_unlock(&view_lock);
+        return r;
+}
+
+int sf_cache_view_put(const sf_view_t *v) {
+        size_t h = view_home(v->type, v->uuid), slot = (h + VIEW_PROBE - 1) % VIEW_SLOTS;
+        sf_view_t *n = malloc(sizeof(*n)), *old;
+        int r;
+
+        if (!n)
+                return -ENOMEM;
+        r = view_copy(v, n);
+        if (r < 0) {
+                free(n);
+                return r;
+        }
+        pthread_mutex_lock(&view_lock);
+        for (size_t i = 0; i < VIEW_PROBE; i++) {
+                const sf_view_t *cur = view_slots[(h + i) % VIEW_SLOTS];
+
+                if (!cur || view_is(cur, v->type, v->uuid)) {
+                        slot = (h + i) % VIEW_SLOTS;
+                        break;
+                }
+        }
+        old = view_slots[slot];
+        /* A slower thread must not replace a newer revision with an older one. */
+        if (view_is(old, v->type, v->uuid) && old->rev > v->rev) {
+                old = n;
+        } else {
+                view_slots[slot] = n;
+        }
+        pthread_mutex_unlock(&view_lock);
+        view_free(old);
+        return 0;
+}
+
+void sf_cache_view_clear(void) {
+        pthread_mutex_lock(&view_lock);
+        for (size_t i = 0; i < VIEW_SLOTS; i++) {
+                view_free(view_slots[i]);
+                view_slots[i] = NULL;
+        }
+        pthread_mutex_unlock(&view_lock);
+}
