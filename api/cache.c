@@ -167,63 +167,52 @@ static bool view_is(const sf_view_t *v, const char *type, const char *uuid) {
         return v && strcmp(v->uuid, uuid) == 0 && strcmp(v->type, type) == 0;
 }
 
-void sf_view_done(sf_view_t *v) {
-        if (!v)
-                return;
-        free(v->text);
-        v->text = NULL;
-        v->len = 0;
+sf_view_t *sf_view_new(char *text) {
+        sf_view_t *v = calloc(1, sizeof(*v));
+
+        if (!v) {
+                free(text);
+                return NULL;
+        }
+        v->text = text;
+        v->len = text ? strlen(text) : 0;
+        v->refs = 1;
+        return v;
 }
 
-static void view_free(sf_view_t *v) {
-        if (!v)
+void sf_view_unref(const sf_view_t *cv) {
+        sf_view_t *v = (sf_view_t *)cv;
+
+        if (!v || __atomic_sub_fetch(&v->refs, 1, __ATOMIC_ACQ_REL) > 0)
                 return;
-        sf_view_done(v);
+        free(v->text);
         free(v);
 }
 
-static int view_copy(const sf_view_t *from, sf_view_t *to) {
-        char *text = malloc(from->len + 1);
-
-        if (!text)
-                return -ENOMEM;
-        memcpy(text, from->text, from->len);
-        text[from->len] = 0;
-        *to = *from;
-        to->text = text;
-        return 0;
-}
-
-int sf_cache_view_get(const char *type, const char *uuid, uint64_t rev, sf_view_t *ret) {
+const sf_view_t *sf_cache_view_get(const char *type, const char *uuid, uint64_t rev) {
         size_t h = view_home(type, uuid);
-        int r = -ENOENT;
+        sf_view_t *found = NULL;
 
         pthread_mutex_lock(&view_lock);
         for (size_t i = 0; i < VIEW_PROBE; i++) {
-                const sf_view_t *v = view_slots[(h + i) % VIEW_SLOTS];
+                sf_view_t *v = view_slots[(h + i) % VIEW_SLOTS];
 
                 if (view_is(v, type, uuid)) {
-                        if (v->rev == rev)
-                                r = view_copy(v, ret);
+                        if (v->rev == rev) {
+                                __atomic_add_fetch(&v->refs, 1, __ATOMIC_RELAXED);
+                                found = v;
+                        }
                         break;
                 }
         }
         pthread_mutex_unlock(&view_lock);
-        return r;
+        return found;
 }
 
-int sf_cache_view_put(const sf_view_t *v) {
+void sf_cache_view_put(sf_view_t *v) {
         size_t h = view_home(v->type, v->uuid), slot = (h + VIEW_PROBE - 1) % VIEW_SLOTS;
-        sf_view_t *n = malloc(sizeof(*n)), *old;
-        int r;
+        sf_view_t *old;
 
-        if (!n)
-                return -ENOMEM;
-        r = view_copy(v, n);
-        if (r < 0) {
-                free(n);
-                return r;
-        }
         pthread_mutex_lock(&view_lock);
         for (size_t i = 0; i < VIEW_PROBE; i++) {
                 const sf_view_t *cur = view_slots[(h + i) % VIEW_SLOTS];
@@ -236,19 +225,19 @@ int sf_cache_view_put(const sf_view_t *v) {
         old = view_slots[slot];
         /* A slower thread must not replace a newer revision with an older one. */
         if (view_is(old, v->type, v->uuid) && old->rev > v->rev) {
-                old = n;
+                old = NULL;
         } else {
-                view_slots[slot] = n;
+                __atomic_add_fetch(&v->refs, 1, __ATOMIC_RELAXED);
+                view_slots[slot] = v;
         }
         pthread_mutex_unlock(&view_lock);
-        view_free(old);
-        return 0;
+        sf_view_unref(old);
 }
 
 void sf_cache_view_clear(void) {
         pthread_mutex_lock(&view_lock);
         for (size_t i = 0; i < VIEW_SLOTS; i++) {
-                view_free(view_slots[i]);
+                sf_view_unref(view_slots[i]);
                 view_slots[i] = NULL;
         }
         pthread_mutex_unlock(&view_lock);

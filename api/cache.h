@@ -41,15 +41,20 @@ typedef struct sf_view {
         bool has_ns, has_state;
         size_t ndeps;
         sf_view_dep_t deps[SF_MAX_NICS];
-        char *text; /* malloc'd */
+        char *text;               /* the JSON text, NUL-terminated; owned by the view */
         size_t len;
+        int refs;                 /* views are shared read-only once made */
 } sf_view_t;
 
-/* Copy of the entry for (type, uuid, rev), deps included (check them before use), or
- * -ENOENT.  ret->text is a fresh copy: free it (sf_view_done). */
-int sf_cache_view_get(const char *type, const char *uuid, uint64_t rev, sf_view_t *ret);
-/* Store v (copied).  Replaces what the slot held. */
-int sf_cache_view_put(const sf_view_t *v);
-void sf_view_done(sf_view_t *v);
+/* A new view holding text (consumed), one reference; NULL on OOM (text freed). */
+sf_view_t *sf_view_new(char *text);
+/* Drop a reference (NULL is fine); the last one frees the view. */
+void sf_view_unref(const sf_view_t *v);
+/* The cached view for (type, uuid, rev), a reference the caller drops, or NULL.  Its deps
+ * must still be checked before use. */
+const sf_view_t *sf_cache_view_get(const char *type, const char *uuid, uint64_t rev);
+/* Keep v in the cache (the cache takes its own reference), unless a newer revision of the
+ * same object is already there.  Must not be changed afterwards. */
+void sf_cache_view_put(sf_view_t *v);
 /* Drop every view (tests). */
 void sf_cache_view_clear(void);

@@ -320,44 +320,52 @@ static void view_set_field(char *dst, size_t dstlen, bool *ret_has, const char *
         snprintf(dst, dstlen, "%s", v ? v : "");
 }
 
-/* Render the instance stored as text at rev into *ret (kept in the view cache unless an
- * interface could not be read for certain).  -EBADMSG for a corrupt document. */
-static int view_render_instance(sf_ctx_t *ctx, const char *uuid, uint64_t rev, const char *text, sf_view_t *ret) {
+/* Render the instance stored as text at rev into a new view (a reference for the caller;
+ * kept in the view cache too unless an interface could not be read for certain).
+ * -EBADMSG for a corrupt document. */
+static int view_render_instance(sf_ctx_t *ctx, const char *uuid, uint64_t rev, const char *text,
+                                const sf_view_t **ret) {
         _cleanup_json_ json_object *doc = NULL, *view = NULL;
-        sf_view_t v = {.rev = rev};
+        sf_view_dep_t deps[SF_MAX_NICS];
+        size_t ndeps = 0;
         bool cacheable = true;
+        sf_view_t *v;
         int r;
 
         r = sf_store_doc_parse(text, "instance", uuid, &doc);
         if (r < 0)
                 return r;
-        view = view_instance(ctx, doc, v.deps, &v.ndeps, &cacheable);
+        view = view_instance(ctx, doc, deps, &ndeps, &cacheable);
         if (!view)
                 return -ENOMEM;
-        v.text = sf_json_dumps(view);
-        if (!v.text)
+        v = sf_view_new(sf_json_dumps(view));
+        if (!v || !v->text) {
+                sf_view_unref(v);
                 return -ENOMEM;
-        v.len = strlen(v.text);
-        snprintf(v.type, sizeof(v.type), "instance");
-        view_set_field(v.uuid, sizeof(v.uuid), &cacheable, uuid, &cacheable);
-        view_set_field(v.ns, sizeof(v.ns), &v.has_ns, sf_json_str(doc, "namespace"), &cacheable);
-        view_set_field(v.state, sizeof(v.state), &v.has_state, sf_json_str(doc, "state"), &cacheable);
+        }
+        v->rev = rev;
+        v->ndeps = ndeps;
+        memcpy(v->deps, deps, sizeof(deps[0]) * ndeps);
+        snprintf(v->type, sizeof(v->type), "instance");
+        view_set_field(v->uuid, sizeof(v->uuid), &cacheable, uuid, &cacheable);
+        view_set_field(v->ns, sizeof(v->ns), &v->has_ns, sf_json_str(doc, "namespace"), &cacheable);
+        view_set_field(v->state, sizeof(v->state), &v->has_state, sf_json_str(doc, "state"), &cacheable);
         if (cacheable)
-                sf_cache_view_put(&v);
+                sf_cache_view_put(v);
         *ret = v;
         return 0;
 }
 
 /* Are the interfaces a cached view was rendered from still at the same revisions?  One
  * round trip for every view of vs[0..n) (those with deps); stale[i] set for the others. */
-static int view_deps_check(sf_ctx_t *ctx, sf_view_t *vs, size_t n, bool *stale) {
+static int view_deps_check(sf_ctx_t *ctx, const sf_view_t *const *vs, size_t n, bool *stale) {
         size_t total = 0, k = 0;
         const char **types = NULL, **uuids = NULL;
         redisReply **rep = NULL;
         int r = 0;
 
         for (size_t i = 0; i < n; i++)
-                total += vs[i].text ? vs[i].ndeps : 0;
+                total += vs[i] ? vs[i]->ndeps : 0;
         if (!total)
                 return 0;
         types = calloc(total, sizeof(*types));
@@ -367,14 +375,14 @@ static int view_deps_check(sf_ctx_t *ctx, sf_view_t *vs, size_t n, bool *stale) 
                 goto cleanup;
         }
         for (size_t i = 0; i < n; i++)
-                for (size_t d = 0; vs[i].text && d < vs[i].ndeps; d++, k++)
-                        types[k] = "networkinterface", uuids[k] = vs[i].deps[d].uuid;
+                for (size_t d = 0; vs[i] && d < vs[i]->ndeps; d++, k++)
+                        types[k] = "networkinterface", uuids[k] = vs[i]->deps[d].uuid;
         r = sf_store_read_many(ctx->store, total, types, uuids, false, &rep);
         if (r < 0)
                 goto cleanup;
         k = 0;
         for (size_t i = 0; i < n; i++) {
-                for (size_t d = 0; vs[i].text && d < vs[i].ndeps; d++, k++) {
+                for (size_t d = 0; vs[i] && d < vs[i]->ndeps; d++, k++) {
                         uint64_t rev = 0;
                         int rr = sf_store_reply_obj(rep[k], "networkinterface", uuids[k], &rev, NULL, NULL);
 
@@ -382,7 +390,7 @@ static int view_deps_check(sf_ctx_t *ctx, sf_view_t *vs, size_t n, bool *stale) 
                                 rev = 0;
                         else if (rr < 0)
                                 rev = UINT64_MAX; /* don't know: render again */
-                        if (rev != vs[i].deps[d].rev)
+                        if (rev != vs[i]->deps[d].rev)
                                 stale[i] = true;
                 }
         }
@@ -393,12 +401,11 @@ cleanup:
         return r;
 }
 
-/* ---- lists ---- */
-
 /* The view of the instance whose stored reply (rev doc) is r: from the view cache when its
  * revision and its interfaces' are unchanged, else rendered (and kept). */
-static int instance_view_from_reply(sf_ctx_t *ctx, const char *uuid, const redisReply *r, sf_view_t *ret) {
-        sf_view_t v = {0};
+static int instance_view_from_reply(sf_ctx_t *ctx, const char *uuid, const redisReply *r,
+                                    const sf_view_t **ret) {
+        const sf_view_t *v;
         const char *text;
         uint64_t rev;
         bool stale = false;
@@ -407,12 +414,13 @@ static int instance_view_from_reply(sf_ctx_t *ctx, const char *uuid, const redis
         rr = sf_store_reply_obj(r, "instance", uuid, &rev, &text, NULL);
         if (rr < 0)
                 return rr;
-        if (sf_cache_view_get("instance", uuid, rev, &v) == 0) {
+        v = sf_cache_view_get("instance", uuid, rev);
+        if (v) {
                 if (view_deps_check(ctx, &v, 1, &stale) == 0 && !stale) {
                         *ret = v;
                         return 0;
                 }
-                sf_view_done(&v);
+                sf_view_unref(v);
         }
         return view_render_instance(ctx, uuid, rev, text, ret);
 }
@@ -424,8 +432,9 @@ int sf_api_get_cached(sf_http_req_t *req, sf_http_resp_t *resp, const char *type
         const char *types[1] = {type}, *uuids[1] = {uuid};
         redisReply **rep = NULL;
         sf_caller_t caller;
-        sf_view_t v = {0};
+        const sf_view_t *v = NULL;
         char *body;
+        size_t len;
         int r;
 
         if (strcmp(type, "instance") != 0 || req->nparams < 1 || !sf_uuid_parse(req->params[0], uuid))
@@ -439,22 +448,23 @@ int sf_api_get_cached(sf_http_req_t *req, sf_http_resp_t *resp, const char *type
         if (r < 0) /* as sf_api_find's callers always did: nothing filled in */
                 return 0;
         /* Ownership failures are 404, never 403 (api.md §1.5). */
-        if (!sf_api_owns(&caller, v.has_ns ? v.ns : NULL)) {
-                sf_view_done(&v);
+        if (!sf_api_owns(&caller, v->has_ns ? v->ns : NULL)) {
+                sf_view_unref(v);
                 return sf_http_error(resp, 404, "%s not found", type);
         }
         if (sf_http_check_keys(req, resp, allowed) < 0) {
-                sf_view_done(&v);
+                sf_view_unref(v);
                 return 0;
         }
-        body = realloc(v.text, v.len + 2);
-        if (!body) {
-                sf_view_done(&v);
-                return -ENOMEM;
+        len = v->len;
+        body = malloc(len + 2);
+        if (body) {
+                memcpy(body, v->text, len);
+                body[len] = '\n';
+                body[len + 1] = 0;
         }
-        body[v.len] = '\n';
-        body[v.len + 1] = 0;
-        return sf_http_json_text(resp, 200, body, v.len + 1);
+        sf_view_unref(v);
+        return body ? sf_http_json_text(resp, 200, body, len + 1) : -ENOMEM;
 }
 
 /* ---- lists ---- */
@@ -488,7 +498,7 @@ static int text_append(text_buf_t *b, const char *s, size_t n) {
  * -EIO if a pipelined read failed (the caller then reads one by one). */
 static int list_instances_cached(sf_ctx_t *ctx, const sf_caller_t *caller, bool all, char **ids, size_t n,
                                  text_buf_t *out) {
-        sf_view_t *vs = calloc(n ? n : 1, sizeof(*vs));
+        const sf_view_t **vs = calloc(n ? n : 1, sizeof(*vs));
         bool *stale = calloc(n ? n : 1, sizeof(*stale)), *skip = calloc(n ? n : 1, sizeof(*skip));
         const char **types = calloc(n ? n : 1, sizeof(*types)), **miss_ids = calloc(n ? n : 1, sizeof(*miss_ids));
         size_t *miss_idx = calloc(n ? n : 1, sizeof(*miss_idx)), nmiss = 0;
@@ -509,7 +519,7 @@ static int list_instances_cached(sf_ctx_t *ctx, const sf_caller_t *caller, bool 
                 /* As a one-by-one read would: an unreadable object is left out. */
                 if (sf_store_reply_obj(rep[i], "instance", ids[i], &rev, NULL, NULL) < 0)
                         skip[i] = true;
-                else if (sf_cache_view_get("instance", ids[i], rev, &vs[i]) < 0)
+                else if (!(vs[i] = sf_cache_view_get("instance", ids[i], rev)))
                         stale[i] = true;
         }
         sf_store_replies_free(rep, n);
@@ -520,7 +530,8 @@ static int list_instances_cached(sf_ctx_t *ctx, const sf_caller_t *caller, bool 
         for (size_t i = 0; i < n; i++) {
                 if (skip[i] || !stale[i])
                         continue;
-                sf_view_done(&vs[i]);
+                sf_view_unref(vs[i]);
+                vs[i] = NULL;
                 miss_idx[nmiss] = i;
                 miss_ids[nmiss++] = ids[i];
         }
@@ -536,16 +547,24 @@ static int list_instances_cached(sf_ctx_t *ctx, const sf_caller_t *caller, bool 
                     view_render_instance(ctx, ids[i], rev, text, &vs[i]) < 0)
                         skip[i] = true;
         }
-        r = text_append(out, "[", 1);
+        /* Sized once: the answer may be megabytes. */
+        out->cap = 4;
+        for (size_t i = 0; i < n; i++) {
+                if (!skip[i] && (!sf_api_owns(caller, vs[i]->has_ns ? vs[i]->ns : NULL) ||
+                                 (!all && !sf_state_active("instance", vs[i]->has_state ? vs[i]->state : NULL))))
+                        skip[i] = true;
+                if (!skip[i])
+                        out->cap += vs[i]->len + 2;
+        }
+        out->p = malloc(out->cap);
+        r = out->p ? text_append(out, "[", 1) : -ENOMEM;
         for (size_t i = 0; r == 0 && i < n; i++) {
-                if (skip[i] || !sf_api_owns(caller, vs[i].has_ns ? vs[i].ns : NULL))
-                        continue;
-                if (!all && !sf_state_active("instance", vs[i].has_state ? vs[i].state : NULL))
+                if (skip[i])
                         continue;
                 if (!first)
                         r = text_append(out, ", ", 2);
                 if (r == 0)
-                        r = text_append(out, vs[i].text, vs[i].len);
+                        r = text_append(out, vs[i]->text, vs[i]->len);
                 first = false;
         }
         if (r == 0)
@@ -553,7 +572,7 @@ static int list_instances_cached(sf_ctx_t *ctx, const sf_caller_t *caller, bool 
 cleanup:
         sf_store_replies_free(rep, nmiss);
         for (size_t i = 0; vs && i < n; i++)
-                sf_view_done(&vs[i]);
+                sf_view_unref(vs[i]);
         free(vs);
         free(stale);
         free(skip);

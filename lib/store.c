@@ -276,13 +276,63 @@ void sf_store_replies_free(redisReply **v, size_t n) {
         free(v);
 }
 
-/* Send n formatted commands in one write and read the n replies: one round trip. */
-static int store_pipeline_once(sf_store_t *s, char **cmds, const int *lens, size_t n, redisReply **out) {
+/* Growable byte buffer for RESP requests. */
+typedef struct resp_buf {
+        char *p;
+        size_t len, cap;
+} resp_buf_t;
+
+static int resp_put(resp_buf_t *b, const char *s, size_t n) {
+        if (b->len + n > b->cap) {
+                size_t cap = b->cap ? b->cap : 4096;
+                char *np;
+
+                while (b->len + n > cap)
+                        cap *= 2;
+                np = realloc(b->p, cap);
+                if (!np)
+                        return -ENOMEM;
+                b->p = np;
+                b->cap = cap;
+        }
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+        return 0;
+}
+
+static int resp_len(resp_buf_t *b, char kind, size_t v) {
+        char num[24], *p = num + sizeof(num);
+
+        *--p = '\n';
+        *--p = '\r';
+        do {
+                *--p = (char)('0' + v % 10);
+                v /= 10;
+        } while (v);
+        *--p = kind;
+        return resp_put(b, p, (size_t)(num + sizeof(num) - p));
+}
+
+/* One command in RESP (what redisFormatCommandArgv makes, without an allocation each). */
+static int resp_command(resp_buf_t *b, int argc, const char *const *argv, const size_t *lens) {
+        int r = resp_len(b, '*', (size_t)argc);
+
+        for (int i = 0; r == 0 && i < argc; i++) {
+                r = resp_len(b, '$', lens[i]);
+                if (r == 0)
+                        r = resp_put(b, argv[i], lens[i]);
+                if (r == 0)
+                        r = resp_put(b, "\r\n", 2);
+        }
+        return r;
+}
+
+/* Send the n commands in buf in one write and read the n replies: one round trip. */
+static int store_pipeline_once(sf_store_t *s, const resp_buf_t *buf, size_t n, redisReply **out) {
         if (!s->c && store_reconnect(s) < 0)
                 return -EIO;
-        for (size_t i = 0; i < n; i++)
-                if (redisAppendFormattedCommand(s->c, cmds[i], (size_t)lens[i]) != REDIS_OK)
-                        goto lost;
+        if (redisAppendFormattedCommand(s->c, buf->p, buf->len) != REDIS_OK)
+                goto lost;
         for (size_t i = 0; i < n; i++) {
                 void *rep = NULL;
 
@@ -305,39 +355,52 @@ lost:
 
 int sf_store_read_many(sf_store_t *s, size_t n, const char *const *types, const char *const *uuids,
                        bool with_doc, redisReply ***ret) {
-        char **cmds = NULL;
-        int *lens = NULL;
+        resp_buf_t buf = {0};
         redisReply **out = NULL;
+        char prefix[192];
+        const char *prefix_type = NULL;
+        size_t prefix_len = 0;
         int r = -ENOMEM;
 
         if (!n) {
                 *ret = NULL;
                 return 0;
         }
-        cmds = calloc(n, sizeof(*cmds));
-        lens = calloc(n, sizeof(*lens));
         out = calloc(n, sizeof(*out));
-        if (!cmds || !lens || !out)
+        if (!out)
                 goto cleanup;
         for (size_t i = 0; i < n; i++) {
-                lens[i] = with_doc ? redisFormatCommand(&cmds[i], "HMGET " SF_KEY_OBJ " rev doc", types[i], uuids[i])
-                                   : redisFormatCommand(&cmds[i], "HMGET " SF_KEY_OBJ " rev", types[i], uuids[i]);
-                if (lens[i] < 0)
+                char key[256];
+                const char *argv[4] = {"HMGET", key, "rev", "doc"};
+                size_t lens[4] = {5, 0, 3, 3}, tl = strlen(types[i]), ul = strlen(uuids[i]);
+
+                /* Lists read hundreds of keys: the "sf:obj:<type>:" prefix is formatted once
+                 * per type, the uuid appended. */
+                if (!prefix_type || strcmp(prefix_type, types[i]) != 0) {
+                        prefix_len = (size_t)snprintf(prefix, sizeof(prefix), SF_KEY_OBJ, types[i], "");
+                        prefix_type = types[i];
+                }
+                if (prefix_len >= sizeof(prefix) || tl >= sizeof(key) || prefix_len + ul >= sizeof(key)) {
+                        r = -ENAMETOOLONG;
+                        goto cleanup;
+                }
+                memcpy(key, prefix, prefix_len);
+                memcpy(key + prefix_len, uuids[i], ul);
+                lens[1] = prefix_len + ul;
+                r = resp_command(&buf, with_doc ? 4 : 3, argv, lens);
+                if (r < 0)
                         goto cleanup;
         }
         /* Reads only: a lost reply is asked again once, on a fresh connection. */
-        r = store_pipeline_once(s, cmds, lens, n, out);
+        r = store_pipeline_once(s, &buf, n, out);
         if (r < 0)
-                r = store_pipeline_once(s, cmds, lens, n, out);
+                r = store_pipeline_once(s, &buf, n, out);
         if (r < 0)
                 goto cleanup;
         *ret = out;
         out = NULL;
 cleanup:
-        for (size_t i = 0; cmds && i < n; i++)
-                redisFreeCommand(cmds[i]);
-        free(cmds);
-        free(lens);
+        free(buf.p);
         sf_store_replies_free(out, n);
         return r;
 }

@@ -164,37 +164,52 @@ static void test_read_many(void **state) {
 
 /* ---- the caches themselves ---- */
 
+static sf_view_t *view_make(const char *uuid, uint64_t rev, const char *text) {
+        sf_view_t *v = sf_view_new(strdup(text));
+
+        assert_non_null(v);
+        snprintf(v->type, sizeof(v->type), "instance");
+        snprintf(v->uuid, sizeof(v->uuid), "%s", uuid);
+        v->rev = rev;
+        return v;
+}
+
 static void test_view_cache(void **state) {
-        sf_view_t v = {.rev = 5, .len = 4, .has_ns = true}, got = {0};
+        char uuid[SF_UUID_LEN];
+        sf_view_t *v;
+        const sf_view_t *got;
 
         (void)state;
-        snprintf(v.type, sizeof(v.type), "instance");
-        sf_uuid_new(v.uuid);
-        snprintf(v.ns, sizeof(v.ns), "x");
-        v.text = (char *)"{\"a\"";
-        assert_int_equal(sf_cache_view_get("instance", v.uuid, 5, &got), -ENOENT);
-        assert_int_equal(sf_cache_view_put(&v), 0);
-        assert_int_equal(sf_cache_view_get("instance", v.uuid, 5, &got), 0);
-        assert_int_equal(got.len, 4);
-        assert_memory_equal(got.text, "{\"a\"", 4);
-        assert_ptr_not_equal(got.text, v.text);
-        sf_view_done(&got);
+        sf_uuid_new(uuid);
+        assert_null(sf_cache_view_get("instance", uuid, 5));
+        v = view_make(uuid, 5, "{\"a\"");
+        sf_cache_view_put(v);
+        sf_view_unref(v); /* the cache keeps its own reference */
+        got = sf_cache_view_get("instance", uuid, 5);
+        assert_non_null(got);
+        assert_int_equal(got->len, 4);
+        assert_memory_equal(got->text, "{\"a\"", 4);
         /* Another revision or another type is a miss. */
-        assert_int_equal(sf_cache_view_get("instance", v.uuid, 6, &got), -ENOENT);
-        assert_int_equal(sf_cache_view_get("network", v.uuid, 5, &got), -ENOENT);
+        assert_null(sf_cache_view_get("instance", uuid, 6));
+        assert_null(sf_cache_view_get("network", uuid, 5));
+        /* A newer revision replaces it; a reference taken before stays valid. */
+        v = view_make(uuid, 9, "nine");
+        sf_cache_view_put(v);
+        sf_view_unref(v);
+        assert_memory_equal(got->text, "{\"a\"", 4);
+        sf_view_unref(got);
+        assert_null(sf_cache_view_get("instance", uuid, 5));
         /* A slower thread's older revision does not replace a newer one. */
-        v.rev = 9;
-        v.text = (char *)"nine";
-        assert_int_equal(sf_cache_view_put(&v), 0);
-        v.rev = 8;
-        v.text = (char *)"8888";
-        assert_int_equal(sf_cache_view_put(&v), 0);
-        assert_int_equal(sf_cache_view_get("instance", v.uuid, 8, &got), -ENOENT);
-        assert_int_equal(sf_cache_view_get("instance", v.uuid, 9, &got), 0);
-        assert_memory_equal(got.text, "nine", 4);
-        sf_view_done(&got);
+        v = view_make(uuid, 8, "8888");
+        sf_cache_view_put(v);
+        sf_view_unref(v);
+        assert_null(sf_cache_view_get("instance", uuid, 8));
+        got = sf_cache_view_get("instance", uuid, 9);
+        assert_non_null(got);
+        assert_memory_equal(got->text, "nine", 4);
+        sf_view_unref(got);
         sf_cache_view_clear();
-        assert_int_equal(sf_cache_view_get("instance", v.uuid, 9, &got), -ENOENT);
+        assert_null(sf_cache_view_get("instance", uuid, 9));
 }
 
 static void test_token_memo(void **state) {
