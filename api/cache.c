@@ -234,6 +234,79 @@ void sf_cache_view_put(sf_view_t *v) {
         sf_view_unref(old);
 }
 
+/* ---- whole lists (shared) ---- */
+
+#define LIST_SLOTS 64
+
+static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
+static sf_list_t *list_slots[LIST_SLOTS];
+
+static size_t list_home(const char *type, const char *ns, bool system, bool all) {
+        return (size_t)((hash_bytes(type, strlen(type)) ^ hash_bytes(ns, strlen(ns)) ^ (system ? 7 : 0) ^
+                         (all ? 13 : 0)) % LIST_SLOTS);
+}
+
+void sf_list_unref(const sf_list_t *cl) {
+        sf_list_t *l = (sf_list_t *)cl;
+
+        if (!l || __atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) > 0)
+                return;
+        free(l->text);
+        free(l->nstext);
+        free(l);
+}
+
+void sf_list_release(void *cls) { sf_list_unref(cls); }
+
+const sf_list_t *sf_cache_list_get(const char *type, const char *ns, bool system, bool all, const uint64_t gens[2],
+                                   const char *nstext, size_t nslen) {
+        sf_list_t *l, *found = NULL;
+
+        pthread_mutex_lock(&list_lock);
+        l = list_slots[list_home(type, ns, system, all)];
+        if (l && strcmp(l->type, type) == 0 && strcmp(l->ns, ns) == 0 && l->system == system && l->all == all &&
+            l->gens[0] == gens[0] && l->gens[1] == gens[1] && l->nslen == nslen &&
+            memcmp(l->nstext, nstext, nslen) == 0) {
+                __atomic_add_fetch(&l->refs, 1, __ATOMIC_RELAXED);
+                found = l;
+        }
+        pthread_mutex_unlock(&list_lock);
+        return found;
+}
+
+const sf_list_t *sf_cache_list_put(const char *type, const char *ns, bool system, bool all, const uint64_t gens[2],
+                                   const char *nstext, size_t nslen, char *text, size_t len) {
+        sf_list_t *l = calloc(1, sizeof(*l)), *old;
+        size_t slot;
+
+        if (!l || strlen(type) >= sizeof(l->type) || strlen(ns) >= sizeof(l->ns) || !(l->nstext = malloc(nslen + 1))) {
+                if (l)
+                        free(l->nstext);
+                free(l);
+                free(text);
+                return NULL;
+        }
+        snprintf(l->type, sizeof(l->type), "%s", type);
+        snprintf(l->ns, sizeof(l->ns), "%s", ns);
+        l->system = system;
+        l->all = all;
+        l->gens[0] = gens[0];
+        l->gens[1] = gens[1];
+        memcpy(l->nstext, nstext, nslen);
+        l->nstext[nslen] = 0;
+        l->nslen = nslen;
+        l->text = text;
+        l->len = len;
+        l->refs = 2; /* the cache's and the caller's */
+        slot = list_home(type, ns, system, all);
+        pthread_mutex_lock(&list_lock);
+        old = list_slots[slot];
+        list_slots[slot] = l;
+        pthread_mutex_unlock(&list_lock);
+        sf_list_unref(old);
+        return l;
+}
+
 void sf_cache_view_clear(void) {
         pthread_mutex_lock(&view_lock);
         for (size_t i = 0; i < VIEW_SLOTS; i++) {
@@ -241,4 +314,10 @@ void sf_cache_view_clear(void) {
                 view_slots[i] = NULL;
         }
         pthread_mutex_unlock(&view_lock);
+        pthread_mutex_lock(&list_lock);
+        for (size_t i = 0; i < LIST_SLOTS; i++) {
+                sf_list_unref(list_slots[i]);
+                list_slots[i] = NULL;
+        }
+        pthread_mutex_unlock(&list_lock);
 }

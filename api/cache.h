@@ -58,3 +58,30 @@ const sf_view_t *sf_cache_view_get(const char *type, const char *uuid, uint64_t 
 void sf_cache_view_put(sf_view_t *v);
 /* Drop every view (tests). */
 void sf_cache_view_clear(void);
+
+/* A whole list answer (the JSON text with its newline), valid while the generations of
+ * the types it was read from (sf_store_gens, read before the objects) are unchanged, for
+ * the same caller namespace, system-ness, `all` flag and the caller's namespace document
+ * text (trusts live there). */
+typedef struct sf_list {
+        char type[24];
+        char ns[64];
+        bool system, all;
+        uint64_t gens[2];
+        char *nstext;
+        size_t nslen;
+        char *text;
+        size_t len;
+        int refs;
+} sf_list_t;
+
+/* A reference to the matching list (drop it with sf_list_unref), or NULL. */
+const sf_list_t *sf_cache_list_get(const char *type, const char *ns, bool system, bool all, const uint64_t gens[2],
+                                   const char *nstext, size_t nslen);
+/* Keep a list: text (malloc'd, consumed) and a copy of nstext.  Returns a reference for
+ * the caller, or NULL on OOM (text freed). */
+const sf_list_t *sf_cache_list_put(const char *type, const char *ns, bool system, bool all, const uint64_t gens[2],
+                       const char *nstext, size_t nslen, char *text, size_t len);
+void sf_list_unref(const sf_list_t *l);
+/* For sf_http_json_borrowed: drops the reference cls. */
+void sf_list_release(void *cls);

@@ -582,38 +582,78 @@ cleanup:
         return r;
 }
 
+/* GET /instances from the list cache when nothing of the instances, their interfaces or
+ * the caller's namespace changed since it was made; else made and kept.  1 if the cache
+ * cannot be used (generations unreadable, or a pipelined read failed): read one by one. */
+static int list_instances(sf_ctx_t *ctx, sf_http_resp_t *resp, const sf_caller_t *caller, bool all,
+                          const redisReply *nsrep) {
+        static const char *const gen_types[2] = {"instance", "networkinterface"};
+        const sf_list_t *l;
+        text_buf_t out = {0};
+        const char *nstext;
+        char **ids = NULL;
+        uint64_t gens[2];
+        size_t nslen, n = 0;
+        int r;
+
+        /* The generations first: whatever is read after them is at least that new. */
+        if (sf_store_reply_obj(nsrep, "namespace", caller->ns, NULL, &nstext, &nslen) < 0 ||
+            sf_store_gens(ctx->store, 2, gen_types, gens) < 0)
+                return 1;
+        l = sf_cache_list_get("instance", caller->ns, caller->system, all, gens, nstext, nslen);
+        if (l)
+                return sf_http_json_borrowed(resp, 200, l->text, l->len, sf_list_release, (void *)l);
+        /* system sees every namespace; others only their own (api.md §1.5). */
+        r = caller->system ? sf_store_index(ctx->store, "instance", "all", NULL, &ids, &n)
+                           : sf_store_index(ctx->store, "instance", "ns", caller->ns, &ids, &n);
+        if (r < 0)
+                return r;
+        r = list_instances_cached(ctx, caller, all, ids, n, &out);
+        sf_strv_free(ids);
+        if (r < 0) {
+                free(out.p);
+                return 1;
+        }
+        l = sf_cache_list_put("instance", caller->ns, caller->system, all, gens, nstext, nslen, out.p, out.len);
+        if (!l)
+                return -ENOMEM;
+        return sf_http_json_borrowed(resp, 200, l->text, l->len, sf_list_release, (void *)l);
+}
+
 int sf_api_list(sf_http_req_t *req, sf_http_resp_t *resp, const char *type,
                 json_object *(*view)(sf_ctx_t *ctx, json_object *doc)) {
         static const char *const allowed[] = {"all", NULL};
         sf_ctx_t *ctx = sf_api_ctx();
         sf_caller_t caller;
+        redisReply **nsrep = NULL;
         char **ids = NULL;
-        size_t n = 0;
         json_object *list;
         bool all = false;
         int r;
 
-        if (sf_api_auth(req, resp, &caller) < 0)
+        if (auth_and_read(req, resp, &caller, 0, NULL, NULL, &nsrep) < 0)
                 return 0;
-        if (sf_http_check_keys(req, resp, allowed) < 0)
+        if (sf_http_check_keys(req, resp, allowed) < 0) {
+                sf_store_replies_free(nsrep, 1);
                 return 0;
-        if (sf_http_body_bool(req, "all", false, &all) < 0)
+        }
+        if (sf_http_body_bool(req, "all", false, &all) < 0) {
+                sf_store_replies_free(nsrep, 1);
                 return sf_http_error(resp, 400, "all must be a boolean");
+        }
+        if (view == sf_view_instance) {
+                r = list_instances(ctx, resp, &caller, all, nsrep[0]);
+                if (r <= 0) {
+                        sf_store_replies_free(nsrep, 1);
+                        return r;
+                }
+        }
+        sf_store_replies_free(nsrep, 1);
         /* system sees every namespace; others only their own (api.md §1.5). */
-        r = caller.system ? sf_store_index(ctx->store, type, "all", NULL, &ids, &n)
-                          : sf_store_index(ctx->store, type, "ns", caller.ns, &ids, &n);
+        r = caller.system ? sf_store_index(ctx->store, type, "all", NULL, &ids, NULL)
+                          : sf_store_index(ctx->store, type, "ns", caller.ns, &ids, NULL);
         if (r < 0)
                 return r;
-        if (view == sf_view_instance) {
-                text_buf_t out = {0};
-
-                r = list_instances_cached(ctx, &caller, all, ids, n, &out);
-                if (r == 0) {
-                        sf_strv_free(ids);
-                        return sf_http_json_text(resp, 200, out.p, out.len);
-                }
-                free(out.p);
-        }
         list = json_object_new_array();
         for (char **p = ids; *p; p++) {
                 _cleanup_json_ json_object *doc = NULL;

@@ -148,6 +148,19 @@ int sf_http_json_text(sf_http_resp_t *r, int status, char *text, size_t len) {
         return resp_set(r, status, CT_JSON, text, len);
 }
 
+int sf_http_json_borrowed(sf_http_resp_t *r, int status, const char *text, size_t len, void (*release)(void *),
+                          void *cls) {
+        resp_reset(r);
+        r->mhd = MHD_create_response_from_buffer_with_free_callback_cls(len, (void *)text, release, cls);
+        if (!r->mhd) {
+                release(cls);
+                return -ENOMEM;
+        }
+        MHD_add_response_header(r->mhd, MHD_HTTP_HEADER_CONTENT_TYPE, CT_JSON);
+        r->status = status;
+        return 0;
+}
+
 int sf_http_error(sf_http_resp_t *r, int status, const char *fmt, ...) {
         _cleanup_jsonc_ json_object *o = NULL;
         _cleanup_free_ char *msg = NULL;

@@ -109,6 +109,10 @@ bool sf_http_stream_reap(sf_http_stream_t *st);
 int sf_http_json(sf_http_resp_t *r, int status, json_object *obj);
 /* Already serialized JSON (text malloc'd, consumed; it should end in "\n" as sf_http_json's). */
 int sf_http_json_text(sf_http_resp_t *r, int status, char *text, size_t len);
+/* JSON text owned by someone else: sent from where it is, release(cls) once MHD is done
+ * with it (also when this fails: -ENOMEM). */
+int sf_http_json_borrowed(sf_http_resp_t *r, int status, const char *text, size_t len, void (*release)(void *),
+                          void *cls);
 /* {"error": "<message>", "status": N}, no trailing newline. */
 int sf_http_error(sf_http_resp_t *r, int status, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));

@@ -7,6 +7,7 @@
 #define SF_KEY_OBJ             "sf:obj:%s:%s"          /* type, uuid: hash {rev, doc} */
 #define SF_KEY_IDX_ALL         "sf:idx:%s:all"         /* type: set of uuids */
 #define SF_KEY_IDX             "sf:idx:%s:%s:%s"       /* type, index (ns|name|node), value */
+#define SF_KEY_GEN             "sf:gen:%s"             /* type: bumped by every write and purge of one */
 #define SF_KEY_EVENTS          "sf:events:%s:%s:%s"    /* type, uuid, event type: list, newest first */
 #define SF_KEY_EVENTS_OLD      "sf:events:%s:%s"       /* type, uuid: before per-type lists (read, purged) */
 #define SF_KEY_EVENTTS         "sf:eventts:%s:%s"      /* type, uuid: last event timestamp */

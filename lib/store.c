@@ -19,9 +19,23 @@ struct sf_store {
         int timeout_ms; /* per reply */
 };
 
-/* KEYS[1] object hash, KEYS[2] fence key (or "-"), KEYS[3..] index sets.
+/* Bump a type's generation (SF_KEY_GEN): a counter that a missing key (a new or wiped
+ * Redis) restarts from the current time in microseconds, so a value once seen is never
+ * seen again for other contents. */
+#define GEN_BUMP_LUA \
+        "local function bump(k)\n" \
+        "  if redis.call('EXISTS', k) == 0 then\n" \
+        "    local t = redis.call('TIME')\n" \
+        "    redis.call('SET', k, t[1] .. string.format('%06d', tonumber(t[2])))\n" \
+        "  end\n" \
+        "  redis.call('INCR', k)\n" \
+        "end\n"
+
+/* KEYS[1] object hash, KEYS[2] fence key (or "-"), KEYS[3] the type's generation,
+ * KEYS[4..] index sets.
  * ARGV[1] expected rev, ARGV[2] doc, ARGV[3] fence token ("0" = none), ARGV[4] uuid. */
 static const char PUT_LUA[] =
+        GEN_BUMP_LUA
         "local cur = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')\n"
         "if cur ~= tonumber(ARGV[1]) then return {-1, cur} end\n"
         "if ARGV[3] ~= '0' then\n"
@@ -30,8 +44,20 @@ static const char PUT_LUA[] =
         "  redis.call('SET', KEYS[2], ARGV[3])\n"
         "end\n"
         "redis.call('HSET', KEYS[1], 'rev', cur + 1, 'doc', ARGV[2])\n"
-        "for i = 3, #KEYS do redis.call('SADD', KEYS[i], ARGV[4]) end\n"
+        "for i = 4, #KEYS do redis.call('SADD', KEYS[i], ARGV[4]) end\n"
+        "bump(KEYS[3])\n"
         "return {0, cur + 1}\n";
+
+/* The hard delete of the record, in one step (so a crash never leaves an object out of
+ * its indexes but still there, behind an unchanged generation).  KEYS[1] object, KEYS[2]
+ * its older single event list, KEYS[3] generation, KEYS[4..] index sets; ARGV[1] uuid.
+ * The per-type event lists go after it (events_purge), as they do when the record is gone. */
+static const char PURGE_LUA[] =
+        GEN_BUMP_LUA
+        "for i = 4, #KEYS do redis.call('SREM', KEYS[i], ARGV[1]) end\n"
+        "redis.call('DEL', KEYS[1], KEYS[2])\n"
+        "bump(KEYS[3])\n"
+        "return 0\n";
 
 /* Sent with AUTH on every (re)connect of every store of this process (sf_store_set_password). */
 static char store_password[256];
@@ -408,7 +434,7 @@ cleanup:
 int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t expect_rev,
                  json_object *doc, const sf_fence_t *fence, uint64_t *ret_rev) {
         const char *argv[16];
-        char keybuf[3][256], revs[24], toks[24], nkeys[16];
+        char keybuf[4][256], revs[24], toks[24], nkeys[16];
         const char *fields[3] = {"namespace", "name", "node"};
         const char *names[3] = {"ns", "name", "node"};
         int argc = 0, nk = 0;
@@ -417,11 +443,12 @@ int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t exp
 
         snprintf(keybuf[0], sizeof(keybuf[0]), SF_KEY_OBJ, type, uuid);
         snprintf(keybuf[1], sizeof(keybuf[1]), SF_KEY_FENCE, fence ? fence->resource : "-");
-        snprintf(keybuf[2], sizeof(keybuf[2]), SF_KEY_IDX_ALL, type);
-        nk = 3;
+        snprintf(keybuf[2], sizeof(keybuf[2]), SF_KEY_GEN, type);
+        snprintf(keybuf[3], sizeof(keybuf[3]), SF_KEY_IDX_ALL, type);
+        nk = 4;
         argv[argc++] = "EVAL";
         argv[argc++] = PUT_LUA;
-        /* Keys: object, fence, all-index, then up to three field indexes. */
+        /* Keys: object, fence, generation, all-index, then up to three field indexes. */
         char idx[3][256];
         int nidx = 0;
         for (int i = 0; i < 3; i++) {
@@ -434,6 +461,7 @@ int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t exp
         argv[argc++] = keybuf[0];
         argv[argc++] = keybuf[1];
         argv[argc++] = keybuf[2];
+        argv[argc++] = keybuf[3];
         for (int i = 0; i < nidx; i++)
                 argv[argc++] = idx[i];
         snprintf(revs, sizeof(revs), "%llu", (unsigned long long)expect_rev);
@@ -532,9 +560,12 @@ static void events_purge(sf_store_t *s, const char *type, const char *uuid) {
 
 int sf_store_purge(sf_store_t *s, const char *type, const char *uuid) {
         _cleanup_json_ json_object *doc = NULL;
+        _cleanup_reply_ redisReply *rep = NULL;
         const char *fields[3] = {"namespace", "name", "node"};
         const char *names[3] = {"ns", "name", "node"};
-        int r = sf_store_get(s, type, uuid, &doc, NULL);
+        char keys[7][256], nkeys[8];
+        const char *argv[12] = {"EVAL", PURGE_LUA, nkeys};
+        int r = sf_store_get(s, type, uuid, &doc, NULL), argc = 3, nk = 4;
 
         if (r == -ENOENT) {
                 events_purge(s, type, uuid); /* events of an object whose record went first */
@@ -542,15 +573,46 @@ int sf_store_purge(sf_store_t *s, const char *type, const char *uuid) {
         }
         if (r < 0)
                 return r;
+        snprintf(keys[0], sizeof(keys[0]), SF_KEY_OBJ, type, uuid);
+        snprintf(keys[1], sizeof(keys[1]), SF_KEY_EVENTS_OLD, type, uuid);
+        snprintf(keys[2], sizeof(keys[2]), SF_KEY_GEN, type);
+        snprintf(keys[3], sizeof(keys[3]), SF_KEY_IDX_ALL, type);
         for (int i = 0; i < 3; i++) {
                 const char *v = sf_json_str(doc, fields[i]);
                 if (v && *v)
-                        freeReplyObject(
-                                sf_store_cmd(s, "SREM " SF_KEY_IDX " %s", type, names[i], v, uuid));
+                        snprintf(keys[nk++], sizeof(keys[0]), SF_KEY_IDX, type, names[i], v);
         }
-        freeReplyObject(sf_store_cmd(s, "SREM " SF_KEY_IDX_ALL " %s", type, uuid));
-        freeReplyObject(sf_store_cmd(s, "DEL " SF_KEY_OBJ, type, uuid));
+        snprintf(nkeys, sizeof(nkeys), "%d", nk);
+        for (int i = 0; i < nk; i++)
+                argv[argc++] = keys[i];
+        argv[argc++] = uuid;
+        /* Idempotent: removing what is already gone changes nothing (but the generation). */
+        rep = sf_store_cmdargv(s, argc, argv, NULL);
+        if (!rep || rep->type == REDIS_REPLY_ERROR) {
+                if (rep)
+                        log_err("store purge %s/%s: %s", type, uuid, rep->str);
+                return sf_store_reply_errno(rep);
+        }
         events_purge(s, type, uuid);
+        return 0;
+}
+
+int sf_store_gens(sf_store_t *s, size_t n, const char *const *types, uint64_t *ret) {
+        _cleanup_reply_ redisReply *rep = NULL;
+        const char *argv[9] = {"MGET"};
+        char keys[8][128];
+
+        if (n > 8)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                snprintf(keys[i], sizeof(keys[i]), SF_KEY_GEN, types[i]);
+                argv[i + 1] = keys[i];
+        }
+        rep = sf_store_cmdargv(s, (int)n + 1, argv, NULL);
+        if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != n)
+                return rep && rep->type == REDIS_REPLY_ERROR ? sf_store_reply_errno(rep) : -EIO;
+        for (size_t i = 0; i < n; i++)
+                ret[i] = rep->element[i]->type == REDIS_REPLY_STRING ? strtoull(rep->element[i]->str, NULL, 10) : 0;
         return 0;
 }
 

@@ -80,8 +80,13 @@ int sf_store_update(sf_store_t *s, const char *type, const char *uuid, const sf_
  * (-EIO/-EAGAIN) is never an empty set. */
 int sf_store_index(sf_store_t *s, const char *type, const char *index, const char *value,
                    char ***ret, size_t *ret_n);
-/* Remove an object for good (hard delete) with its index entries and events (those even
- * when the record is already gone). */
+/* Generations of types (0 for a type never written): every sf_store_put and
+ * sf_store_purge of an object of a type changes its generation, atomically with the
+ * change, to a value it never had before.  Read before the objects, an unchanged
+ * generation means nothing of that type changed since. */
+int sf_store_gens(sf_store_t *s, size_t n, const char *const *types, uint64_t *ret);
+/* Remove an object for good (hard delete): its record and index entries in one step, then
+ * its events (those even when the record is already gone). */
 int sf_store_purge(sf_store_t *s, const char *type, const char *uuid);
 
 void sf_strv_free(char **v);

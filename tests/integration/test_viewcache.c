@@ -162,6 +162,57 @@ static void test_read_many(void **state) {
         assert_null(rep);
 }
 
+/* ---- generations: every write and purge of a type changes it, to a value never seen ---- */
+
+static void test_gens(void **state) {
+        char type[32], u[SF_UUID_LEN];
+        const char *types[2] = {type, "instance"};
+        uint64_t g[2], g2[2], seen[4];
+        size_t nseen = 0;
+
+        (void)state;
+        sf_uuid_new(u);
+        snprintf(type, sizeof(type), "gentest%.8s", u);
+        assert_int_equal(sf_store_gens(ctx.store, 2, types, g), 0);
+        assert_int_equal(g[0], 0); /* never written */
+        put_doc(type, u, "{'uuid': '%s', 'state': 'initial'}", u);
+        assert_int_equal(sf_store_gens(ctx.store, 2, types, g), 0);
+        assert_true(g[0] > 1000000000000000ULL); /* started from the time in microseconds */
+        seen[nseen++] = g[0];
+        /* A refused write (stale revision) changes nothing. */
+        {
+                _cleanup_json_ json_object *doc = json_tokener_parse("{\"state\": \"x\"}");
+                assert_int_equal(sf_store_put(ctx.store, type, u, 0, doc, NULL, NULL), -ESTALE);
+        }
+        assert_int_equal(sf_store_gens(ctx.store, 2, types, g2), 0);
+        assert_int_equal(g2[0], g[0]);
+        put_doc(type, u, "{'uuid': '%s', 'state': 'created'}", u);
+        assert_int_equal(sf_store_gens(ctx.store, 2, types, g), 0);
+        assert_true(g[0] > seen[0]);
+        seen[nseen++] = g[0];
+        /* Purge: atomic, object and indexes gone, generation moved. */
+        assert_int_equal(sf_store_purge(ctx.store, type, u), 0);
+        assert_int_equal(sf_store_get(ctx.store, type, u, NULL, NULL), -ENOENT);
+        {
+                char **ids = NULL;
+                size_t n = 9;
+                assert_int_equal(sf_store_index(ctx.store, type, "all", NULL, &ids, &n), 0);
+                assert_int_equal(n, 0);
+                sf_strv_free(ids);
+        }
+        assert_int_equal(sf_store_gens(ctx.store, 2, types, g), 0);
+        assert_true(g[0] > seen[1]);
+        seen[nseen++] = g[0];
+        /* A wiped counter starts again above every value it had. */
+        freeReplyObject(sf_store_cmd(ctx.store, "DEL sf:gen:%s", type));
+        put_doc(type, u, "{'uuid': '%s', 'state': 'initial'}", u);
+        assert_int_equal(sf_store_gens(ctx.store, 2, types, g), 0);
+        for (size_t i = 0; i < nseen; i++)
+                assert_true(g[0] > seen[i]);
+        assert_int_equal(sf_store_purge(ctx.store, type, u), 0);
+        freeReplyObject(sf_store_cmd(ctx.store, "DEL sf:gen:%s", type));
+}
+
 /* ---- the caches themselves ---- */
 
 static sf_view_t *view_make(const char *uuid, uint64_t rev, const char *text) {
@@ -386,6 +437,7 @@ static void test_http_views_follow_changes(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_read_many),
+                cmocka_unit_test(test_gens),
                 cmocka_unit_test(test_view_cache),
                 cmocka_unit_test(test_token_memo),
                 cmocka_unit_test(test_namespace_memo),
