@@ -197,6 +197,8 @@ const sf_view_t *sf_cache_view_get(const char *type, const char *uuid, uint64_t 
         for (size_t i = 0; i < VIEW_PROBE; i++) {
                 sf_view_t *v = view_slots[(h + i) % VIEW_SLOTS];
 
+                if (!v) /* slots only empty out all at once (clear): nothing further */
+                        break;
                 if (view_is(v, type, uuid)) {
                         if (v->rev == rev) {
                                 __atomic_add_fetch(&v->refs, 1, __ATOMIC_RELAXED);
