@@ -260,14 +260,14 @@ void sf_list_unref(const sf_list_t *cl) {
 
 void sf_list_release(void *cls) { sf_list_unref(cls); }
 
-const sf_list_t *sf_cache_list_get(const char *type, const char *ns, bool system, bool all, const uint64_t gens[2],
-                                   const char *nstext, size_t nslen) {
+const sf_list_t *sf_cache_list_get(const char *type, const char *ns, bool system, bool all,
+                                   const uint64_t gens[SF_LIST_GENS], const char *nstext, size_t nslen) {
         sf_list_t *l, *found = NULL;
 
         pthread_mutex_lock(&list_lock);
         l = list_slots[list_home(type, ns, system, all)];
         if (l && strcmp(l->type, type) == 0 && strcmp(l->ns, ns) == 0 && l->system == system && l->all == all &&
-            l->gens[0] == gens[0] && l->gens[1] == gens[1] && l->nslen == nslen &&
+            memcmp(l->gens, gens, sizeof(l->gens)) == 0 && l->nslen == nslen &&
             memcmp(l->nstext, nstext, nslen) == 0) {
                 __atomic_add_fetch(&l->refs, 1, __ATOMIC_RELAXED);
                 found = l;
@@ -276,8 +276,9 @@ const sf_list_t *sf_cache_list_get(const char *type, const char *ns, bool system
         return found;
 }
 
-const sf_list_t *sf_cache_list_put(const char *type, const char *ns, bool system, bool all, const uint64_t gens[2],
-                                   const char *nstext, size_t nslen, char *text, size_t len) {
+const sf_list_t *sf_cache_list_put(const char *type, const char *ns, bool system, bool all,
+                                   const uint64_t gens[SF_LIST_GENS], const char *nstext, size_t nslen, char *text,
+                                   size_t len) {
         sf_list_t *l = calloc(1, sizeof(*l)), *old;
         size_t slot;
 
@@ -292,8 +293,7 @@ const sf_list_t *sf_cache_list_put(const char *type, const char *ns, bool system
         snprintf(l->ns, sizeof(l->ns), "%s", ns);
         l->system = system;
         l->all = all;
-        l->gens[0] = gens[0];
-        l->gens[1] = gens[1];
+        memcpy(l->gens, gens, sizeof(l->gens));
         memcpy(l->nstext, nstext, nslen);
         l->nstext[nslen] = 0;
         l->nslen = nslen;

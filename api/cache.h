@@ -63,11 +63,13 @@ void sf_cache_view_clear(void);
  * the types it was read from (sf_store_gens, read before the objects) are unchanged, for
  * the same caller namespace, system-ness, `all` flag and the caller's namespace document
  * text (trusts live there). */
+#define SF_LIST_GENS 3 /* instance, networkinterface, namespace */
+
 typedef struct sf_list {
         char type[24];
         char ns[64];
         bool system, all;
-        uint64_t gens[2];
+        uint64_t gens[SF_LIST_GENS];
         char *nstext;
         size_t nslen;
         char *text;
@@ -76,11 +78,11 @@ typedef struct sf_list {
 } sf_list_t;
 
 /* A reference to the matching list (drop it with sf_list_unref), or NULL. */
-const sf_list_t *sf_cache_list_get(const char *type, const char *ns, bool system, bool all, const uint64_t gens[2],
-                                   const char *nstext, size_t nslen);
+const sf_list_t *sf_cache_list_get(const char *type, const char *ns, bool system, bool all,
+                                   const uint64_t gens[SF_LIST_GENS], const char *nstext, size_t nslen);
 /* Keep a list: text (malloc'd, consumed) and a copy of nstext.  Returns a reference for
  * the caller, or NULL on OOM (text freed). */
-const sf_list_t *sf_cache_list_put(const char *type, const char *ns, bool system, bool all, const uint64_t gens[2],
+const sf_list_t *sf_cache_list_put(const char *type, const char *ns, bool system, bool all, const uint64_t gens[SF_LIST_GENS],
                        const char *nstext, size_t nslen, char *text, size_t len);
 void sf_list_unref(const sf_list_t *l);
 /* For sf_http_json_borrowed: drops the reference cls. */

@@ -587,18 +587,19 @@ cleanup:
  * cannot be used (generations unreadable, or a pipelined read failed): read one by one. */
 static int list_instances(sf_ctx_t *ctx, sf_http_resp_t *resp, const sf_caller_t *caller, bool all,
                           const redisReply *nsrep) {
-        static const char *const gen_types[2] = {"instance", "networkinterface"};
+        /* Namespaces too: a trust lives in the trusting namespace's document. */
+        static const char *const gen_types[SF_LIST_GENS] = {"instance", "networkinterface", "namespace"};
         const sf_list_t *l;
         text_buf_t out = {0};
         const char *nstext;
         char **ids = NULL;
-        uint64_t gens[2];
+        uint64_t gens[SF_LIST_GENS];
         size_t nslen, n = 0;
         int r;
 
         /* The generations first: whatever is read after them is at least that new. */
         if (sf_store_reply_obj(nsrep, "namespace", caller->ns, NULL, &nstext, &nslen) < 0 ||
-            sf_store_gens(ctx->store, 2, gen_types, gens) < 0)
+            sf_store_gens(ctx->store, SF_LIST_GENS, gen_types, gens) < 0)
                 return 1;
         l = sf_cache_list_get("instance", caller->ns, caller->system, all, gens, nstext, nslen);
         if (l)
