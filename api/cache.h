@@ -82,8 +82,9 @@ const sf_list_t *sf_cache_list_get(const char *type, const char *ns, bool system
                                    const uint64_t gens[SF_LIST_GENS], const char *nstext, size_t nslen);
 /* Keep a list: text (malloc'd, consumed) and a copy of nstext.  Returns a reference for
  * the caller, or NULL on OOM (text freed). */
-const sf_list_t *sf_cache_list_put(const char *type, const char *ns, bool system, bool all, const uint64_t gens[SF_LIST_GENS],
-                       const char *nstext, size_t nslen, char *text, size_t len);
+const sf_list_t *sf_cache_list_put(const char *type, const char *ns, bool system, bool all,
+                                   const uint64_t gens[SF_LIST_GENS], const char *nstext, size_t nslen, char *text,
+                                   size_t len);
 void sf_list_unref(const sf_list_t *l);
 /* For sf_http_json_borrowed: drops the reference cls. */
 void sf_list_release(void *cls);
