@@ -167,17 +167,19 @@ static bool view_is(const sf_view_t *v, const char *type, const char *uuid) {
         return v && strcmp(v->uuid, uuid) == 0 && strcmp(v->type, type) == 0;
 }
 
-sf_view_t *sf_view_new(char *text) {
+int sf_view_new(char *text, sf_view_t **ret) {
         sf_view_t *v = calloc(1, sizeof(*v));
 
-        if (!v) {
+        if (!v || !text) {
+                free(v);
                 free(text);
-                return NULL;
+                return -ENOMEM;
         }
         v->text = text;
-        v->len = text ? strlen(text) : 0;
+        v->len = strlen(text);
         v->refs = 1;
-        return v;
+        *ret = v;
+        return 0;
 }
 
 void sf_view_unref(const sf_view_t *cv) {
@@ -189,7 +191,7 @@ void sf_view_unref(const sf_view_t *cv) {
         free(v);
 }
 
-const sf_view_t *sf_cache_view_get(const char *type, const char *uuid, uint64_t rev) {
+int sf_cache_view_get(const char *type, const char *uuid, uint64_t rev, const sf_view_t **ret) {
         size_t h = view_home(type, uuid);
         sf_view_t *found = NULL;
 
@@ -208,7 +210,10 @@ const sf_view_t *sf_cache_view_get(const char *type, const char *uuid, uint64_t 
                 }
         }
         pthread_mutex_unlock(&view_lock);
-        return found;
+        if (!found)
+                return -ENOENT;
+        *ret = found;
+        return 0;
 }
 
 void sf_cache_view_put(sf_view_t *v) {
@@ -260,8 +265,8 @@ void sf_list_unref(const sf_list_t *cl) {
 
 void sf_list_release(void *cls) { sf_list_unref(cls); }
 
-const sf_list_t *sf_cache_list_get(const char *type, const char *ns, bool system, bool all,
-                                   const uint64_t gens[SF_LIST_GENS], const char *nstext, size_t nslen) {
+int sf_cache_list_get(const char *type, const char *ns, bool system, bool all, const uint64_t gens[SF_LIST_GENS],
+                      const char *nstext, size_t nslen, const sf_list_t **ret) {
         sf_list_t *l, *found = NULL;
 
         pthread_mutex_lock(&list_lock);
@@ -273,22 +278,24 @@ const sf_list_t *sf_cache_list_get(const char *type, const char *ns, bool system
                 found = l;
         }
         pthread_mutex_unlock(&list_lock);
-        return found;
+        if (!found)
+                return -ENOENT;
+        *ret = found;
+        return 0;
 }
 
-const sf_list_t *sf_cache_list_put(const char *type, const char *ns, bool system, bool all,
-                                   const uint64_t gens[SF_LIST_GENS], const char *nstext, size_t nslen, char *text,
-                                   size_t len) {
-        sf_list_t *l = calloc(1, sizeof(*l)), *old;
+int sf_cache_list_put(const char *type, const char *ns, bool system, bool all, const uint64_t gens[SF_LIST_GENS],
+                      const char *nstext, size_t nslen, char *text, size_t len, const sf_list_t **ret) {
+        sf_list_t *l = NULL, *old;
         size_t slot;
+        int r = -ENAMETOOLONG;
 
-        if (!l || strlen(type) >= sizeof(l->type) || strlen(ns) >= sizeof(l->ns) || !(l->nstext = malloc(nslen + 1))) {
-                if (l)
-                        free(l->nstext);
-                free(l);
-                free(text);
-                return NULL;
-        }
+        if (strlen(type) >= sizeof(l->type) || strlen(ns) >= sizeof(l->ns))
+                goto fail;
+        r = -ENOMEM;
+        l = calloc(1, sizeof(*l));
+        if (!l || !(l->nstext = malloc(nslen + 1)))
+                goto fail;
         snprintf(l->type, sizeof(l->type), "%s", type);
         snprintf(l->ns, sizeof(l->ns), "%s", ns);
         l->system = system;
@@ -306,7 +313,14 @@ const sf_list_t *sf_cache_list_put(const char *type, const char *ns, bool system
         list_slots[slot] = l;
         pthread_mutex_unlock(&list_lock);
         sf_list_unref(old);
-        return l;
+        *ret = l;
+        return 0;
+fail:
+        if (l)
+                free(l->nstext);
+        free(l);
+        free(text);
+        return r;
 }
 
 void sf_cache_view_clear(void) {

@@ -46,13 +46,13 @@ typedef struct sf_view {
         int refs;                 /* views are shared read-only once made */
 } sf_view_t;
 
-/* A new view holding text (consumed), one reference; NULL on OOM (text freed). */
-sf_view_t *sf_view_new(char *text);
+/* A new view holding text (consumed: freed on failure), one reference.  -ENOMEM. */
+int sf_view_new(char *text, sf_view_t **ret);
 /* Drop a reference (NULL is fine); the last one frees the view. */
 void sf_view_unref(const sf_view_t *v);
-/* The cached view for (type, uuid, rev), a reference the caller drops, or NULL.  Its deps
- * must still be checked before use. */
-const sf_view_t *sf_cache_view_get(const char *type, const char *uuid, uint64_t rev);
+/* The cached view for (type, uuid, rev): a reference the caller drops, or -ENOENT.  Its
+ * deps must still be checked before use. */
+int sf_cache_view_get(const char *type, const char *uuid, uint64_t rev, const sf_view_t **ret);
 /* Keep v in the cache (the cache takes its own reference), unless a newer revision of the
  * same object is already there.  Must not be changed afterwards. */
 void sf_cache_view_put(sf_view_t *v);
@@ -77,14 +77,13 @@ typedef struct sf_list {
         int refs;
 } sf_list_t;
 
-/* A reference to the matching list (drop it with sf_list_unref), or NULL. */
-const sf_list_t *sf_cache_list_get(const char *type, const char *ns, bool system, bool all,
-                                   const uint64_t gens[SF_LIST_GENS], const char *nstext, size_t nslen);
-/* Keep a list: text (malloc'd, consumed) and a copy of nstext.  Returns a reference for
- * the caller, or NULL on OOM (text freed). */
-const sf_list_t *sf_cache_list_put(const char *type, const char *ns, bool system, bool all,
-                                   const uint64_t gens[SF_LIST_GENS], const char *nstext, size_t nslen, char *text,
-                                   size_t len);
+/* A reference to the matching list (drop it with sf_list_unref), or -ENOENT. */
+int sf_cache_list_get(const char *type, const char *ns, bool system, bool all, const uint64_t gens[SF_LIST_GENS],
+                      const char *nstext, size_t nslen, const sf_list_t **ret);
+/* Keep a list: text (malloc'd, consumed: freed on failure) and a copy of nstext; *ret gets
+ * a reference for the caller.  -ENOMEM, -ENAMETOOLONG (type or ns too long to keep). */
+int sf_cache_list_put(const char *type, const char *ns, bool system, bool all, const uint64_t gens[SF_LIST_GENS],
+                      const char *nstext, size_t nslen, char *text, size_t len, const sf_list_t **ret);
 void sf_list_unref(const sf_list_t *l);
 /* For sf_http_json_borrowed: drops the reference cls. */
 void sf_list_release(void *cls);

@@ -338,11 +338,9 @@ static int view_render_instance(sf_ctx_t *ctx, const char *uuid, uint64_t rev, c
         view = view_instance(ctx, doc, deps, &ndeps, &cacheable);
         if (!view)
                 return -ENOMEM;
-        v = sf_view_new(sf_json_dumps(view));
-        if (!v || !v->text) {
-                sf_view_unref(v);
-                return -ENOMEM;
-        }
+        r = sf_view_new(sf_json_dumps(view), &v);
+        if (r < 0)
+                return r;
         v->rev = rev;
         v->ndeps = ndeps;
         memcpy(v->deps, deps, sizeof(deps[0]) * ndeps);
@@ -414,8 +412,7 @@ static int instance_view_from_reply(sf_ctx_t *ctx, const char *uuid, const redis
         rr = sf_store_reply_obj(r, "instance", uuid, &rev, &text, NULL);
         if (rr < 0)
                 return rr;
-        v = sf_cache_view_get("instance", uuid, rev);
-        if (v) {
+        if (sf_cache_view_get("instance", uuid, rev, &v) == 0) {
                 if (view_deps_check(ctx, &v, 1, &stale) == 0 && !stale) {
                         *ret = v;
                         return 0;
@@ -519,7 +516,7 @@ static int list_instances_cached(sf_ctx_t *ctx, const sf_caller_t *caller, bool 
                 /* As a one-by-one read would: an unreadable object is left out. */
                 if (sf_store_reply_obj(rep[i], "instance", ids[i], &rev, NULL, NULL) < 0)
                         skip[i] = true;
-                else if (!(vs[i] = sf_cache_view_get("instance", ids[i], rev)))
+                else if (sf_cache_view_get("instance", ids[i], rev, &vs[i]) < 0)
                         stale[i] = true;
         }
         sf_store_replies_free(rep, n);
@@ -601,8 +598,7 @@ static int list_instances(sf_ctx_t *ctx, sf_http_resp_t *resp, const sf_caller_t
         if (sf_store_reply_obj(nsrep, "namespace", caller->ns, NULL, &nstext, &nslen) < 0 ||
             sf_store_gens(ctx->store, SF_LIST_GENS, gen_types, gens) < 0)
                 return 1;
-        l = sf_cache_list_get("instance", caller->ns, caller->system, all, gens, nstext, nslen);
-        if (l)
+        if (sf_cache_list_get("instance", caller->ns, caller->system, all, gens, nstext, nslen, &l) == 0)
                 return sf_http_json_borrowed(resp, 200, l->text, l->len, sf_list_release, (void *)l);
         /* system sees every namespace; others only their own (api.md §1.5). */
         r = caller->system ? sf_store_index(ctx->store, "instance", "all", NULL, &ids, &n)
@@ -615,9 +611,9 @@ static int list_instances(sf_ctx_t *ctx, sf_http_resp_t *resp, const sf_caller_t
                 free(out.p);
                 return 1;
         }
-        l = sf_cache_list_put("instance", caller->ns, caller->system, all, gens, nstext, nslen, out.p, out.len);
-        if (!l)
-                return -ENOMEM;
+        r = sf_cache_list_put("instance", caller->ns, caller->system, all, gens, nstext, nslen, out.p, out.len, &l);
+        if (r < 0)
+                return r;
         return sf_http_json_borrowed(resp, 200, l->text, l->len, sf_list_release, (void *)l);
 }
 

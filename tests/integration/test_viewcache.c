@@ -216,9 +216,9 @@ static void test_gens(void **state) {
 /* ---- the caches themselves ---- */
 
 static sf_view_t *view_make(const char *uuid, uint64_t rev, const char *text) {
-        sf_view_t *v = sf_view_new(strdup(text));
+        sf_view_t *v = NULL;
 
-        assert_non_null(v);
+        assert_int_equal(sf_view_new(strdup(text), &v), 0);
         snprintf(v->type, sizeof(v->type), "instance");
         snprintf(v->uuid, sizeof(v->uuid), "%s", uuid);
         v->rev = rev;
@@ -228,39 +228,37 @@ static sf_view_t *view_make(const char *uuid, uint64_t rev, const char *text) {
 static void test_view_cache(void **state) {
         char uuid[SF_UUID_LEN];
         sf_view_t *v;
-        const sf_view_t *got;
+        const sf_view_t *got = NULL;
 
         (void)state;
         sf_uuid_new(uuid);
-        assert_null(sf_cache_view_get("instance", uuid, 5));
+        assert_int_equal(sf_cache_view_get("instance", uuid, 5, &got), -ENOENT);
         v = view_make(uuid, 5, "{\"a\"");
         sf_cache_view_put(v);
         sf_view_unref(v); /* the cache keeps its own reference */
-        got = sf_cache_view_get("instance", uuid, 5);
-        assert_non_null(got);
+        assert_int_equal(sf_cache_view_get("instance", uuid, 5, &got), 0);
         assert_int_equal(got->len, 4);
         assert_memory_equal(got->text, "{\"a\"", 4);
         /* Another revision or another type is a miss. */
-        assert_null(sf_cache_view_get("instance", uuid, 6));
-        assert_null(sf_cache_view_get("network", uuid, 5));
+        assert_int_equal(sf_cache_view_get("instance", uuid, 6, &got), -ENOENT);
+        assert_int_equal(sf_cache_view_get("network", uuid, 5, &got), -ENOENT);
         /* A newer revision replaces it; a reference taken before stays valid. */
         v = view_make(uuid, 9, "nine");
         sf_cache_view_put(v);
         sf_view_unref(v);
         assert_memory_equal(got->text, "{\"a\"", 4);
         sf_view_unref(got);
-        assert_null(sf_cache_view_get("instance", uuid, 5));
+        assert_int_equal(sf_cache_view_get("instance", uuid, 5, &got), -ENOENT);
         /* A slower thread's older revision does not replace a newer one. */
         v = view_make(uuid, 8, "8888");
         sf_cache_view_put(v);
         sf_view_unref(v);
-        assert_null(sf_cache_view_get("instance", uuid, 8));
-        got = sf_cache_view_get("instance", uuid, 9);
-        assert_non_null(got);
+        assert_int_equal(sf_cache_view_get("instance", uuid, 8, &got), -ENOENT);
+        assert_int_equal(sf_cache_view_get("instance", uuid, 9, &got), 0);
         assert_memory_equal(got->text, "nine", 4);
         sf_view_unref(got);
         sf_cache_view_clear();
-        assert_null(sf_cache_view_get("instance", uuid, 9));
+        assert_int_equal(sf_cache_view_get("instance", uuid, 9, &got), -ENOENT);
 }
 
 static void test_token_memo(void **state) {
