@@ -6,6 +6,7 @@
 #include "auth.h"
 #include "ctx.h"
 #include "http.h"
+#include "util.h"
 
 /* Upstream schema versions (api.md §4.1): emitted, never a revision counter. */
 #define SF_VERSION_INSTANCE 13
@@ -70,6 +71,24 @@ bool sf_api_owns(const sf_caller_t *caller, const char *ns);
  * the 400 filled in.  sf_api_name_extra(what) is the extra characters for `what`. */
 const char *sf_api_name_extra(const char *what);
 int sf_api_name_check(sf_http_resp_t *resp, const char *what, const char *name);
+
+/* The pure checks of POST /instances (api.md §2.3.3), also driven by the fuzzers.
+ * Disks: body's "disk" list (shape, bus, type, size, base URL and the download policy of
+ * cfg); 0 and *ret_ndisks, or a negative errno with the 400 filled in. */
+int sf_api_disks_check(json_object *body, const sf_config_t *cfg, sf_http_resp_t *resp, size_t *ret_ndisks);
+
+/* One NIC of a create request, once its network doc (net) has been looked up. */
+typedef struct sf_api_nic {
+        char network_uuid[SF_UUID_LEN];
+        char address[16];
+        char mac[18];
+        char model[16];
+        json_object *net; /* network doc (the caller's; sf_api_nic_check does not set it) */
+} sf_api_nic_t;
+/* Check spec (address in the netblock, network created and in namespace ns, MAC, model,
+ * float) and fill n's strings; 0, or a negative errno with the 4xx filled in. */
+int sf_api_nic_check(json_object *spec, json_object *net, const char *ns, sf_http_resp_t *resp,
+                     sf_api_nic_t *n);
 
 /* The route table (api/routes.c). */
 extern const sf_http_route_t sf_api_routes[];

@@ -525,6 +525,19 @@ static json_object *parse_body(const char *buf, size_t len) {
         return o;
 }
 
+int sf_http_body_parse(const char *buf, size_t len, bool raw, json_object **ret_body) {
+        json_object *o;
+
+        /* json-c keeps \u0000 and C strings stop at it: refuse, never truncate. */
+        if (!raw && sf_json_text_has_control(buf, len))
+                return -EBADMSG;
+        o = parse_body(buf, raw ? 0 : len);
+        if (!o)
+                return -ENOMEM;
+        *ret_body = o;
+        return 0;
+}
+
 /* ---- MHD glue ---- */
 
 static void ctx_free(conn_ctx_t *c) {
@@ -881,25 +894,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 r = sf_http_raw(&resp, 404, CT_HTML, page_404, sizeof(page_404) - 1);
         } else if (c->too_big) {
                 r = sf_http_error(&resp, 413, "request body too large (limit %zu bytes)", c->max);
-        } else if (!c->raw && sf_json_text_has_control(c->buf, c->len)) {
-                /* json-c keeps \u0000 and C strings stop at it: refuse, never truncate. */
+        } else if ((r = sf_http_body_parse(c->buf, c->len, c->raw, &c->body)) == -EBADMSG) {
                 r = sf_http_error(&resp, 400, "request strings must not contain NUL or control characters");
-        } else {
-                c->body = parse_body(c->buf, c->raw ? 0 : c->len);
-                if (!c->body) {
-                        r = -ENOMEM;
-                } else {
-                        req_fill(s, c, conn, method, url, c->body, &req);
-                        r = handler_call(c->route->fn, &req, &resp);
-                        if (r >= 0 && resp.status == 0 && resp.offload) {
-                                r = offload_submit(s, c, conn, &req, resp.offload);
-                                resp.offload = NULL;
-                                if (r == 0)
-                                        return MHD_YES;
-                                if (r == -EBUSY) {
-                                        r = sf_http_error(&resp, 503, "server busy, retry later");
-                                        resp.retry_after = OFFLOAD_RETRY_AFTER_S;
-                                }
+        } else if (r == 0) {
+                req_fill(s, c, conn, method, url, c->body, &req);
+                r = handler_call(c->route->fn, &req, &resp);
+                if (r >= 0 && resp.status == 0 && resp.offload) {
+                        r = offload_submit(s, c, conn, &req, resp.offload);
+                        resp.offload = NULL;
+                        if (r == 0)
+                                return MHD_YES;
+                        if (r == -EBUSY) {
+                                r = sf_http_error(&resp, 503, "server busy, retry later");
+                                resp.retry_after = OFFLOAD_RETRY_AFTER_S;
                         }
                 }
         }
@@ -909,11 +916,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 /* Percent-decoding of the URL that never yields a NUL or another control character: such
  * a URL stays escaped and so names nothing ("/instances/vm1%00x" would otherwise be cut at
  * the NUL and reach vm1). */
-static size_t url_unescape(void *cls, struct MHD_Connection *conn, char *s) {
+size_t sf_http_url_unescape(char *s) {
         size_t n = strlen(s), len;
         _cleanup_free_ char *decoded = strndup(s, n);
 
-        (void)cls, (void)conn;
         if (!decoded)
                 return n;
         len = MHD_http_unescape(decoded);
@@ -922,6 +928,11 @@ static size_t url_unescape(void *cls, struct MHD_Connection *conn, char *s) {
                         return n;
         memcpy(s, decoded, len + 1);
         return len;
+}
+
+static size_t url_unescape(void *cls, struct MHD_Connection *conn, char *s) {
+        (void)cls, (void)conn;
+        return sf_http_url_unescape(s);
 }
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap) {

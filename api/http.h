@@ -128,6 +128,17 @@ int sf_http_route_match(const sf_http_route_t *routes, size_t n, const char *met
                         char *scratch, size_t scratch_len, const char *params[SF_HTTP_MAX_PARAMS],
                         size_t *ret_nparams, const sf_http_route_t **ret_route, bool *ret_path_known);
 
+/* The body as a handler sees it (req->body): a JSON body (raw false) holding a NUL or
+ * another control character is -EBADMSG (the server answers 400); else 0 and *ret_body,
+ * Python's json.loads of it if that is an object, {} otherwise (and always {} when raw).
+ * -ENOMEM. */
+int sf_http_body_parse(const char *buf, size_t len, bool raw, json_object **ret_body);
+
+/* Percent-decode the URL path s in place, as the server does before routing; returns the
+ * new length. A URL that would decode to a NUL or another control character is left as
+ * it was (so it names nothing). */
+size_t sf_http_url_unescape(char *s);
+
 /* Upstream turns each body key into a handler keyword argument: a key outside allowed
  * (NULL-terminated) is a TypeError => 400 "<name>() got an unexpected keyword argument 'k'".
  * "uuid" is always unexpected (upstream renames it to passed_uuid, which nobody accepts).

@@ -26,13 +26,7 @@
 
 /* ---- request validation ---- */
 
-typedef struct net_req {
-        char network_uuid[SF_UUID_LEN];
-        char address[16];
-        char mac[18];
-        char model[16];
-        json_object *net; /* network doc */
-} net_req_t;
+typedef sf_api_nic_t net_req_t;
 
 typedef struct create_req {
         const char *name, *ns, *ssh_key, *user_data, *placed_on, *configdrive, *nvram;
@@ -128,18 +122,18 @@ static int artifact_for_url(sf_ctx_t *ctx, const char *ns, const char *url, char
         return 0;
 }
 
-static int create_parse_disks(sf_http_req_t *req, sf_http_resp_t *resp, create_req_t *c) {
+int sf_api_disks_check(json_object *body, const sf_config_t *cfg, sf_http_resp_t *resp, size_t *ret_ndisks) {
         static const char *const buses[] = {"virtio", "sata", "scsi", "usb", "nvme"};
         json_object *d;
+        size_t ndisks;
 
-        if (!json_object_object_get_ex(req->body, "disk", &d) || !d ||
+        if (!json_object_object_get_ex(body, "disk", &d) || !d ||
             !json_object_is_type(d, json_type_array) || json_object_array_length(d) == 0)
                 return sf_http_error(resp, 400, "instance must specify at least one disk"), -EINVAL;
         if (json_object_array_length(d) > SF_MAX_DISKS)
                 return sf_http_error(resp, 400, "too many disks (at most %d)", SF_MAX_DISKS), -EINVAL;
-        c->disks = d;
-        c->ndisks = json_object_array_length(d);
-        for (size_t i = 0; i < c->ndisks; i++) {
+        ndisks = json_object_array_length(d);
+        for (size_t i = 0; i < ndisks; i++) {
                 json_object *spec = json_object_array_get_idx(d, i), *v;
                 const char *bus, *type, *base;
                 bool known = false;
@@ -162,7 +156,6 @@ static int create_parse_disks(sf_http_req_t *req, sf_http_resp_t *resp, create_r
                      json_object_get_int64(v) > SF_MAX_DISK_GIB))
                         return sf_http_error(resp, 400, "disk size must be a positive integer (GiB)"), -EINVAL;
                 base = sf_json_str(spec, "base");
-                c->artifacts[i][0] = 0;
                 if (!base || !*base || strcmp(base, "none") == 0) {
                         if (sf_json_int(spec, "size", 0) <= 0)
                                 return sf_http_error(resp, 400, "a blank disk needs a size"), -EINVAL;
@@ -174,16 +167,74 @@ static int create_parse_disks(sf_http_req_t *req, sf_http_resp_t *resp, create_r
                                              base),
                                -EINVAL;
                 char why[256];
-                if (sf_netpolicy_check_base_url(&sf_api_ctx()->cfg, base, why, sizeof(why)) < 0)
+                if (sf_netpolicy_check_base_url(cfg, base, why, sizeof(why)) < 0)
                         return sf_http_error(resp, 400, "disk base \"%s\" is refused: %s", base, why), -EINVAL;
         }
+        *ret_ndisks = ndisks;
+        return 0;
+}
+
+static int create_parse_disks(sf_ctx_t *ctx, sf_http_req_t *req, sf_http_resp_t *resp, create_req_t *c) {
+        int r = sf_api_disks_check(req->body, &ctx->cfg, resp, &c->ndisks);
+
+        if (r < 0)
+                return r;
+        json_object_object_get_ex(req->body, "disk", &c->disks);
+        for (size_t i = 0; i < c->ndisks; i++)
+                c->artifacts[i][0] = 0;
+        return 0;
+}
+
+int sf_api_nic_check(json_object *spec, json_object *net, const char *ns, sf_http_resp_t *resp,
+                     sf_api_nic_t *n) {
+        static const char *const models[] = {"virtio", "e1000", "rtl8139", "ne2k_pci", "pcnet",
+                                             "i82551", "i82557b", "i82559er"};
+        const char *addr, *mac, *model, *state;
+        bool known = false;
+        sf_cidr_t cidr;
+        uint32_t ip;
+        int r;
+
+        snprintf(n->network_uuid, sizeof(n->network_uuid), "%s", sf_json_str(net, "uuid"));
+        addr = sf_json_str(spec, "address");
+        n->address[0] = 0;
+        if (addr && *addr && strcmp(addr, "none") != 0) {
+                if (sf_cidr_parse(sf_json_str(net, "netblock"), &cidr, NULL) < 0 ||
+                    sf_ip_parse(addr, &ip) < 0 || !sf_cidr_contains(&cidr, ip))
+                        return sf_http_error(resp, 400,
+                                             "network specification requests an address outside the "
+                                             "range of the network"),
+                               -EINVAL;
+                snprintf(n->address, sizeof(n->address), "%s", addr);
+        }
+        if (addr && strcmp(addr, "none") == 0)
+                snprintf(n->address, sizeof(n->address), "none");
+        state = sf_json_str(net, "state") ?: "";
+        if (strcmp(state, "created") != 0)
+                return sf_http_error(resp, 406, "network %s is not ready (%s)", n->network_uuid, state),
+                       -EAGAIN;
+        if (strcmp(sf_json_str(net, "namespace") ?: "", ns) != 0)
+                return sf_http_error(resp, 404, "network %s does not exist", n->network_uuid), -ENOENT;
+        mac = sf_json_str(spec, "macaddress");
+        n->mac[0] = 0;
+        r = mac ? mac_normalize(mac, n->mac) : 0;
+        if (r == -EADDRNOTAVAIL)
+                return sf_http_error(resp, 400, "MAC address %s is a multicast address", mac), -EINVAL;
+        if (r < 0)
+                return sf_http_error(resp, 400, "invalid MAC address %s", mac), -EINVAL;
+        model = sf_json_str(spec, "model");
+        for (size_t m = 0; model && m < SF_ARRAY_SIZE(models); m++)
+                known |= strcmp(model, models[m]) == 0;
+        if (model && !known)
+                return sf_http_error(resp, 400, "invalid network model %s", model), -EINVAL;
+        snprintf(n->model, sizeof(n->model), "%s", model ? model : "virtio");
+        if (sf_json_bool(spec, "float", false))
+                return sf_http_error(resp, 400, "floating addresses are not supported yet"), -EINVAL;
         return 0;
 }
 
 static int create_resolve_networks(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_t *req,
                                    sf_http_resp_t *resp, create_req_t *c) {
-        static const char *const models[] = {"virtio", "e1000", "rtl8139", "ne2k_pci", "pcnet",
-                                             "i82551", "i82557b", "i82559er"};
         json_object *list;
 
         if (!json_object_object_get_ex(req->body, "network", &list) || !list)
@@ -196,12 +247,9 @@ static int create_resolve_networks(sf_ctx_t *ctx, const sf_caller_t *caller, sf_
         for (size_t i = 0; i < json_object_array_length(list); i++) {
                 json_object *spec = json_object_array_get_idx(list, i), *net = NULL;
                 net_req_t *n = &c->nets[c->nnets];
-                const char *ref, *addr, *mac, *model, *state;
-                bool known = false;
+                const char *ref;
                 sf_caller_t scope = *caller;
                 int r;
-                sf_cidr_t cidr;
-                uint32_t ip;
 
                 if (!json_object_is_type(spec, json_type_object) || !(ref = sf_json_str(spec, "network_uuid")))
                         return sf_http_error(resp, 400, "network specification is missing network_uuid"),
@@ -216,41 +264,9 @@ static int create_resolve_networks(sf_ctx_t *ctx, const sf_caller_t *caller, sf_
                 }
                 n->net = net;
                 c->nnets++;
-                snprintf(n->network_uuid, sizeof(n->network_uuid), "%s", sf_json_str(net, "uuid"));
-                addr = sf_json_str(spec, "address");
-                n->address[0] = 0;
-                if (addr && *addr && strcmp(addr, "none") != 0) {
-                        if (sf_cidr_parse(sf_json_str(net, "netblock"), &cidr, NULL) < 0 ||
-                            sf_ip_parse(addr, &ip) < 0 || !sf_cidr_contains(&cidr, ip))
-                                return sf_http_error(resp, 400,
-                                                     "network specification requests an address outside the "
-                                                     "range of the network"),
-                                       -EINVAL;
-                        snprintf(n->address, sizeof(n->address), "%s", addr);
-                }
-                if (addr && strcmp(addr, "none") == 0)
-                        snprintf(n->address, sizeof(n->address), "none");
-                state = sf_json_str(net, "state") ?: "";
-                if (strcmp(state, "created") != 0)
-                        return sf_http_error(resp, 406, "network %s is not ready (%s)", n->network_uuid, state),
-                               -EAGAIN;
-                if (strcmp(sf_json_str(net, "namespace") ?: "", c->ns) != 0)
-                        return sf_http_error(resp, 404, "network %s does not exist", n->network_uuid), -ENOENT;
-                mac = sf_json_str(spec, "macaddress");
-                n->mac[0] = 0;
-                r = mac ? mac_normalize(mac, n->mac) : 0;
-                if (r == -EADDRNOTAVAIL)
-                        return sf_http_error(resp, 400, "MAC address %s is a multicast address", mac), -EINVAL;
+                r = sf_api_nic_check(spec, net, c->ns, resp, n);
                 if (r < 0)
-                        return sf_http_error(resp, 400, "invalid MAC address %s", mac), -EINVAL;
-                model = sf_json_str(spec, "model");
-                for (size_t m = 0; model && m < SF_ARRAY_SIZE(models); m++)
-                        known |= strcmp(model, models[m]) == 0;
-                if (model && !known)
-                        return sf_http_error(resp, 400, "invalid network model %s", model), -EINVAL;
-                snprintf(n->model, sizeof(n->model), "%s", model ? model : "virtio");
-                if (sf_json_bool(spec, "float", false))
-                        return sf_http_error(resp, 400, "floating addresses are not supported yet"), -EINVAL;
+                        return r;
         }
         return 0;
 }
@@ -327,7 +343,7 @@ static int create_parse_body(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_r
         r = sf_http_body_str(req, "user_data", &c->user_data);
         if (r == -EINVAL || (c->user_data && !valid_base64(c->user_data)))
                 return sf_http_error(resp, 400, "user_data must be base64 encoded"), -EINVAL;
-        r = create_parse_disks(req, resp, c);
+        r = create_parse_disks(ctx, req, resp, c);
         if (r < 0)
                 return r;
         r = create_resolve_networks(ctx, caller, req, resp, c);
