@@ -15,6 +15,8 @@ SANITIZE ?=
 CFLAGS  ?= -O2 -g
 # -Wno-format-truncation: paths are built from config values whose length is checked
 # when the config is loaded (lib/config.c), so gcc's worst-case guesses are noise.
+# clang (make fuzz) does not know every gcc warning named here.
+CFLAGS  += $(if $(findstring clang,$(CC)),-Wno-unknown-warning-option)
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -Ilib -Ibus -Iapi -I$(GEN) -I$(dir $<) \
            $(PKG_CFLAGS) $(SANITIZE) -MMD -MP
 LDFLAGS += $(SANITIZE)
@@ -27,7 +29,7 @@ DEPS := build-essential pkg-config nats-server redis-server libnats-dev libhired
         libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils \
         dnsmasq-base xorriso genisoimage libjwt-dev uuid-dev libssl-dev libcrypt-dev \
         iproute2 iptables busybox-static syslinux syslinux-common mtools dosfstools \
-        fdisk kmod cpio curl python3 procps
+        fdisk kmod cpio curl python3 procps clang libclang-rt-14-dev
 
 PROTO_C := $(GEN)/sf.pb-c.c
 PROTO_H := $(GEN)/sf.pb-c.h
@@ -53,7 +55,7 @@ BINS := $(BUILD)/sf-api $(BUILD)/sf-compute $(BUILD)/sf-network $(BUILD)/sf-blob
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
 
-.PHONY: all deps test testimage run clean bench tests-build
+.PHONY: all deps test testimage run clean bench tests-build fuzz fuzz-build fuzz-bins
 # Keep test objects: they are not throwaway intermediates.
 .SECONDARY:
 all: $(BINS)
@@ -126,6 +128,24 @@ $(BUILD)/testimage/sftest.qcow2: tools/mk-testimage.sh
 run: deps
 	@$(MAKE) --no-print-directory all testimage
 	@./tools/sf-run
+
+# libFuzzer targets (docs/fuzzing.md): tests/fuzz/<target>/fuzz_<target>.c, built with clang
+# into $(BUILD)/fuzz by a sub-make (its own objects: the whole lib and API instrumented).
+FUZZ_SECONDS ?= 60
+FUZZ_UPDATE  ?= 0
+FUZZ_SAN     := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_NAMES   := $(notdir $(patsubst %/,%,$(dir $(wildcard tests/fuzz/*/fuzz_*.c))))
+FUZZ_BINS     = $(patsubst %,$(BUILD)/fuzz_%,$(FUZZ_NAMES))
+
+fuzz-build:
+	@$(MAKE) --no-print-directory CC=clang BUILD=$(BUILD)/fuzz SANITIZE="$(FUZZ_SAN)" fuzz-bins
+fuzz-bins: $(FUZZ_BINS)
+.SECONDEXPANSION:
+$(BUILD)/fuzz_%: $$(OBJ)/tests/fuzz/$$*/fuzz_$$*.o $(LIBAPI) $(LIBSF)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz: fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_UPDATE=$(FUZZ_UPDATE) tests/fuzz/run.sh $(BUILD)/fuzz
 
 clean:
 	rm -rf $(BUILD)

@@ -1,0 +1,48 @@
+/* Helpers shared by the libFuzzer targets under tests/fuzz/ (see docs/fuzzing.md). Each
+ * target is one fuzz_<target>.c defining LLVMFuzzerTestOneInput; FUZZ_CHECK is how a
+ * target asserts a property of the real code: a failed check aborts, and libFuzzer keeps
+ * the input as a crash. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FUZZ_CHECK(cond)                                                                 \
+        do {                                                                             \
+                if (!(cond)) {                                                           \
+                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
+                                #cond);                                                  \
+                        abort();                                                         \
+                }                                                                        \
+        } while (0)
+
+/* A NUL-terminated copy of n bytes (an embedded NUL ends the string early, as it would
+ * for the C code reading it). */
+static inline char *fuzz_str(const uint8_t *p, size_t n) {
+        char *s = malloc(n + 1);
+
+        if (!s)
+                abort();
+        memcpy(s, p, n);
+        s[n] = 0;
+        return s;
+}
+
+/* The next part of the input up to sep (or its end): *pos moves past sep. NULL when the
+ * input is used up. The result is malloc'd and NUL-terminated. */
+static inline char *fuzz_part(const uint8_t *data, size_t size, size_t *pos, char sep) {
+        const uint8_t *start, *end;
+        char *s;
+
+        if (*pos > size)
+                return NULL;
+        start = data + *pos;
+        end = memchr(start, sep, size - *pos);
+        if (!end)
+                end = data + size;
+        s = fuzz_str(start, (size_t)(end - start));
+        *pos = (size_t)(end - data) + 1;
+        return s;
+}
