@@ -506,7 +506,9 @@ static json_object *parse_body(const char *buf, size_t len) {
         json_object *o = NULL;
         size_t off;
 
-        if (len == 0 || len > INT32_MAX)
+        /* json.loads decodes bytes as strict UTF-8 first: anything else fails. Kept, such
+         * strings would all come out as U+FFFD, so two keys could print as one. */
+        if (len == 0 || len > INT32_MAX || !sf_json_text_is_utf8(buf, len))
                 return json_object_new_object();
         tok = json_tokener_new();
         if (!tok)

@@ -304,3 +304,15 @@ bool sf_json_text_has_control(const char *text, size_t len) {
         }
         return false;
 }
+
+bool sf_json_text_is_utf8(const char *text, size_t len) {
+        const unsigned char *s = (const unsigned char *)text;
+        uint32_t cp;
+
+        for (size_t i = 0, n; i < len; i += n) {
+                n = utf8_decode(s + i, len - i, &cp);
+                if (n == 0)
+                        return false;
+        }
+        return true;
+}

@@ -16,3 +16,7 @@ char *sf_json_dumps(json_object *o);
  * allowed (an ssh key or a metadata value may end in a newline).  json-c accepts \u0000
  * and C strings would silently truncate at it, so the API refuses such bodies whole. */
 bool sf_json_text_has_control(const char *text, size_t len);
+
+/* True if text is well-formed UTF-8 (no overlong forms, surrogates or values beyond
+ * U+10FFFF), as Python's strict decoder wants it: json.loads of other bytes fails. */
+bool sf_json_text_is_utf8(const char *text, size_t len);

@@ -120,12 +120,26 @@ static void test_control_chars(void **state) {
         assert_false(has_control(""));
 }
 
+static bool is_utf8(const char *text) { return sf_json_text_is_utf8(text, strlen(text)); }
+
+static void test_utf8(void **state) {
+        (void)state;
+        assert_true(is_utf8(""));
+        assert_true(is_utf8("{\"caf\xc3\xa9\": \"\xe2\x82\xac \xf0\x9f\x98\x80\"}"));
+        assert_false(is_utf8("\xff"));
+        assert_false(is_utf8("a\xc3"));             /* truncated */
+        assert_false(is_utf8("\xc0\xaf"));          /* overlong "/" */
+        assert_false(is_utf8("\xed\xa0\x80"));      /* a surrogate */
+        assert_false(is_utf8("\xf4\x90\x80\x80"));  /* beyond U+10FFFF */
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_doubles),
                 cmocka_unit_test(test_structure),
                 cmocka_unit_test(test_strings),
                 cmocka_unit_test(test_control_chars),
+                cmocka_unit_test(test_utf8),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
