@@ -69,6 +69,22 @@ for t in build/tests/test_*; do
     [ -f "$src" ] && run_cmocka "$t"
 done
 
+# Fuzz targets (tests/fuzz, docs/fuzzing.md): built with clang and every kept corpus and
+# crash input run once, so a regression on a fixed reproducer fails here. `make fuzz` fuzzes.
+echo "== fuzz replay"
+if ! make --no-print-directory fuzz-build > "$W/fuzz-build.log" 2>&1; then
+    failed=$((failed + 1)); failed_names+=("fuzz-build"); echo "FAIL fuzz-build"; tail -20 "$W/fuzz-build.log"
+else
+    out=$(tests/fuzz/run.sh --replay build/fuzz 2>&1)
+    while read -r line; do
+        case "$line" in
+            "fuzz: "*) ;;
+            *" ok") passed=$((passed + 1)); echo "ok   fuzz/$(echo "$line" | tr -s " ")" ;;
+            *FAIL*) failed=$((failed + 1)); failed_names+=("fuzz/${line%% *}"); echo "FAIL fuzz/$(echo "$line" | tr -s " ")" ;;
+        esac
+    done <<< "$out"
+fi
+
 echo "== integration"
 start_libvirt
 RPORT=$(free_port); NPORT=$(free_port)
