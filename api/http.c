@@ -507,8 +507,10 @@ static json_object *parse_body(const char *buf, size_t len) {
         size_t off;
 
         /* json.loads decodes bytes as strict UTF-8 first: anything else fails. Kept, such
-         * strings would all come out as U+FFFD, so two keys could print as one. */
-        if (len == 0 || len > INT32_MAX || !sf_json_text_is_utf8(buf, len))
+         * strings would all come out as U+FFFD, so two keys could print as one. It also
+         * refuses the 'single-quoted' keys json-c takes. */
+        if (len == 0 || len > INT32_MAX || !sf_json_text_is_utf8(buf, len) ||
+            sf_json_text_has_single_quote(buf, len))
                 return json_object_new_object();
         tok = json_tokener_new();
         if (!tok)

@@ -316,3 +316,17 @@ bool sf_json_text_is_utf8(const char *text, size_t len) {
         }
         return true;
 }
+
+bool sf_json_text_has_single_quote(const char *text, size_t len) {
+        bool in_string = false;
+
+        for (size_t i = 0; i < len; i++) {
+                if (in_string && text[i] == '\\')
+                        i++;
+                else if (text[i] == '"')
+                        in_string = !in_string;
+                else if (!in_string && text[i] == '\'')
+                        return true;
+        }
+        return false;
+}

@@ -20,3 +20,8 @@ bool sf_json_text_has_control(const char *text, size_t len);
 /* True if text is well-formed UTF-8 (no overlong forms, surrogates or values beyond
  * U+10FFFF), as Python's strict decoder wants it: json.loads of other bytes fails. */
 bool sf_json_text_is_utf8(const char *text, size_t len);
+
+/* True if a ' appears outside a double-quoted string. Valid JSON has none there; json-c
+ * (0.16) still takes 'single-quoted' object keys in strict mode, where neither the control
+ * character check above nor Python's json.loads would let them through. */
+bool sf_json_text_has_single_quote(const char *text, size_t len);

@@ -133,6 +133,18 @@ static void test_utf8(void **state) {
         assert_false(is_utf8("\xf4\x90\x80\x80"));  /* beyond U+10FFFF */
 }
 
+static bool single_quote(const char *text) { return sf_json_text_has_single_quote(text, strlen(text)); }
+
+static void test_single_quote(void **state) {
+        (void)state;
+        assert_true(single_quote("{'a': 1}"));
+        assert_true(single_quote("{\"a\": 1, 'b': 2}"));
+        assert_true(single_quote("{\"a\\\\\": 'x'}"));     /* the string ends after the \\ */
+        assert_false(single_quote("{\"it's\": \"don't\"}"));
+        assert_false(single_quote("{\"a\\\"'\": 1}"));      /* \" does not end the string */
+        assert_false(single_quote(""));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_doubles),
@@ -140,6 +152,7 @@ int main(void) {
                 cmocka_unit_test(test_strings),
                 cmocka_unit_test(test_control_chars),
                 cmocka_unit_test(test_utf8),
+                cmocka_unit_test(test_single_quote),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

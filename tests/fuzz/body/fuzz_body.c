@@ -14,6 +14,14 @@ static const char *const create_keys[] = {
         "metadata", "side_channels", NULL};
 static const char *const list_keys[] = {"all", NULL};
 
+static void check_text(const char *s, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char)s[i];
+
+                FUZZ_CHECK(c >= 0x20 ? c != 0x7f : c == '\t' || c == '\n' || c == '\r');
+        }
+}
+
 static size_t key_count(json_object *o) {
         size_t n = 0;
 
@@ -22,6 +30,35 @@ static size_t key_count(json_object *o) {
                 n++;
         }
         return n;
+}
+
+/* What the control-character check promises handlers: every string, key or value, at
+ * any depth, is a whole C string (no NUL) without other control characters but TAB, LF
+ * and CR. */
+static void check_strings(json_object *o) {
+        switch (json_object_get_type(o)) {
+        case json_type_object: {
+                json_object_object_foreach(o, k, v) {
+                        check_text(k, strlen(k));
+                        check_strings(v);
+                }
+                break;
+        }
+        case json_type_array:
+                for (size_t i = 0; i < json_object_array_length(o); i++)
+                        check_strings(json_object_array_get_idx(o, i));
+                break;
+        case json_type_string: {
+                const char *s = json_object_get_string(o);
+                size_t n = (size_t)json_object_get_string_len(o);
+
+                FUZZ_CHECK(strlen(s) == n);
+                check_text(s, n);
+                break;
+        }
+        default:
+                break;
+        }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -42,6 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (r < 0)
                 goto cleanup;
         FUZZ_CHECK(json_object_is_type(body, json_type_object));
+        check_strings(body);
         req.body = body;
         req.raw_body = buf ? buf : "";
         req.raw_len = size;
