@@ -50,7 +50,11 @@ LIBBLOB    := $(BUILD)/libsfblob.a
 MODLIBS    := $(LIBAPI) $(LIBCOMPUTE) $(LIBNETWORK) $(LIBBLOB)
 
 BINS := $(BUILD)/sf-api $(BUILD)/sf-compute $(BUILD)/sf-network $(BUILD)/sf-blob \
-        $(BUILD)/sf-ctl
+        $(BUILD)/sf-ctl $(BUILD)/sf
+
+# The sf CLI (cli/) speaks REST only: it links libcurl + json-c, never libsf.a.
+CLI_SRCS := $(wildcard cli/*.c)
+CLI_LIBS  = $(shell pkg-config --libs libcurl json-c 2>/dev/null)
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
@@ -95,6 +99,8 @@ $(BUILD)/sf-network: $(OBJ)/workers/network/main.o $(LIBNETWORK) $(LIBSF)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/sf-blob: $(OBJ)/workers/blob/main.o $(LIBBLOB) $(LIBSF)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/sf: $(call objs,$(CLI_SRCS))
+	$(CC) $(LDFLAGS) -o $@ $^ $(CLI_LIBS)
 $(BUILD)/sf-ctl: $(OBJ)/tools/sf-ctl.o $(LIBAPI) $(LIBSF)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

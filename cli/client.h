@@ -1,0 +1,29 @@
+/* The REST side of sf (cli/): configuration (cli.md §2.1), /auth then Bearer, one re-auth
+ * on 401, JSON bodies as upstream sends them (§2.2), errors with upstream's prefixes
+ * (§2.4). libcurl + json-c only: nothing here talks to Redis or NATS. */
+#pragma once
+#include <json-c/json.h>
+
+#define SF_CLI_VERSION "0.7.5"
+#define SF_CLI_USER_AGENT "Mozilla/5.0 (Ubuntu; Linux x86_64) Shaken Fist/" SF_CLI_VERSION
+
+typedef struct {
+        char *apiurl, *namespace, *key;
+        char *async_strategy; /* continue | pause | block */
+        int verbose;
+        char *token;          /* "Bearer ..." once authenticated */
+} sf_client_t;
+
+/* Fills what flags left unset: SHAKENFIST_* variables, then (only with no API URL yet)
+ * ~/.shakenfist, then /etc/sf/shakenfist.json. -ENOENT when there is still no API URL. */
+int sf_client_configure(sf_client_t *c);
+
+/* METHOD path with body (a JSON object; NULL or {} = no body). On 200 sets *ret to the
+ * parsed response (NULL for an empty or non-JSON body) and returns 0. Otherwise prints
+ * the error to stderr as upstream words it and returns -1. */
+int sf_client_request(sf_client_t *c, const char *method, const char *path, json_object *body,
+                      json_object **ret);
+
+/* A path segment percent-encoded (names may hold anything the server accepts). Caller frees. */
+char *sf_client_escape(const char *s);
+void sf_client_free(sf_client_t *c);
