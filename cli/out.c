@@ -56,17 +56,24 @@ static void json_str(FILE *f, const char *s) {
         fputc('"', f);
 }
 
-/* Python float repr: the shortest %.Ng that reads back, with ".0" when integral. */
+/* Python float repr: the fewest significant digits that read back; positional between
+ * 1e-4 and 1e16 (with ".0" when integral), else exponent form, as repr() chooses. */
 static void py_float(char *buf, size_t len, double d) {
+        int prec, exp;
         if (isnan(d)) { snprintf(buf, len, "NaN"); return; }
         if (isinf(d)) { snprintf(buf, len, d < 0 ? "-Infinity" : "Infinity"); return; }
-        for (int prec = 1; prec <= 17; prec++) {
-                snprintf(buf, len, "%.*g", prec, d);
+        for (prec = 1; prec < 17; prec++) {
+                snprintf(buf, len, "%.*e", prec - 1, d);
                 if (strtod(buf, NULL) == d)
                         break;
         }
-        if (!strpbrk(buf, ".eEn"))
-                strncat(buf, ".0", len - strlen(buf) - 1);
+        snprintf(buf, len, "%.*e", prec - 1, d);
+        exp = atoi(strchr(buf, 'e') + 1);
+        if (exp >= -4 && exp < 16) {
+                snprintf(buf, len, "%.*f", prec - 1 - exp > 0 ? prec - 1 - exp : 0, d);
+                if (!strchr(buf, '.'))
+                        strncat(buf, ".0", len - strlen(buf) - 1);
+        }
 }
 
 static void json_dump(FILE *f, json_object *o, int depth) {
@@ -117,6 +124,25 @@ void sf_out_json(FILE *f, json_object *obj) {
         fputc('\n', f);
 }
 
+/* repr() of a str: single quotes unless it holds ' and no ", as Python picks. */
+static void py_repr_str(FILE *f, const char *s) {
+        char q = strchr(s, '\'') && !strchr(s, '"') ? '"' : '\'';
+        fputc(q, f);
+        for (const char *p = s; *p; p++) {
+                switch (*p) {
+                case '\\': fputs("\\\\", f); break;
+                case '\n': fputs("\\n", f); break;
+                case '\r': fputs("\\r", f); break;
+                case '\t': fputs("\\t", f); break;
+                default:
+                        if (*p == q)
+                                fputc('\\', f);
+                        fputc(*p, f);
+                }
+        }
+        fputc(q, f);
+}
+
 static void py_repr(FILE *f, json_object *o, int top) {
         char num[64];
         switch (json_object_get_type(o)) {
@@ -126,13 +152,7 @@ static void py_repr(FILE *f, json_object *o, int top) {
         case json_type_double: py_float(num, sizeof(num), json_object_get_double(o)); fputs(num, f); break;
         case json_type_string:
                 if (top) { fputs(json_object_get_string(o), f); break; }
-                fputc('\'', f);
-                for (const char *p = json_object_get_string(o); *p; p++) {
-                        if (*p == '\'' || *p == '\\') fputc('\\', f);
-                        if (*p == '\n') { fputs("\\n", f); continue; }
-                        fputc(*p, f);
-                }
-                fputc('\'', f);
+                py_repr_str(f, json_object_get_string(o));
                 break;
         case json_type_array:
                 fputc('[', f);
@@ -249,7 +269,7 @@ static void hrule(FILE *f, sf_table_t *t, const int *w) {
         fputs("+\n", f);
 }
 
-static void print_row(FILE *f, sf_table_t *t, const int *w, char **cells, int header) {
+static void print_row(FILE *f, sf_table_t *t, const int *w, char **cells) {
         int h = 1;
         for (int c = 0; c < t->ncols; c++)
                 if (cell_lines(cells[c]) > h) h = cell_lines(cells[c]);
@@ -261,7 +281,7 @@ static void print_row(FILE *f, sf_table_t *t, const int *w, char **cells, int he
                         cell_line(cells[c], l, &p, &n);
                         tw = text_width(p, n);
                         excess = w[c] - tw;
-                        if (t->left[c] && !header) {
+                        if (t->left[c]) {  /* prettytable aligns the header like its column */
                                 lpad = 0; rpad = excess;
                         } else if (excess % 2) {
                                 lpad = excess / 2 + (tw % 2 ? 0 : 1);
@@ -284,10 +304,10 @@ void sf_table_print(FILE *f, sf_table_t *t) {
                         if (cell_width(t->rows[r][c]) > w[c]) w[c] = cell_width(t->rows[r][c]);
         }
         hrule(f, t, w);
-        print_row(f, t, w, t->headers, 1);
+        print_row(f, t, w, t->headers);
         hrule(f, t, w);
         for (int r = 0; r < t->nrows; r++)
-                print_row(f, t, w, t->rows[r], 0);
+                print_row(f, t, w, t->rows[r]);
         hrule(f, t, w);
         free(w);
 }
