@@ -52,8 +52,9 @@ MODLIBS    := $(LIBAPI) $(LIBCOMPUTE) $(LIBNETWORK) $(LIBBLOB)
 BINS := $(BUILD)/sf-api $(BUILD)/sf-compute $(BUILD)/sf-network $(BUILD)/sf-blob \
         $(BUILD)/sf-ctl $(BUILD)/sf
 
-# The sf CLI (cli/) speaks REST only: it links libcurl + json-c, never libsf.a.
-CLI_SRCS := $(wildcard cli/*.c)
+# The sf CLI (cli/) speaks REST only: it links libcurl + json-c, never libsf.a (only the
+# pure lib/json.c, Python's json.dumps byte for byte).
+CLI_SRCS := $(wildcard cli/*.c) lib/json.c
 CLI_LIBS  = $(shell pkg-config --libs libcurl json-c 2>/dev/null)
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))

@@ -1,5 +1,6 @@
 /* See client.h. */
 #include "client.h"
+#include "json.h"   /* lib/json.c: pure, json-c only */
 #include "out.h"
 
 #include <curl/curl.h>
@@ -87,7 +88,7 @@ static char *dump_body(json_object *body) {
 
 /* One HTTP exchange; returns the status (0 = could not connect), body into *out. */
 static long exchange(sf_client_t *c, const char *method, const char *path, json_object *body, int with_auth,
-                     membuf_t *out) {
+                     int compact, membuf_t *out) {
         CURL *h = curl_easy_init();
         struct curl_slist *hdrs = NULL;
         char *url, *payload = NULL, auth[8192];
@@ -104,7 +105,9 @@ static long exchange(sf_client_t *c, const char *method, const char *path, json_
         curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         if (body && json_object_is_type(body, json_type_object) && json_object_object_length(body) > 0) {
-                payload = dump_body(body);
+                payload = compact ? sf_json_dumps(body) : dump_body(body);
+                if (!payload)
+                        abort();
                 hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
                 curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload);
         } else if (!strcmp(method, "POST") || !strcmp(method, "PUT")) {
@@ -169,7 +172,7 @@ static int authenticate(sf_client_t *c) {
 
         json_object_object_add(body, "namespace", c->namespace ? json_object_new_string(c->namespace) : NULL);
         json_object_object_add(body, "key", c->key ? json_object_new_string(c->key) : NULL);
-        status = exchange(c, "POST", "/auth", body, 0, &out);
+        status = exchange(c, "POST", "/auth", body, 0, 1, &out);  /* upstream: plain json.dumps */
         json_object_put(body);
         if (status != 200) {
                 report(status == 0 ? 0 : 401, out.buf);
@@ -198,13 +201,13 @@ int sf_client_request(sf_client_t *c, const char *method, const char *path, json
         *ret = NULL;
         if (!c->token && authenticate(c) < 0)
                 return -1;
-        status = exchange(c, method, path, body, 1, &out);
+        status = exchange(c, method, path, body, 1, 0, &out);
         if (status == 401) {  /* token expired or its key rotated: once more with a new one */
                 free(out.buf);
                 out = (membuf_t){0};
                 if (authenticate(c) < 0)
                         return -1;
-                status = exchange(c, method, path, body, 1, &out);
+                status = exchange(c, method, path, body, 1, 0, &out);
         }
         if (status != 200) {
                 report(status, out.buf);

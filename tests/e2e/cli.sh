@@ -4,7 +4,8 @@
 # output formats: --simple and --json output must equal tests/golden/cli/namespace.{simple,json}
 # (uuids and timestamps masked; SF_GOLDEN_UPDATE=1 rewrites them), --pretty is checked for
 # its table and blocks. Also: settings from flags, SHAKENFIST_* and ~/.shakenfist; a wrong
-# key and an unknown namespace exit 1 with upstream's prefixes on stderr; help is offline.
+# key and an unknown namespace exit 1 with upstream's prefixes on stderr; help is offline;
+# request shapes and the one re-auth on 401 against a fake API (tests/tools/cli_wire.py).
 source "$(dirname "$0")/lib.sh"
 
 SF=$BUILD/sf
@@ -17,6 +18,9 @@ env -u SHAKENFIST_API_URL HOME=/nonexistent "$SF" namespace --help | grep -q '^ 
 [ "$("$SF" version)" = "Mozilla/5.0 (Ubuntu; Linux x86_64) Shaken Fist/0.7.5" ] || fail "sf version"
 out=$(env -u SHAKENFIST_API_URL HOME=/nonexistent "$SF" namespace list 2>&1) && fail "no server configured: exit 0"
 echo "$out" | grep -q "You have not specified the server" || fail "no server configured: $out"
+
+# On the wire, against a fake API: request shapes, headers, one re-auth on 401.
+python3 "$E2E_ROOT/tests/tools/cli_wire.py" "$SF" || fail "wire checks"
 
 # A node with just what the API needs.
 log "node $NODE, logs $W"
