@@ -55,10 +55,10 @@ mkdir -p "$W/home"
 sfc() {
     local fmt=$1; shift
     case $fmt in
-        pretty) HOME=$W/home "$SF" --pretty --namespace system --key "$KEY" --apiurl "$API" "$@" ;;
-        simple) HOME=$W/home-file "$SF" --simple "$@" ;;
+        pretty) HOME=$W/home "$SFBIN" --pretty --namespace system --key "$KEY" --apiurl "$API" "$@" ;;
+        simple) HOME=$W/home-file "$SFBIN" --simple "$@" ;;
         json) HOME=$W/home SHAKENFIST_API_URL=$API SHAKENFIST_NAMESPACE=system SHAKENFIST_KEY=$KEY \
-                  "$SF" --json "$@" ;;
+                  "$SFBIN" --json "$@" ;;
     esac
 }
 mkdir -p "$W/home-file"
@@ -121,10 +121,44 @@ scenario() {
     step "$f" namespace delete cli-one
     step "$f" namespace list
 }
+SFBIN=$SF
 for f in pretty simple json; do
     log "scenario --$f"
     scenario "$f" > "$W/out.$f"
 done
+
+# Side by side with upstream's sf-client (cli.md §6), when SF_UPSTREAM_CLIENT names it: the
+# same scenario must print the same, except where we chose to differ on purpose: errors go
+# to stderr (upstream: stdout, with colour codes) and `namespace get-metadata --json`
+# prints the metadata (upstream: nothing).
+if [ -n "${SF_UPSTREAM_CLIENT:-}" ]; then
+    SFBIN=$SF_UPSTREAM_CLIENT
+    for f in pretty simple json; do
+        log "scenario --$f with $SF_UPSTREAM_CLIENT"
+        scenario "$f" > "$W/up.$f"
+        python3 - "$W/out.$f" "$W/up.$f" <<'PY' || fail "--$f differs from upstream's sf-client"
+import sys
+def steps(path):
+    out, cur = {}, None
+    for line in open(path).read().splitlines():
+        if line.startswith('$ sf '):
+            cur = line; out.setdefault(cur, [])
+        elif cur is not None:
+            out[cur].append(line)
+    return out
+ours, theirs = steps(sys.argv[1]), steps(sys.argv[2])
+bad = 0
+for k in ours:
+    if 'nosuch' in k or ('get-metadata' in k and '.json' in sys.argv[1]):
+        continue
+    if ours[k] != theirs.get(k):
+        bad = 1
+        print('differs: %s\n ours: %r\n upstream: %r' % (k, ours[k], theirs.get(k)))
+sys.exit(bad)
+PY
+    done
+    log "same output as upstream's sf-client in all three formats"
+fi
 
 # A namespace key works for its own namespace; a wrong key is "Not authenticated", exit 1.
 "$SF" --apiurl "$API" --namespace system --key "$KEY" namespace create cli-auth || fail "create cli-auth"
