@@ -1,31 +1,13 @@
 /* sf: the Shaken Fist command-line client (cli.md). `sf [GLOBAL OPTIONS] GROUP COMMAND
  * [ARGS]`; output --pretty (default) / --simple / --json as upstream's; exit 0 on success,
  * 1 on any error (usage errors included). Help needs no server. */
-#include "client.h"
+#include "cli.h"
 #include "out.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef enum { OUT_PRETTY, OUT_SIMPLE, OUT_JSON } outmode_t;
-
-typedef struct {
-        sf_client_t client;
-        outmode_t out;
-} sf_cli_t;
-
-typedef struct {
-        const char *name, *args, *help;
-        int nargs;
-        int (*run)(sf_cli_t *cli, char **argv);
-} sf_cmd_t;
-
-typedef struct {
-        const char *name, *help;
-        const sf_cmd_t *cmds;
-} sf_group_t;
 
 static const char ROOT_HELP[] =
         "Usage: sf [OPTIONS] COMMAND [ARGS]...\n"
@@ -46,287 +28,25 @@ static const char ROOT_HELP[] =
         "\n"
         "Commands:\n";
 
-/* ---- helpers ---- */
-
-static char *path_of(const char *fmt, const char *a, const char *b) {
-        char *ea = a ? sf_client_escape(a) : NULL, *eb = b ? sf_client_escape(b) : NULL, *p;
-        if (asprintf(&p, fmt, ea, eb) < 0)
-                abort();
-        free(ea);
-        free(eb);
-        return p;
-}
-
-static int call(sf_cli_t *cli, const char *method, char *path, json_object *body, json_object **ret) {
-        json_object *dummy = NULL;
-        int r = sf_client_request(&cli->client, method, path, body, ret ? ret : &dummy);
-        json_object_put(dummy);
-        json_object_put(body);
-        free(path);
-        return r;
-}
-
-/* Python str() of o[key] ("None" when absent). Caller frees. */
-static char *pyfield(json_object *o, const char *key) {
-        json_object *v = NULL;
-        json_object_object_get_ex(o, key, &v);
-        return sf_out_pystr(v);
-}
-
-/* ' '.join(ns['trust']['full']) */
-static char *trust_joined(json_object *ns) {
-        json_object *trust, *full;
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
-        if (!f)
-                abort();
-        if (json_object_object_get_ex(ns, "trust", &trust) && json_object_object_get_ex(trust, "full", &full) &&
-            json_object_is_type(full, json_type_array))
-                for (size_t i = 0; i < json_object_array_length(full); i++)
-                        fprintf(f, "%s%s", i ? " " : "", json_object_get_string(json_object_array_get_idx(full, i)));
-        fclose(f);
-        return buf;
-}
-
-static void json_empty(sf_cli_t *cli) {
-        if (cli->out == OUT_JSON)
-                printf("{}\n");
-}
-
-/* ---- namespace ---- */
-
-static int ns_list(sf_cli_t *cli, char **argv) {
-        json_object *list = NULL;
-        (void)argv;
-        if (call(cli, "GET", strdup("/auth/namespaces"), NULL, &list) < 0)
-                return 1;
-        size_t n = json_object_is_type(list, json_type_array) ? json_object_array_length(list) : 0;
-        if (cli->out == OUT_JSON) {
-                sf_out_json(stdout, list ? list : json_object_new_array());
-        } else if (cli->out == OUT_SIMPLE) {
-                printf("name,state\n");
-                for (size_t i = 0; i < n; i++) {
-                        json_object *ns = json_object_array_get_idx(list, i);
-                        char *name = pyfield(ns, "name"), *state = pyfield(ns, "state");
-                        printf("%s,%s\n", name, state);
-                        free(name);
-                        free(state);
-                }
-        } else {
-                static const char *const hdr[] = {"name", "state", "trusted namespaces"};
-                sf_table_t *t = sf_table_new(3, hdr);
-                for (size_t i = 0; i < n; i++) {
-                        json_object *ns = json_object_array_get_idx(list, i);
-                        char *name = pyfield(ns, "name"), *state = pyfield(ns, "state"), *tr = trust_joined(ns);
-                        const char *row[] = {name, state, tr};
-                        sf_table_add(t, row);
-                        free(name);
-                        free(state);
-                        free(tr);
-                }
-                sf_table_print(stdout, t);
-                sf_table_free(t);
-        }
-        json_object_put(list);
-        return 0;
-}
-
-static int ns_create(sf_cli_t *cli, char **argv) {
-        json_object *body = json_object_new_object();
-        json_object_object_add(body, "namespace", json_object_new_string(argv[0]));
-        return call(cli, "POST", strdup("/auth/namespaces"), body, NULL) < 0;
-}
-
-static int ns_delete(sf_cli_t *cli, char **argv) {
-        return call(cli, "DELETE", path_of("/auth/namespaces/%s", argv[0], NULL), NULL, NULL) < 0;
-}
-
-static int ns_show(sf_cli_t *cli, char **argv) {
-        json_object *ns = NULL, *keys = NULL, *md = NULL, *trust = NULL, *full = NULL;
-        if (call(cli, "GET", path_of("/auth/namespaces/%s", argv[0], NULL), NULL, &ns) < 0)
-                return 1;
-        if (!ns || !json_object_is_type(ns, json_type_object)) {
-                printf("Namespace not found\n");
-                json_object_put(ns);
-                return 1;
-        }
-        if (cli->out == OUT_JSON) {
-                sf_out_json(stdout, ns);
-                json_object_put(ns);
-                return 0;
-        }
-        json_object_object_get_ex(ns, "keys", &keys);
-        json_object_object_get_ex(ns, "metadata", &md);
-        json_object_object_get_ex(ns, "trust", &trust);
-        if (trust)
-                json_object_object_get_ex(trust, "full", &full);
-        size_t nkeys = json_object_is_type(keys, json_type_array) ? json_object_array_length(keys) : 0;
-        int has_md = json_object_is_type(md, json_type_object) && json_object_object_length(md) > 0;
-        int has_trust = json_object_is_type(trust, json_type_object) && json_object_object_length(trust) > 0;
-        size_t ntrust = json_object_is_type(full, json_type_array) ? json_object_array_length(full) : 0;
-        char *name = pyfield(ns, "name"), *state = pyfield(ns, "state");
-
-        if (cli->out == OUT_PRETTY) {
-                printf("%-14s: %s\n%-14s: %s\n\n", "name", name, "state", state);
-                if (nkeys) {
-                        printf("Key Names:\n");
-                        for (size_t i = 0; i < nkeys; i++)
-                                printf("    %s\n", json_object_get_string(json_object_array_get_idx(keys, i)));
-                        printf("\n");
-                }
-                if (has_md) {
-                        int w = 0;
-                        json_object_object_foreach(md, k0, v0) { (void)v0; if ((int)strlen(k0) > w) w = (int)strlen(k0); }
-                        printf("Metadata:\n");
-                        json_object_object_foreach(md, k, v) {
-                                char *s = sf_out_pystr(v);
-                                printf("    %-*s: %s\n", w, k, s);
-                                free(s);
-                        }
-                        printf("\n");
-                }
-                if (has_trust) {
-                        printf("Full trust:\n");
-                        for (size_t i = 0; i < ntrust; i++)
-                                printf("    %s\n", json_object_get_string(json_object_array_get_idx(full, i)));
-                }
-        } else {
-                printf("name:%s\nstate:%s\n\n", name, state);
-                printf("keynames:\n");
-                if (nkeys) {
-                        for (size_t i = 0; i < nkeys; i++)
-                                printf("keyname,%s\n", json_object_get_string(json_object_array_get_idx(keys, i)));
-                        printf("\n");
-                }
-                if (has_md) {
-                        printf("metadata,key,value\n");
-                        json_object_object_foreach(md, k, v) {
-                                char *s = sf_out_pystr(v);
-                                printf("metadata,%s,%s\n", k, s);
-                                free(s);
-                        }
-                        printf("\n");
-                }
-                if (has_trust)
-                        for (size_t i = 0; i < ntrust; i++)
-                                printf("fulltrust,%s\n", json_object_get_string(json_object_array_get_idx(full, i)));
-        }
-        free(name);
-        free(state);
-        json_object_put(ns);
-        return 0;
-}
-
-static int ns_add_key(sf_cli_t *cli, char **argv) {
-        json_object *body = json_object_new_object();
-        json_object_object_add(body, "key_name", json_object_new_string(argv[1]));
-        json_object_object_add(body, "key", json_object_new_string(argv[2]));
-        return call(cli, "POST", path_of("/auth/namespaces/%s/keys", argv[0], NULL), body, NULL) < 0;
-}
-
-static int ns_delete_key(sf_cli_t *cli, char **argv) {
-        return call(cli, "DELETE", path_of("/auth/namespaces/%s/keys/%s", argv[0], argv[1]), NULL, NULL) < 0;
-}
-
-static int ns_get_metadata(sf_cli_t *cli, char **argv) {
-        json_object *md = NULL;
-        if (call(cli, "GET", path_of("/auth/namespaces/%s/metadata", argv[0], NULL), NULL, &md) < 0)
-                return 1;
-        if (cli->out == OUT_JSON) {   /* upstream prints nothing here; we print the metadata */
-                sf_out_json(stdout, md ? md : json_object_new_object());
-        } else if (json_object_is_type(md, json_type_object)) {
-                json_object_object_foreach(md, k, v) {
-                        char *s = sf_out_pystr(v);
-                        if (cli->out == OUT_SIMPLE)
-                                printf("%s:%s\n", k, s);
-                        else
-                                printf("%-12s: %s\n", k, s);
-                        free(s);
-                }
-        }
-        json_object_put(md);
-        return 0;
-}
-
-static int ns_set_metadata(sf_cli_t *cli, char **argv) {
-        json_object *body = json_object_new_object();
-        json_object_object_add(body, "value", json_object_new_string(argv[2]));
-        if (call(cli, "PUT", path_of("/auth/namespaces/%s/metadata/%s", argv[0], argv[1]), body, NULL) < 0)
-                return 1;
-        json_empty(cli);
-        return 0;
-}
-
-static int ns_delete_metadata(sf_cli_t *cli, char **argv) {
-        if (call(cli, "DELETE", path_of("/auth/namespaces/%s/metadata/%s", argv[0], argv[1]), NULL, NULL) < 0)
-                return 1;
-        json_empty(cli);
-        return 0;
-}
-
-static int print_response(sf_cli_t *cli, json_object *out) {
-        if (cli->out == OUT_JSON) {
-                if (out)
-                        sf_out_json(stdout, out);
-                else
-                        printf("null\n");
-        }
-        json_object_put(out);
-        return 0;
-}
-
-static int ns_add_trust(sf_cli_t *cli, char **argv) {
-        json_object *body = json_object_new_object(), *out = NULL;
-        json_object_object_add(body, "external_namespace", json_object_new_string(argv[1]));
-        if (call(cli, "POST", path_of("/auth/namespaces/%s/trust", argv[0], NULL), body, &out) < 0)
-                return 1;
-        return print_response(cli, out);
-}
-
-static int ns_remove_trust(sf_cli_t *cli, char **argv) {
-        json_object *out = NULL;
-        if (call(cli, "DELETE", path_of("/auth/namespaces/%s/trust/%s", argv[0], argv[1]), NULL, &out) < 0)
-                return 1;
-        return print_response(cli, out);
-}
-
-static const sf_cmd_t NAMESPACE_CMDS[] = {
-        {"list", "", "List namespaces", 0, ns_list},
-        {"create", "NAMESPACE", "Create a namespace.", 1, ns_create},
-        {"delete", "NAMESPACE", "Delete a namespace.", 1, ns_delete},
-        {"show", "NAMESPACE", "Show a namespace", 1, ns_show},
-        {"add-key", "NAMESPACE KEYNAME KEY", "Add a key to a namespace (re-adding a name rotates its key).", 3,
-         ns_add_key},
-        {"delete-key", "NAMESPACE KEYNAME", "Delete a specific key from a namespace.", 2, ns_delete_key},
-        {"get-metadata", "NAMESPACE", "Get metadata items", 1, ns_get_metadata},
-        {"set-metadata", "NAMESPACE KEY VALUE", "Set a metadata item", 3, ns_set_metadata},
-        {"delete-metadata", "NAMESPACE KEY", "Delete a metadata item", 2, ns_delete_metadata},
-        {"add-trust", "NAMESPACE TRUSTED_NAMESPACE", "Allow another namespace access to our resources.", 2,
-         ns_add_trust},
-        {"remove-trust", "NAMESPACE TRUSTED_NAMESPACE", "Remove another namespace's access to this namespace.", 2,
-         ns_remove_trust},
-        {0},
+/* Groups in the order `sf --help` lists them. */
+static const sf_group_t *const GROUPS[] = {
+        &sf_group_namespace,
+        NULL,
 };
 
-static int cmd_version(sf_cli_t *cli, char **argv) {
+static int cmd_version(sf_cli_t *cli, sf_args_t *a) {
         (void)cli;
-        (void)argv;
+        (void)a;
         printf("%s\n", SF_CLI_USER_AGENT);
         return 0;
 }
-
-static const sf_group_t GROUPS[] = {
-        {"namespace", "Namespace commands", NAMESPACE_CMDS},
-        {0},
-};
 
 /* ---- help ---- */
 
 static void root_help(FILE *f) {
         fputs(ROOT_HELP, f);
-        for (const sf_group_t *g = GROUPS; g->name; g++)
-                fprintf(f, "  %-12s %s\n", g->name, g->help);
+        for (int i = 0; GROUPS[i]; i++)
+                fprintf(f, "  %-12s %s\n", GROUPS[i]->name, GROUPS[i]->help);
         fprintf(f, "  %-12s %s\n", "version", "Print the client version (its User-Agent)");
 }
 
@@ -337,8 +57,24 @@ static void group_help(FILE *f, const sf_group_t *g) {
 }
 
 static void cmd_help(FILE *f, const sf_group_t *g, const sf_cmd_t *c) {
-        fprintf(f, "Usage: sf %s %s [OPTIONS]%s%s\n\n  %s\n\nOptions:\n  --help  Show this message and exit.\n", g->name,
-                c->name, *c->args ? " " : "", c->args, c->help);
+        fprintf(f, "Usage: sf %s %s [OPTIONS]%s%s\n\n  %s\n\nOptions:\n", g->name, c->name, *c->args ? " " : "",
+                c->args, c->help);
+        for (const sf_opt_t *o = c->opts; o && o->name; o++) {
+                char spec[96];
+                int n = 0;
+                if (o->shortname)
+                        n = snprintf(spec, sizeof(spec), "-%c, ", o->shortname);
+                n += snprintf(spec + n, sizeof(spec) - (size_t)n, "--%s", o->name);
+                if (o->neg)
+                        n += snprintf(spec + n, sizeof(spec) - (size_t)n, " / --%s", o->neg);
+                if (o->metavar)
+                        snprintf(spec + n, sizeof(spec) - (size_t)n, " %s", o->metavar);
+                if (strlen(spec) > 28)
+                        fprintf(f, "  %s\n  %-28s  %s%s\n", spec, "", o->help, o->multiple ? " (repeatable)" : "");
+                else
+                        fprintf(f, "  %-28s  %s%s\n", spec, o->help, o->multiple ? " (repeatable)" : "");
+        }
+        fprintf(f, "  %-28s  %s\n", "--help", "Show this message and exit.");
 }
 
 static int usage_error(const char *usage_of, const char *msg, const char *arg) {
@@ -348,9 +84,91 @@ static int usage_error(const char *usage_of, const char *msg, const char *arg) {
 }
 
 static int want_help(int argc, char **argv) {
-        for (int i = 0; i < argc; i++)
+        for (int i = 0; i < argc && strcmp(argv[i], "--"); i++)
                 if (!strcmp(argv[i], "--help"))
                         return 1;
+        return 0;
+}
+
+/* ---- command arguments (click's rules) ---- */
+
+static int add_value(sf_args_t *a, int oi, const char *v) {
+        if (!a->opts[oi].multiple)
+                a->nvalues[oi] = 0;
+        if (a->nvalues[oi] >= SF_MAX_VALUES)
+                return -1;
+        a->values[oi][a->nvalues[oi]++] = v;
+        return 0;
+}
+
+/* Parses argv (after the command name) into a. Returns 0, or 1 after a usage error. */
+static int parse_args(const sf_group_t *g, const sf_cmd_t *c, int argc, char **argv, sf_args_t *a) {
+        char usage[256];
+        int only_pos = 0;
+        snprintf(usage, sizeof(usage), "%s %s [OPTIONS]%s%s", g->name, c->name, *c->args ? " " : "", c->args);
+        a->opts = c->opts;
+        a->pos = calloc((size_t)argc + 1, sizeof(char *));
+        if (!a->pos)
+                abort();
+        for (int i = 0; i < argc; i++) {
+                char *arg = argv[i];
+                int oi = -1, neg = 0;
+                const char *inline_val = NULL;
+                if (only_pos || arg[0] != '-' || !arg[1]) {
+                        a->pos[a->npos++] = arg;
+                        continue;
+                }
+                if (!strcmp(arg, "--")) {
+                        only_pos = 1;
+                        continue;
+                }
+                if (arg[1] == '-') {
+                        const char *name = arg + 2, *eq = strchr(name, '=');
+                        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+                        for (int k = 0; c->opts && c->opts[k].name; k++) {
+                                if (strlen(c->opts[k].name) == len && !strncmp(c->opts[k].name, name, len)) {
+                                        oi = k;
+                                        break;
+                                }
+                                if (c->opts[k].neg && strlen(c->opts[k].neg) == len &&
+                                    !strncmp(c->opts[k].neg, name, len)) {
+                                        oi = k;
+                                        neg = 1;
+                                        break;
+                                }
+                        }
+                        if (eq)
+                                inline_val = eq + 1;
+                } else {
+                        for (int k = 0; c->opts && c->opts[k].name; k++)
+                                if (c->opts[k].shortname == arg[1]) {
+                                        oi = k;
+                                        break;
+                                }
+                        if (oi >= 0 && arg[2])
+                                inline_val = arg + 2;
+                }
+                if (oi < 0)
+                        return usage_error(usage, "No such option:", arg);
+                const sf_opt_t *o = &c->opts[oi];
+                if (!o->metavar) {
+                        if (inline_val)
+                                return usage_error(usage, "Option does not take a value:", arg);
+                        add_value(a, oi, neg ? "0" : "1");
+                        continue;
+                }
+                if (!inline_val) {
+                        if (i + 1 >= argc)
+                                return usage_error(usage, "Option requires an argument:", arg);
+                        inline_val = argv[++i];
+                }
+                if (add_value(a, oi, inline_val) < 0)
+                        return usage_error(usage, "Too many values for option:", arg);
+        }
+        if (a->npos < c->nargs)
+                return usage_error(usage, "Missing argument.", NULL);
+        if (a->npos > c->nargs + c->noptargs)
+                return usage_error(usage, "Got unexpected extra argument:", a->pos[c->nargs + c->noptargs]);
         return 0;
 }
 
@@ -358,6 +176,7 @@ int main(int argc, char **argv) {
         sf_cli_t cli = {.out = OUT_PRETTY};
         const sf_group_t *g = NULL;
         const sf_cmd_t *c = NULL;
+        sf_args_t args = {0};
         int i, rc;
 
         /* Global options come before the group, as upstream's click root group wants them. */
@@ -405,12 +224,11 @@ int main(int argc, char **argv) {
                 }
                 return cmd_version(&cli, NULL);
         }
-        for (g = GROUPS; g->name && strcmp(g->name, argv[i]); g++)
-                ;
-        if (!g->name) {
-                usage_error("[OPTIONS] COMMAND [ARGS]...", "No such command", argv[i]);
-                return 1;
-        }
+        for (int k = 0; GROUPS[k]; k++)
+                if (!strcmp(GROUPS[k]->name, argv[i]))
+                        g = GROUPS[k];
+        if (!g)
+                return usage_error("[OPTIONS] COMMAND [ARGS]...", "No such command", argv[i]);
         i++;
         if (i >= argc || !strcmp(argv[i], "--help")) {
                 group_help(stdout, g);
@@ -428,18 +246,16 @@ int main(int argc, char **argv) {
                 cmd_help(stdout, g, c);
                 return 0;
         }
-        if (argc - i != c->nargs) {
-                char u[256];
-                snprintf(u, sizeof(u), "%s %s [OPTIONS] %s", g->name, c->name, c->args);
-                return usage_error(u, argc - i < c->nargs ? "Missing argument." : "Got unexpected extra argument.", NULL);
-        }
-        if (sf_client_configure(&cli.client) < 0) {
+        if (parse_args(g, c, argc - i, argv + i, &args))
+                return 1;
+        if (!c->offline && sf_client_configure(&cli.client) < 0) {
                 fprintf(stderr, "ERROR: You have not specified the server to communicate with\n");
                 return 1;
         }
         curl_global_init(CURL_GLOBAL_DEFAULT);
-        rc = c->run(&cli, argv + i);
+        rc = c->run(&cli, &args);
         fflush(stdout);
+        free(args.pos);
         sf_client_free(&cli.client);
         curl_global_cleanup();
         return rc ? 1 : 0;

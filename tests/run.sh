@@ -116,6 +116,9 @@ for e in tests/e2e/*.sh; do
         passed=$((passed + 1)); echo "ok   e2e/$name"
     else
         failed=$((failed + 1)); failed_names+=("e2e/$name"); echo "FAIL e2e/$name"
+        # the test's own steps first (its FAIL line is among them), then the log tails
+        grep -E '^\[[0-9:]+ \+[0-9]+s\]' "$W/e2e-$name.log" | tail -25
+        echo "---- end of steps"
         tail -40 "$W/e2e-$name.log"
     fi
 done

@@ -13,11 +13,11 @@ GOLDEN=$E2E_ROOT/tests/golden/cli
 [ -x "$SF" ] || fail "$SF is missing (make all)"
 
 # Offline: help and version need no server (and no configuration).
-env -u SHAKENFIST_API_URL HOME=/nonexistent "$SF" --help | grep -q '^  namespace ' || fail "sf --help"
-env -u SHAKENFIST_API_URL HOME=/nonexistent "$SF" namespace --help | grep -q '^  add-trust ' || fail "sf namespace --help"
+env -u SHAKENFIST_API_URL HOME=/nonexistent "$SF" --help | grep '^  namespace ' > /dev/null || fail "sf --help"
+env -u SHAKENFIST_API_URL HOME=/nonexistent "$SF" namespace --help | grep '^  add-trust ' > /dev/null || fail "sf namespace --help"
 [ "$("$SF" version)" = "Mozilla/5.0 (Ubuntu; Linux x86_64) Shaken Fist/0.7.5" ] || fail "sf version"
 out=$(env -u SHAKENFIST_API_URL HOME=/nonexistent "$SF" namespace list 2>&1) && fail "no server configured: exit 0"
-echo "$out" | grep -q "You have not specified the server" || fail "no server configured: $out"
+echo "$out" | grep "You have not specified the server" > /dev/null || fail "no server configured: $out"
 
 # On the wire, against a fake API: request shapes, headers, one re-auth on 401.
 python3 "$E2E_ROOT/tests/tools/cli_wire.py" "$SF" || fail "wire checks"
@@ -163,12 +163,12 @@ fi
 # A namespace key works for its own namespace; a wrong key is "Not authenticated", exit 1.
 "$SF" --apiurl "$API" --namespace system --key "$KEY" namespace create cli-auth || fail "create cli-auth"
 "$SF" --apiurl "$API" --namespace system --key "$KEY" namespace add-key cli-auth k secret || fail "add-key"
-"$SF" --simple --apiurl "$API" --namespace cli-auth --key secret namespace show cli-auth | grep -qx 'name:cli-auth' ||
+"$SF" --simple --apiurl "$API" --namespace cli-auth --key secret namespace show cli-auth | grep -x 'name:cli-auth' > /dev/null ||
     fail "show with the namespace's own key"
 out=$("$SF" --apiurl "$API" --namespace cli-auth --key wrong namespace list 2>&1) && fail "a wrong key gave exit 0"
-echo "$out" | grep -q "ERROR: Not authenticated: " || fail "wrong key: $out"
+echo "$out" | grep "ERROR: Not authenticated: " > /dev/null || fail "wrong key: $out"
 out=$("$SF" --apiurl "$API" --namespace system --key "$KEY" namespace list 2>/dev/null)
-echo "$out" | grep -q cli-auth || fail "list after auth failure"
+echo "$out" | grep cli-auth > /dev/null || fail "list after auth failure"
 
 for f in simple json; do
     if [ "${SF_GOLDEN_UPDATE:-0}" = 1 ]; then

@@ -94,7 +94,7 @@ wait_until() {   # timeout-seconds description command...
 # ---- infrastructure -------------------------------------------------------------------
 
 # redis-cli takes the password from REDISCLI_AUTH (exported by e2e_setup), never from argv.
-redis_up() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
+redis_up() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep PONG > /dev/null; }
 nats_up() { curl -sf "http://127.0.0.1:$NATS_MON_PORT/healthz?js-enabled-only=true" > /dev/null; }
 libvirt_up() { virsh -c qemu:///system version > /dev/null 2>&1; }
 http_up() { curl -sf -o /dev/null "$IMAGE_URL/"; }
@@ -246,7 +246,9 @@ vx_names() {   # vxid -> the root-ns link names
     echo "vxlan-$x br-vxlan-$x veth-$x-o egr-$x-o"
 }
 
-domain_exists() { "${VIRSH[@]}" list --all --name 2>/dev/null | grep -qxF "sf:$1"; }
+# (no grep -q after a pipe: it exits at the first match and, under pipefail, the writer's
+# SIGPIPE fails the check; virsh prints a blank line after the names)
+domain_exists() { "${VIRSH[@]}" list --all --name 2>/dev/null | grep -xF "sf:$1" > /dev/null; }
 
 assert_instance_gone() {   # uuid
     ! domain_exists "$1" || fail "domain sf:$1 still defined after delete"
@@ -256,7 +258,7 @@ assert_instance_gone() {   # uuid
 
 assert_network_gone() {   # uuid vxid
     local l p
-    ! ip netns list | awk '{print $1}' | grep -qxF "$1" || fail "netns $1 still exists"
+    ! ip netns list | awk '{print $1}' | grep -xF "$1" > /dev/null || fail "netns $1 still exists"
     for l in $(vx_names "$2"); do
         ! ip link show "$l" > /dev/null 2>&1 || fail "link $l still exists"
     done
@@ -304,7 +306,7 @@ e2e_cleanup() {
     done
     for i in "${NETWORKS[@]}"; do
         u=${i% *}; vx=${i#* }
-        if ip netns list | awk '{print $1}' | grep -qxF "$u"; then
+        if ip netns list | awk '{print $1}' | grep -xF "$u" > /dev/null; then
             log "cleanup: deleting netns $u"; ip netns del "$u"
         fi
         for l in $(vx_names "$vx"); do
@@ -317,7 +319,7 @@ e2e_cleanup() {
     fi
     # The host firewall rules of sf-network (netplumb.c), as its destroy would release them.
     if [ ${#NETWORKS[@]} -gt 0 ]; then
-        ls /sys/class/net | grep -q '^br-vxlan-' || fw_rule_delete 'br-vxlan-+'
+        ls /sys/class/net | grep '^br-vxlan-' > /dev/null || fw_rule_delete 'br-vxlan-+'
         [ -n "$(ls "/sys/class/net/$EGR_BR/brif" 2>/dev/null)" ] || fw_rule_delete "$EGR_BR"
     fi
     # 4. the rest, in reverse start order (libvirtd/virtlogd only if started here)

@@ -93,9 +93,9 @@ for p in "$R"/pid/*.pid; do
     pid=$(cat "$p")
     alive "$pid" || continue
     for s in "$RPW" "$NPW"; do
-        ! tr '\0' '\n' < "/proc/$pid/cmdline" | grep -qF "$s" ||
+        ! tr '\0' '\n' < "/proc/$pid/cmdline" | grep -F "$s" > /dev/null ||
             fail "a password is on the command line of $(basename "$p" .pid)"
-        ! tr '\0' '\n' < "/proc/$pid/environ" | grep -qF "$s" ||
+        ! tr '\0' '\n' < "/proc/$pid/environ" | grep -F "$s" > /dev/null ||
             fail "a password is in the environment of $(basename "$p" .pid)"
     done
 done

@@ -1,0 +1,223 @@
+/* sf namespace ...: namespaces, their keys, metadata and trusts (cli.md §1.2, api.md §2.2). */
+#include "cli.h"
+#include "out.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+
+/* ' '.join(ns['trust']['full']) */
+static char *trust_joined(json_object *ns) {
+        json_object *trust, *full;
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        if (!f)
+                abort();
+        if (json_object_object_get_ex(ns, "trust", &trust) && json_object_object_get_ex(trust, "full", &full) &&
+            json_object_is_type(full, json_type_array))
+                for (size_t i = 0; i < json_object_array_length(full); i++)
+                        fprintf(f, "%s%s", i ? " " : "", json_object_get_string(json_object_array_get_idx(full, i)));
+        fclose(f);
+        return buf;
+}
+
+
+/* ---- namespace ---- */
+
+static int ns_list(sf_cli_t *cli, sf_args_t *a) {
+        json_object *list = NULL;
+        (void)a;
+        if (sf_cli_call(cli, "GET", strdup("/auth/namespaces"), NULL, &list) < 0)
+                return 1;
+        size_t n = json_object_is_type(list, json_type_array) ? json_object_array_length(list) : 0;
+        if (cli->out == OUT_JSON) {
+                sf_out_json(stdout, list ? list : json_object_new_array());
+        } else if (cli->out == OUT_SIMPLE) {
+                printf("name,state\n");
+                for (size_t i = 0; i < n; i++) {
+                        json_object *ns = json_object_array_get_idx(list, i);
+                        char *name = sf_cli_pyfield(ns, "name"), *state = sf_cli_pyfield(ns, "state");
+                        printf("%s,%s\n", name, state);
+                        free(name);
+                        free(state);
+                }
+        } else {
+                static const char *const hdr[] = {"name", "state", "trusted namespaces"};
+                sf_table_t *t = sf_table_new(3, hdr);
+                for (size_t i = 0; i < n; i++) {
+                        json_object *ns = json_object_array_get_idx(list, i);
+                        char *name = sf_cli_pyfield(ns, "name"), *state = sf_cli_pyfield(ns, "state"), *tr = trust_joined(ns);
+                        const char *row[] = {name, state, tr};
+                        sf_table_add(t, row);
+                        free(name);
+                        free(state);
+                        free(tr);
+                }
+                sf_table_print(stdout, t);
+                sf_table_free(t);
+        }
+        json_object_put(list);
+        return 0;
+}
+
+static int ns_create(sf_cli_t *cli, sf_args_t *a) {
+        json_object *body = json_object_new_object();
+        json_object_object_add(body, "namespace", json_object_new_string(a->pos[0]));
+        return sf_cli_call(cli, "POST", strdup("/auth/namespaces"), body, NULL) < 0;
+}
+
+static int ns_delete(sf_cli_t *cli, sf_args_t *a) {
+        return sf_cli_call(cli, "DELETE", sf_cli_path("/auth/namespaces/%s", a->pos[0], NULL), NULL, NULL) < 0;
+}
+
+static int ns_show(sf_cli_t *cli, sf_args_t *a) {
+        json_object *ns = NULL, *keys = NULL, *md = NULL, *trust = NULL, *full = NULL;
+        if (sf_cli_call(cli, "GET", sf_cli_path("/auth/namespaces/%s", a->pos[0], NULL), NULL, &ns) < 0)
+                return 1;
+        if (!ns || !json_object_is_type(ns, json_type_object)) {
+                printf("Namespace not found\n");
+                json_object_put(ns);
+                return 1;
+        }
+        if (cli->out == OUT_JSON) {
+                sf_out_json(stdout, ns);
+                json_object_put(ns);
+                return 0;
+        }
+        json_object_object_get_ex(ns, "keys", &keys);
+        json_object_object_get_ex(ns, "metadata", &md);
+        json_object_object_get_ex(ns, "trust", &trust);
+        if (trust)
+                json_object_object_get_ex(trust, "full", &full);
+        size_t nkeys = json_object_is_type(keys, json_type_array) ? json_object_array_length(keys) : 0;
+        int has_md = json_object_is_type(md, json_type_object) && json_object_object_length(md) > 0;
+        int has_trust = json_object_is_type(trust, json_type_object) && json_object_object_length(trust) > 0;
+        size_t ntrust = json_object_is_type(full, json_type_array) ? json_object_array_length(full) : 0;
+        char *name = sf_cli_pyfield(ns, "name"), *state = sf_cli_pyfield(ns, "state");
+
+        if (cli->out == OUT_PRETTY) {
+                printf("%-14s: %s\n%-14s: %s\n\n", "name", name, "state", state);
+                if (nkeys) {
+                        printf("Key Names:\n");
+                        for (size_t i = 0; i < nkeys; i++)
+                                printf("    %s\n", json_object_get_string(json_object_array_get_idx(keys, i)));
+                        printf("\n");
+                }
+                if (has_md) {
+                        int w = 0;
+                        json_object_object_foreach(md, k0, v0) { (void)v0; if ((int)strlen(k0) > w) w = (int)strlen(k0); }
+                        printf("Metadata:\n");
+                        json_object_object_foreach(md, k, v) {
+                                char *s = sf_out_pystr(v);
+                                printf("    %-*s: %s\n", w, k, s);
+                                free(s);
+                        }
+                        printf("\n");
+                }
+                if (has_trust) {
+                        printf("Full trust:\n");
+                        for (size_t i = 0; i < ntrust; i++)
+                                printf("    %s\n", json_object_get_string(json_object_array_get_idx(full, i)));
+                }
+        } else {
+                printf("name:%s\nstate:%s\n\n", name, state);
+                printf("keynames:\n");
+                if (nkeys) {
+                        for (size_t i = 0; i < nkeys; i++)
+                                printf("keyname,%s\n", json_object_get_string(json_object_array_get_idx(keys, i)));
+                        printf("\n");
+                }
+                if (has_md) {
+                        printf("metadata,key,value\n");
+                        json_object_object_foreach(md, k, v) {
+                                char *s = sf_out_pystr(v);
+                                printf("metadata,%s,%s\n", k, s);
+                                free(s);
+                        }
+                        printf("\n");
+                }
+                if (has_trust)
+                        for (size_t i = 0; i < ntrust; i++)
+                                printf("fulltrust,%s\n", json_object_get_string(json_object_array_get_idx(full, i)));
+        }
+        free(name);
+        free(state);
+        json_object_put(ns);
+        return 0;
+}
+
+static int ns_add_key(sf_cli_t *cli, sf_args_t *a) {
+        json_object *body = json_object_new_object();
+        json_object_object_add(body, "key_name", json_object_new_string(a->pos[1]));
+        json_object_object_add(body, "key", json_object_new_string(a->pos[2]));
+        return sf_cli_call(cli, "POST", sf_cli_path("/auth/namespaces/%s/keys", a->pos[0], NULL), body, NULL) < 0;
+}
+
+static int ns_delete_key(sf_cli_t *cli, sf_args_t *a) {
+        return sf_cli_call(cli, "DELETE", sf_cli_path("/auth/namespaces/%s/keys/%s", a->pos[0], a->pos[1]), NULL, NULL) < 0;
+}
+
+static int ns_get_metadata(sf_cli_t *cli, sf_args_t *a) {
+        json_object *md = NULL;
+        if (sf_cli_call(cli, "GET", sf_cli_path("/auth/namespaces/%s/metadata", a->pos[0], NULL), NULL, &md) < 0)
+                return 1;
+        if (cli->out == OUT_JSON) {   /* upstream prints nothing here; we print the metadata */
+                sf_out_json(stdout, md ? md : json_object_new_object());
+        } else if (json_object_is_type(md, json_type_object)) {
+                json_object_object_foreach(md, k, v) {
+                        char *s = sf_out_pystr(v);
+                        if (cli->out == OUT_SIMPLE)
+                                printf("%s:%s\n", k, s);
+                        else
+                                printf("%-12s: %s\n", k, s);
+                        free(s);
+                }
+        }
+        json_object_put(md);
+        return 0;
+}
+
+static int ns_set_metadata(sf_cli_t *cli, sf_args_t *a) {
+        return sf_cli_set_metadata(cli, "auth/namespaces", a->pos[0], a->pos[1], a->pos[2], 0);
+}
+
+static int ns_delete_metadata(sf_cli_t *cli, sf_args_t *a) {
+        return sf_cli_delete_metadata(cli, "auth/namespaces", a->pos[0], a->pos[1]);
+}
+
+static int ns_add_trust(sf_cli_t *cli, sf_args_t *a) {
+        json_object *body = json_object_new_object(), *out = NULL;
+        json_object_object_add(body, "external_namespace", json_object_new_string(a->pos[1]));
+        if (sf_cli_call(cli, "POST", sf_cli_path("/auth/namespaces/%s/trust", a->pos[0], NULL), body, &out) < 0)
+                return 1;
+        return sf_cli_print_response(cli, out);
+}
+
+static int ns_remove_trust(sf_cli_t *cli, sf_args_t *a) {
+        json_object *out = NULL;
+        if (sf_cli_call(cli, "DELETE", sf_cli_path("/auth/namespaces/%s/trust/%s", a->pos[0], a->pos[1]), NULL, &out) < 0)
+                return 1;
+        return sf_cli_print_response(cli, out);
+}
+
+static const sf_cmd_t cmds[] = {
+        SF_CMD("list", "", "List namespaces", 0, ns_list),
+        SF_CMD("create", "NAMESPACE", "Create a namespace.", 1, ns_create),
+        SF_CMD("delete", "NAMESPACE", "Delete a namespace.", 1, ns_delete),
+        SF_CMD("show", "NAMESPACE", "Show a namespace", 1, ns_show),
+        SF_CMD("add-key", "NAMESPACE KEYNAME KEY", "Add a key to a namespace (re-adding a name rotates its key).", 3,
+         ns_add_key),
+        SF_CMD("delete-key", "NAMESPACE KEYNAME", "Delete a specific key from a namespace.", 2, ns_delete_key),
+        SF_CMD("get-metadata", "NAMESPACE", "Get metadata items", 1, ns_get_metadata),
+        SF_CMD("set-metadata", "NAMESPACE KEY VALUE", "Set a metadata item", 3, ns_set_metadata),
+        SF_CMD("delete-metadata", "NAMESPACE KEY", "Delete a metadata item", 2, ns_delete_metadata),
+        SF_CMD("add-trust", "NAMESPACE TRUSTED_NAMESPACE", "Allow another namespace access to our resources.", 2,
+         ns_add_trust),
+        SF_CMD("remove-trust", "NAMESPACE TRUSTED_NAMESPACE", "Remove another namespace's access to this namespace.", 2,
+         ns_remove_trust),
+        {0},
+};
+
+
+const sf_group_t sf_group_namespace = {"namespace", "Namespace commands", cmds};
