@@ -93,4 +93,5 @@ int sf_cli_set_metadata(sf_cli_t *cli, const char *plural, const char *ref, cons
 int sf_cli_delete_metadata(sf_cli_t *cli, const char *plural, const char *ref, const char *key);
 
 /* ---- groups (cmd_<name>.c) ---- */
-extern const sf_group_t sf_group_namespace;
+extern const sf_group_t sf_group_admin, sf_group_events, sf_group_instance, sf_group_interface,
+        sf_group_namespace, sf_group_network, sf_group_node;

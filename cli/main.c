@@ -30,8 +30,8 @@ static const char ROOT_HELP[] =
 
 /* Groups in the order `sf --help` lists them. */
 static const sf_group_t *const GROUPS[] = {
-        &sf_group_namespace,
-        NULL,
+        &sf_group_admin,  &sf_group_events,    &sf_group_instance, &sf_group_interface,
+        &sf_group_namespace, &sf_group_network, &sf_group_node,   NULL,
 };
 
 static int cmd_version(sf_cli_t *cli, sf_args_t *a) {

@@ -1,0 +1,12 @@
+/* sf node ...: (cli.md §1.2). */
+#include "cli.h"
+#include "out.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const sf_cmd_t cmds[] = {
+        {0},
+};
+
+const sf_group_t sf_group_node = {"node", "Node commands", cmds};
