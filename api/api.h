@@ -105,6 +105,7 @@ int sf_api_namespace_trust_post(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_namespace_trust_delete(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_namespace_keys_get(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_namespace_keys_post(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_namespace_keys_put(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_namespace_key_delete(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_networks_get(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_networks_post(sf_http_req_t *req, sf_http_resp_t *resp);

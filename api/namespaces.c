@@ -56,6 +56,7 @@ int sf_api_ns_ensure(sf_ctx_t *ctx, const char *ns) {
 typedef struct {
         const char *keyname;
         const char *hash; /* NULL: delete */
+        bool must_exist;  /* set only a key that is already there (PUT: update, not add) */
         char nonce[SF_AUTH_NONCE_LEN + 1];
 } key_change_t;
 
@@ -73,6 +74,9 @@ static int apply_key(json_object *doc, void *ud) {
                 json_object_object_del(keys, c->keyname);
                 return 0;
         }
+        /* Checked inside the update, so a concurrent delete cannot be undone by an update. */
+        if (c->must_exist && !json_object_object_get_ex(keys, c->keyname, NULL))
+                return -ENOENT;
         k = json_object_new_object();
         json_object_object_add(k, "hash", json_object_new_string(c->hash));
         json_object_object_add(k, "nonce", json_object_new_string(c->nonce));
@@ -80,9 +84,11 @@ static int apply_key(json_object *doc, void *ud) {
         return 0;
 }
 
-int sf_api_ns_set_key(sf_ctx_t *ctx, const char *ns, const char *keyname, const char *secret) {
+/* Adds or replaces (must_exist: only replaces) a key, with a fresh nonce: the key's
+ * outstanding tokens die. -ENOENT when must_exist and there is no such key. */
+static int ns_store_key(sf_ctx_t *ctx, const char *ns, const char *keyname, const char *secret, bool must_exist) {
         _cleanup_free_ char *hash = NULL;
-        key_change_t c = {.keyname = keyname};
+        key_change_t c = {.keyname = keyname, .must_exist = must_exist};
         int r;
 
         r = sf_auth_hash_key(secret, &hash);
@@ -91,6 +97,10 @@ int sf_api_ns_set_key(sf_ctx_t *ctx, const char *ns, const char *keyname, const 
         c.hash = hash;
         sf_auth_nonce(c.nonce);
         return sf_store_update(ctx->store, "namespace", ns, NULL, apply_key, &c, NULL);
+}
+
+int sf_api_ns_set_key(sf_ctx_t *ctx, const char *ns, const char *keyname, const char *secret) {
+        return ns_store_key(ctx, ns, keyname, secret, false);
 }
 
 /* POST /auth past the rate limit, on the offload pool: the namespace lookup (Redis) and a
@@ -276,7 +286,9 @@ int sf_api_namespace_keys_get(sf_http_req_t *req, sf_http_resp_t *resp) {
         return sf_http_json(resp, 200, keys);
 }
 
-int sf_api_namespace_keys_post(sf_http_req_t *req, sf_http_resp_t *resp) {
+/* POST (add or rotate) and PUT (rotate only: upstream's client update_namespace_key) of
+ * /auth/namespaces/<ns>/keys, body {key_name, key}. */
+static int keys_write(sf_http_req_t *req, sf_http_resp_t *resp, bool must_exist) {
         static const char *const allowed[] = {"key_name", "key", NULL};
         _cleanup_json_ json_object *doc = NULL;
         const char *key_name = NULL, *key = NULL;
@@ -295,10 +307,20 @@ int sf_api_namespace_keys_post(sf_http_req_t *req, sf_http_resp_t *resp) {
                 return sf_http_error(resp, 403, "illegal key name");
         if (sf_api_name_check(resp, "key", key_name) < 0)
                 return 0;
-        r = sf_api_ns_set_key(sf_api_ctx(), req->params[0], key_name, key);
+        r = ns_store_key(sf_api_ctx(), req->params[0], key_name, key, must_exist);
+        if (r == -ENOENT && must_exist)
+                return sf_http_error(resp, 404, "key name not found in namespace");
         if (r < 0)
                 return r;
         return sf_http_json(resp, 200, json_object_new_string(key_name));
+}
+
+int sf_api_namespace_keys_post(sf_http_req_t *req, sf_http_resp_t *resp) {
+        return keys_write(req, resp, false);
+}
+
+int sf_api_namespace_keys_put(sf_http_req_t *req, sf_http_resp_t *resp) {
+        return keys_write(req, resp, true);
 }
 
 int sf_api_namespace_key_delete(sf_http_req_t *req, sf_http_resp_t *resp) {

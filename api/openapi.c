@@ -21,6 +21,7 @@ const sf_api_doc_t sf_api_docs[] = {
         {"DELETE", "/auth/namespaces/{namespace}", "Delete a namespace without instances or networks", "system"},
         {"GET", "/auth/namespaces/{namespace}/keys", "Key names of a namespace", "token"},
         {"POST", "/auth/namespaces/{namespace}/keys", "Add a key, or rotate it by re-posting", "token"},
+        {"PUT", "/auth/namespaces/{namespace}/keys", "Rotate an existing key (404 for an unknown key name)", "token"},
         {"DELETE", "/auth/namespaces/{namespace}/keys/{key_name}", "Delete a key (its tokens die)", "token"},
         {"POST", "/auth/namespaces/{namespace}/trust", "Trust another namespace", "token"},
         {"DELETE", "/auth/namespaces/{namespace}/trust/{external_namespace}", "Stop trusting a namespace",

@@ -13,6 +13,7 @@ const sf_http_route_t sf_api_routes[] = {
         {"DELETE", "/auth/namespaces/{}", sf_api_namespace_delete},
         {"GET", "/auth/namespaces/{}/keys", sf_api_namespace_keys_get},
         {"POST", "/auth/namespaces/{}/keys", sf_api_namespace_keys_post},
+        {"PUT", "/auth/namespaces/{}/keys", sf_api_namespace_keys_put},
         {"DELETE", "/auth/namespaces/{}/keys/{}", sf_api_namespace_key_delete},
         {"POST", "/auth/namespaces/{}/trust", sf_api_namespace_trust_post},
         {"DELETE", "/auth/namespaces/{}/trust/{}", sf_api_namespace_trust_delete},

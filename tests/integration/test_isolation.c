@@ -261,6 +261,8 @@ static const iso_case_t cases[] = {
          NULL, NULL},
         {"POST /auth/namespaces/{}/keys", ISO_OBJECT, "/auth/namespaces/{A}/keys",
          "{'key_name': 'victim-{who}', 'key': 'rotated'}", NF("namespace"), true, 200, NULL, NULL},
+        {"PUT /auth/namespaces/{}/keys", ISO_OBJECT, "/auth/namespaces/{A}/keys",
+         "{'key_name': 'victim-{who}', 'key': 'rotated-again'}", NF("namespace"), true, 200, NULL, NULL},
         {"DELETE /auth/namespaces/{}/keys/{}", ISO_OBJECT, "/auth/namespaces/{A}/keys/victim-{who}", NULL,
          NF("namespace"), true, 200, NULL, NULL},
         {"POST /auth/namespaces/{}/trust", ISO_OBJECT, "/auth/namespaces/{A}/trust", "{'external_namespace': '{D}'}",
@@ -766,6 +768,23 @@ static void test_auth_failures(void **state) {
         expect_401(t1, "");
         expect_401(good, "");
         get_token(ns, key, t2, sizeof(t2));
+        expect_200(t2);
+
+        /* Rotated by PUT (upstream's update_namespace_key): the same, and an unknown key name
+         * is a 404 that adds nothing. */
+        req(&r, "PUT", path, tok[WHO_SYSTEM], "{'key_name': 'k', 'key': '%s'}", key);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.body, "\"k\"\n");
+        reply_free(&r);
+        expect_401(t2, "");
+        get_token(ns, key, t2, sizeof(t2));
+        expect_200(t2);
+        req(&r, "PUT", path, tok[WHO_SYSTEM], "{'key_name': 'nosuch', 'key': 'x'}");
+        check_error(&r, 404, "key name not found in namespace");
+        reply_free(&r);
+        req(&r, "GET", path, tok[WHO_SYSTEM], NULL);
+        assert_string_equal(r.body, "[\"k\"]\n");
+        reply_free(&r);
         expect_200(t2);
 
         /* Deleted key. */
