@@ -91,6 +91,9 @@ extern const sf_opt_t sf_cli_events_opts[];
 int sf_cli_set_metadata(sf_cli_t *cli, const char *plural, const char *ref, const char *key, const char *value,
                         int parse_special);
 int sf_cli_delete_metadata(sf_cli_t *cli, const char *plural, const char *ref, const char *key);
+/* The metadata block of upstream's show commands (pretty `Metadata:` + `    %-8s: %s`,
+ * simple `metadata,key,value` + `metadata,k,v`); md may be NULL (empty). */
+void sf_cli_metadata_block(sf_cli_t *cli, json_object *md);
 
 /* ---- groups (cmd_<name>.c) ---- */
 extern const sf_group_t sf_group_admin, sf_group_events, sf_group_instance, sf_group_interface,

@@ -220,6 +220,20 @@ int sf_client_request(sf_client_t *c, const char *method, const char *path, json
         return 0;
 }
 
+int sf_client_capable(sf_client_t *c, const char *cap) {
+        if (!c->root) {
+                membuf_t out = {0};
+                long status = exchange(c, "GET", "/", NULL, 0, 0, &out);
+                if (status == 0) {  /* upstream ignores the status, not a dead server */
+                        report(0, NULL);
+                        free(out.buf);
+                        return -1;
+                }
+                c->root = out.buf ? out.buf : strdup("");
+        }
+        return strstr(c->root, cap) != NULL;
+}
+
 char *sf_client_escape(const char *s) {
         char *r = curl_easy_escape(NULL, s, 0), *d;
         if (!r)
@@ -235,4 +249,5 @@ void sf_client_free(sf_client_t *c) {
         free(c->key);
         free(c->async_strategy);
         free(c->token);
+        free(c->root);
 }

@@ -12,6 +12,7 @@ typedef struct {
         char *async_strategy; /* continue | pause | block */
         int verbose;
         char *token;          /* "Bearer ..." once authenticated */
+        char *root;           /* GET / once per run, for sf_client_capable */
 } sf_client_t;
 
 /* Fills what flags left unset: SHAKENFIST_* variables, then (only with no API URL yet)
@@ -23,6 +24,10 @@ int sf_client_configure(sf_client_t *c);
  * the error to stderr as upstream words it and returns -1. */
 int sf_client_request(sf_client_t *c, const char *method, const char *path, json_object *body,
                       json_object **ret);
+
+/* Does the server list capability `cap` on its root page (upstream's plain substring test,
+ * cli.md §2.3)? GET / (no auth) on the first call only. 1 yes, 0 no, -1 no answer (printed). */
+int sf_client_capable(sf_client_t *c, const char *cap);
 
 /* A path segment percent-encoded (names may hold anything the server accepts). Caller frees. */
 char *sf_client_escape(const char *s);

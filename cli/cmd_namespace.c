@@ -1,7 +1,9 @@
 /* sf namespace ...: namespaces, their keys, metadata and trusts (cli.md §1.2, api.md §2.2). */
 #include "cli.h"
 #include "out.h"
+#include "wait.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,6 +156,56 @@ static int ns_add_key(sf_cli_t *cli, sf_args_t *a) {
         return sf_cli_call(cli, "POST", sf_cli_path("/auth/namespaces/%s/keys", a->pos[0], NULL), body, NULL) < 0;
 }
 
+/* PUT /auth/namespaces/<ns>/keys: rotates a key that exists (404 otherwise). */
+static int ns_update_key(sf_cli_t *cli, sf_args_t *a) {
+        json_object *body = json_object_new_object();
+        json_object_object_add(body, "key_name", json_object_new_string(a->pos[1]));
+        json_object_object_add(body, "key", json_object_new_string(a->pos[2]));
+        return sf_cli_call(cli, "PUT", sf_cli_path("/auth/namespaces/%s/keys", a->pos[0], NULL), body, NULL) < 0;
+}
+
+/* Upstream's namespace clean: every instance deleted (waiting per --async until each is
+ * `deleted`), then every network with clean_wait. Artifacts are not served yet. */
+static int ns_clean(sf_cli_t *cli, sf_args_t *a) {
+        const char *ns = sf_arg(a, "namespace");
+        json_object *body, *uuids = NULL;
+        int rc = 1;
+
+        if (!sf_arg_flag(a, "confirm", 0)) {
+                /* upstream prints this on stdout and exits 0; a refusal is an error here */
+                fprintf(stderr, "You must be sure. Use option --confirm.\n");
+                return 1;
+        }
+        body = json_object_new_object();
+        json_object_object_add(body, "confirm", json_object_new_boolean(1));
+        json_object_object_add(body, "namespace", ns ? json_object_new_string(ns) : NULL);
+        if (sf_cli_call(cli, "DELETE", strdup("/instances"), body, &uuids) < 0)
+                goto cleanup;
+        for (size_t i = 0; sf_wait_deadline_s(cli) > 0 && json_object_is_type(uuids, json_type_array) &&
+                           i < json_object_array_length(uuids);
+             i++) {
+                char *path = sf_cli_path("/instances/%s", json_object_get_string(json_object_array_get_idx(uuids, i)),
+                                         NULL);
+                int r = sf_wait_state(cli, "instance", path, NULL, "deleted", NULL);
+                free(path);
+                if (r == -1)
+                        goto cleanup;
+                if (r == -ETIMEDOUT) /* as upstream: past the deadline, on to the networks */
+                        break;
+        }
+        body = json_object_new_object();
+        json_object_object_add(body, "confirm", json_object_new_boolean(1));
+        json_object_object_add(body, "namespace", ns ? json_object_new_string(ns) : NULL);
+        json_object_object_add(body, "clean_wait", json_object_new_boolean(1));
+        if (sf_cli_call(cli, "DELETE", strdup("/networks"), body, NULL) < 0)
+                goto cleanup;
+        sf_cli_json_empty(cli);
+        rc = 0;
+cleanup:
+        json_object_put(uuids);
+        return rc;
+}
+
 static int ns_delete_key(sf_cli_t *cli, sf_args_t *a) {
         return sf_cli_call(cli, "DELETE", sf_cli_path("/auth/namespaces/%s/keys/%s", a->pos[0], a->pos[1]), NULL, NULL) < 0;
 }
@@ -201,6 +253,12 @@ static int ns_remove_trust(sf_cli_t *cli, sf_args_t *a) {
         return sf_cli_print_response(cli, out);
 }
 
+static const sf_opt_t clean_opts[] = {
+        SF_OPT("confirm", 0, NULL, "Yes, delete everything"),
+        SF_OPT("namespace", 0, "TEXT", "The namespace to clean (admins only; default: your own)"),
+        {0},
+};
+
 static const sf_cmd_t cmds[] = {
         SF_CMD("list", "", "List namespaces", 0, ns_list),
         SF_CMD("create", "NAMESPACE", "Create a namespace.", 1, ns_create),
@@ -208,6 +266,8 @@ static const sf_cmd_t cmds[] = {
         SF_CMD("show", "NAMESPACE", "Show a namespace", 1, ns_show),
         SF_CMD("add-key", "NAMESPACE KEYNAME KEY", "Add a key to a namespace (re-adding a name rotates its key).", 3,
          ns_add_key),
+        SF_CMD("update-key", "NAMESPACE KEYNAME KEY", "Update a key already present in the namespace (rotates it).", 3,
+               ns_update_key),
         SF_CMD("delete-key", "NAMESPACE KEYNAME", "Delete a specific key from a namespace.", 2, ns_delete_key),
         SF_CMD("get-metadata", "NAMESPACE", "Get metadata items", 1, ns_get_metadata),
         SF_CMD("set-metadata", "NAMESPACE KEY VALUE", "Set a metadata item", 3, ns_set_metadata),
@@ -216,6 +276,8 @@ static const sf_cmd_t cmds[] = {
          ns_add_trust),
         SF_CMD("remove-trust", "NAMESPACE TRUSTED_NAMESPACE", "Remove another namespace's access to this namespace.", 2,
          ns_remove_trust),
+        SF_CMD("clean", "", "Delete every instance (waiting for them) and then every network of a namespace", 0,
+               ns_clean, .opts = clean_opts),
         {0},
 };
 

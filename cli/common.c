@@ -104,6 +104,16 @@ int sf_cli_events(sf_cli_t *cli, const char *plural, sf_args_t *a) {
                 if (limit) /* upstream's CLI sends it as a string */
                         json_object_object_add(body, "limit", json_object_new_string(limit));
         }
+        if (type || limit) {
+                int cap = sf_client_capable(&cli->client, "events-by-type");
+                if (cap <= 0) {
+                        if (cap == 0)
+                                fprintf(stderr, "ERROR: The API server version you are talking to does not support "
+                                                "filtering by event type or count.\n");
+                        json_object_put(body);
+                        return 1;
+                }
+        }
         snprintf(fmt, sizeof(fmt), "/%s/%%s/events", plural);
         if (sf_cli_call(cli, "GET", sf_cli_path(fmt, a->pos[0], NULL), body, &list) < 0)
                 return 1;
@@ -180,4 +190,18 @@ int sf_cli_delete_metadata(sf_cli_t *cli, const char *plural, const char *ref, c
                 return 1;
         sf_cli_json_empty(cli);
         return 0;
+}
+
+void sf_cli_metadata_block(sf_cli_t *cli, json_object *md) {
+        printf(cli->out == OUT_PRETTY ? "Metadata:\n" : "metadata,key,value\n");
+        if (!json_object_is_type(md, json_type_object))
+                return;
+        json_object_object_foreach(md, k, v) {
+                char *s = sf_out_pystr(v);
+                if (cli->out == OUT_PRETTY)
+                        printf("    %-8s: %s\n", k, s);
+                else
+                        printf("metadata,%s,%s\n", k, s);
+                free(s);
+        }
 }
