@@ -3,9 +3,10 @@
 #include "out.h"
 #include "wait.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 
 /* ' '.join(ns['trust']['full']) */
@@ -164,6 +165,49 @@ static int ns_update_key(sf_cli_t *cli, sf_args_t *a) {
         return sf_cli_call(cli, "PUT", sf_cli_path("/auth/namespaces/%s/keys", a->pos[0], NULL), body, NULL) < 0;
 }
 
+/* Polls GET /instances/<uuid> for each of uuids (a JSON array) every second until each is
+ * `deleted`, or in an error state (it will not get further by itself: said on stderr), or
+ * the --async deadline passes (as upstream: then on without them). -1 on a request error. */
+static int await_deleted(sf_cli_t *cli, json_object *uuids) {
+        size_t n = json_object_is_type(uuids, json_type_array) ? json_object_array_length(uuids) : 0;
+        char *done = calloc(n + 1, 1);
+        struct timespec t0, t;
+        size_t left = n;
+        int r = 0;
+
+        if (!done)
+                abort();
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (;;) {
+                for (size_t i = 0; i < n; i++) {
+                        const char *uuid = json_object_get_string(json_object_array_get_idx(uuids, i));
+                        json_object *inst = NULL, *st = NULL;
+                        const char *state;
+                        if (done[i])
+                                continue;
+                        if (sf_cli_call(cli, "GET", sf_cli_path("/instances/%s", uuid, NULL), NULL, &inst) < 0) {
+                                r = -1;
+                                goto cleanup;
+                        }
+                        state = json_object_object_get_ex(inst, "state", &st) ? json_object_get_string(st) : "";
+                        if (!strcmp(state, "deleted") || (strlen(state) >= 5 && !strcmp(state + strlen(state) - 5, "error"))) {
+                                if (strcmp(state, "deleted"))
+                                        fprintf(stderr, "instance %s is %s, not deleted\n", uuid, state);
+                                done[i] = 1;
+                                left--;
+                        }
+                        json_object_put(inst);
+                }
+                clock_gettime(CLOCK_MONOTONIC, &t);
+                if (!left || t.tv_sec - t0.tv_sec >= sf_wait_deadline_s(cli))
+                        break;
+                sleep(1);
+        }
+cleanup:
+        free(done);
+        return r;
+}
+
 /* Upstream's namespace clean: every instance deleted (waiting per --async until each is
  * `deleted`), then every network with clean_wait. Artifacts are not served yet. */
 static int ns_clean(sf_cli_t *cli, sf_args_t *a) {
@@ -181,18 +225,8 @@ static int ns_clean(sf_cli_t *cli, sf_args_t *a) {
         json_object_object_add(body, "namespace", ns ? json_object_new_string(ns) : NULL);
         if (sf_cli_call(cli, "DELETE", strdup("/instances"), body, &uuids) < 0)
                 goto cleanup;
-        for (size_t i = 0; sf_wait_deadline_s(cli) > 0 && json_object_is_type(uuids, json_type_array) &&
-                           i < json_object_array_length(uuids);
-             i++) {
-                char *path = sf_cli_path("/instances/%s", json_object_get_string(json_object_array_get_idx(uuids, i)),
-                                         NULL);
-                int r = sf_wait_state(cli, "instance", path, NULL, "deleted", NULL);
-                free(path);
-                if (r == -1)
-                        goto cleanup;
-                if (r == -ETIMEDOUT) /* as upstream: past the deadline, on to the networks */
-                        break;
-        }
+        if (await_deleted(cli, uuids) < 0)
+                goto cleanup;
         body = json_object_new_object();
         json_object_object_add(body, "confirm", json_object_new_boolean(1));
         json_object_object_add(body, "namespace", ns ? json_object_new_string(ns) : NULL);
