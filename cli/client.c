@@ -104,6 +104,8 @@ static long exchange(sf_client_t *c, const char *method, const char *path, json_
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        if (c->timeout_ms > 0)
+                curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
         if (body && json_object_is_type(body, json_type_object) && json_object_object_length(body) > 0) {
                 payload = compact ? sf_json_dumps(body) : dump_body(body);
                 if (!payload)

@@ -25,8 +25,31 @@ static const char ROOT_HELP[] =
         "Without --apiurl or SHAKENFIST_API_URL the settings come from ~/.shakenfist, then\n"
         "/etc/sf/shakenfist.json (JSON with namespace, key and apiurl).\n"
         "Exit status: 0 on success, 1 on any error.\n"
+        "Run 'sf COMMAND --help' for a group's commands and 'sf COMMAND SUBCOMMAND --help'\n"
+        "for a command's arguments and options (help needs no server).\n"
         "\n"
         "Commands:\n";
+
+/* The global options (before the group), for the parser and for completion alike. */
+typedef enum { G_PRETTY, G_SIMPLE, G_JSON, G_VERBOSE, G_NO_VERBOSE, G_NAMESPACE, G_KEY, G_APIURL, G_ASYNC, G_HELP } gopt_t;
+static const struct {
+        const char *name;
+        gopt_t which;
+        int takes_value;
+} GLOBAL_OPTS[] = {
+        {"--pretty", G_PRETTY, 0},       {"--simple", G_SIMPLE, 0},        {"--json", G_JSON, 0},
+        {"--verbose", G_VERBOSE, 0},     {"--no-verbose", G_NO_VERBOSE, 0}, {"--namespace", G_NAMESPACE, 1},
+        {"--key", G_KEY, 1},             {"--apiurl", G_APIURL, 1},        {"--async-strategy", G_ASYNC, 1},
+        {"--async", G_ASYNC, 1},         {"--help", G_HELP, 0},            {NULL, 0, 0},
+};
+static const char ASYNC_CHOICES[] = "[continue|pause|block]";
+
+static int global_opt_find(const char *arg) {
+        for (int k = 0; GLOBAL_OPTS[k].name; k++)
+                if (!strcmp(GLOBAL_OPTS[k].name, arg))
+                        return k;
+        return -1;
+}
 
 /* Groups in the order `sf --help` lists them. */
 static const sf_group_t *const GROUPS[] = {
@@ -51,7 +74,10 @@ static void root_help(FILE *f) {
 }
 
 static void group_help(FILE *f, const sf_group_t *g) {
-        fprintf(f, "Usage: sf %s [OPTIONS] COMMAND [ARGS]...\n\n  %s\n\nCommands:\n", g->name, g->help);
+        fprintf(f,
+                "Usage: sf %s [OPTIONS] COMMAND [ARGS]...\n\n  %s\n\nOptions:\n  --help  Show this message and exit.\n\n"
+                "Commands:\n",
+                g->name, g->help);
         for (const sf_cmd_t *c = g->cmds; c->name; c++)
                 fprintf(f, "  %-16s %s\n", c->name, c->help);
 }
@@ -172,6 +198,289 @@ static int parse_args(const sf_group_t *g, const sf_cmd_t *c, int argc, char **a
         return 0;
 }
 
+/* ---- completion ----
+ * tools/sf-completion.bash calls `sf __complete CWORD WORD...` with the words after `sf`
+ * up to the cursor (bash's COMP_WORDS[1..COMP_CWORD]) and CWORD the index of the word
+ * being completed. Candidates come from the same tables the parser uses, so completion
+ * never drifts from the code; one per line, filtered by the typed prefix. Exit 0, or 2 when
+ * the word is a file name (the script then lets bash complete files). Names of instances,
+ * networks, nodes and namespaces for REF arguments are fetched only when a server is
+ * configured, with a short timeout, and any error stays silent (stderr is /dev/null). */
+
+#define COMPLETE_TIMEOUT_MS 1500
+#define COMPLETE_FILES 2
+#define COMPLETE_MAX_WORDS 256
+
+static const char *const EVENT_TYPES[] = {"audit", "mutate", "status", "usage", "resources", "prune", "historic", NULL};
+
+static void offer(const char *cur, const char *word) {
+        if (word && !strncmp(word, cur, strlen(cur)))
+                printf("%s\n", word);
+}
+
+/* Each choice of a metavar such as "[continue|pause|block]" or "{list}"; 0 if it has none. */
+static int offer_choices(const char *cur, const char *spec) {
+        char buf[256], *save = NULL;
+        int n = 0;
+        snprintf(buf, sizeof(buf), "%s", spec);
+        for (char *t = strtok_r(buf, "[]{}|.", &save); t; t = strtok_r(NULL, "[]{}|.", &save)) {
+                for (const char *p = t; *p; p++)
+                        if (!((*p >= 'a' && *p <= 'z') || *p == '-' || *p == '_'))
+                                return n;
+                offer(cur, t);
+                n++;
+        }
+        return n;
+}
+
+/* The names (and, once something is typed, the uuids) the API lists at path. */
+static int offer_remote_names(sf_client_t *client, const char *path, const char *cur) {
+        json_object *list = NULL;
+        int r = 0;
+        if (sf_client_configure(client) < 0)
+                return 0;
+        client->timeout_ms = COMPLETE_TIMEOUT_MS;
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        if (sf_client_request(client, "GET", path, NULL, &list) == 0 && json_object_is_type(list, json_type_array)) {
+                for (size_t i = 0; i < json_object_array_length(list); i++) {
+                        json_object *o = json_object_array_get_idx(list, i), *v;
+                        if (json_object_object_get_ex(o, "name", &v) && json_object_is_type(v, json_type_string))
+                                offer(cur, json_object_get_string(v));
+                        if (*cur && json_object_object_get_ex(o, "uuid", &v) && json_object_is_type(v, json_type_string))
+                                offer(cur, json_object_get_string(v));
+                }
+        } else {
+                r = -1;
+        }
+        json_object_put(list);
+        curl_global_cleanup();
+        return r;
+}
+
+/* Which list a positional argument's metavar names ("INSTANCE_REF", "NETWORK_REF", "NODE",
+ * "TRUSTED_NAMESPACE"; a bare "REF" is the group's own kind). NULL = none. */
+static const char *ref_list_path(const char *group, const char *token) {
+        static const struct {
+                const char *word, *group, *path;
+        } KINDS[] = {
+                {"INSTANCE", "instance", "/instances"}, {"NETWORK", "network", "/networks"},
+                {"NODE", "node", "/nodes"},             {"NAMESPACE", "namespace", "/auth/namespaces"},
+        };
+        for (size_t k = 0; k < sizeof(KINDS) / sizeof(KINDS[0]); k++)
+                if (strstr(token, KINDS[k].word))
+                        return KINDS[k].path;
+        if (!strcmp(token, "REF"))
+                for (size_t k = 0; k < sizeof(KINDS) / sizeof(KINDS[0]); k++)
+                        if (!strcmp(group, KINDS[k].group))
+                                return KINDS[k].path;
+        return NULL;
+}
+
+static int complete_positional(sf_client_t *client, const sf_group_t *g, const sf_cmd_t *c, int npos, const char *cur) {
+        char buf[256], *save = NULL, *token = NULL;
+        const char *path;
+        int k = 0;
+        snprintf(buf, sizeof(buf), "%s", c->args);
+        for (char *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save), k++) {
+                token = t;
+                if (k == npos)
+                        break;
+        }
+        if (!token || (k != npos && !strstr(token, "...")))
+                return 0; /* past the last argument (unless it repeats) */
+        if (offer_choices(cur, token))
+                return 0;
+        if (strstr(token, "PATH") || strstr(token, "FILE") || strstr(token, "DESTINATION") || strstr(token, "SOURCE"))
+                return COMPLETE_FILES;
+        if ((path = ref_list_path(g->name, token)))
+                offer_remote_names(client, path, cur);
+        return 0;
+}
+
+static int complete_opt_value(sf_client_t *client, const sf_opt_t *o, const char *cur) {
+        if (!o->metavar)
+                return 0;
+        if (offer_choices(cur, o->metavar))
+                return 0;
+        if (!strcmp(o->name, "type")) {
+                for (int k = 0; EVENT_TYPES[k]; k++)
+                        offer(cur, EVENT_TYPES[k]);
+                return 0;
+        }
+        if (strstr(o->metavar, "PATH") || strstr(o->metavar, "FILE"))
+                return COMPLETE_FILES;
+        if (!strcmp(o->name, "network") || !strcmp(o->name, "floated"))
+                return offer_remote_names(client, "/networks", cur), 0;
+        if (!strcmp(o->name, "namespace"))
+                return offer_remote_names(client, "/auth/namespaces", cur), 0;
+        if (!strcmp(o->name, "placement"))
+                return offer_remote_names(client, "/nodes", cur), 0;
+        return 0;
+}
+
+/* The option of c that `arg` (--name, --neg, -x, --name=v) names; NULL if none. */
+static const sf_opt_t *cmd_opt_find(const sf_cmd_t *c, const char *arg, int *ret_inline) {
+        const char *eq = strchr(arg, '=');
+        for (const sf_opt_t *o = c->opts; o && o->name; o++) {
+                if (arg[1] == '-') {
+                        size_t len = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+                        if ((strlen(o->name) == len && !strncmp(o->name, arg + 2, len)) ||
+                            (o->neg && strlen(o->neg) == len && !strncmp(o->neg, arg + 2, len))) {
+                                *ret_inline = eq != NULL;
+                                return o;
+                        }
+                } else if (o->shortname && o->shortname == arg[1]) {
+                        *ret_inline = arg[2] != 0;
+                        return o;
+                }
+        }
+        return NULL;
+}
+
+static int complete_main(int argc, char **argv) {
+        enum { P_GLOBAL, P_VERSION, P_GROUP, P_CMD } phase = P_GLOBAL;
+        sf_client_t client = {0};
+        const sf_group_t *g = NULL;
+        const sf_cmd_t *c = NULL;
+        const sf_opt_t *pending = NULL; /* a command option whose value is being typed */
+        int pending_global = -1, npos = 0, only_pos = 0, rc = 0, n = 0, cword;
+        char *ws[COMPLETE_MAX_WORDS], *cur = NULL;
+        const char *value_cur;
+
+        if (!freopen("/dev/null", "w", stderr))
+                return 0;
+        if (argc < 1 || (cword = atoi(argv[0])) < 0 || cword >= argc || cword >= COMPLETE_MAX_WORDS)
+                return 0;
+        char **words = argv + 1;
+        /* bash splits "--opt=v" and "http://h:p" at '=' and ':' (COMP_WORDBREAKS): glue back. */
+        for (int j = 0; j < cword; j++) {
+                if (n == 0 || (strcmp(words[j], "=") && strcmp(words[j], ":"))) {
+                        ws[n++] = strdup(words[j]);
+                        continue;
+                }
+                char *joined;
+                const char *sep = words[j], *next = j + 1 < cword ? words[++j] : "";
+                if (asprintf(&joined, "%s%s%s", ws[n - 1], sep, next) < 0)
+                        abort();
+                free(ws[n - 1]);
+                ws[n - 1] = joined;
+        }
+        const char *raw = cword < argc - 1 ? words[cword] : "";
+        if (n > 0 && (!strcmp(raw, "=") || (cword > 0 && !strcmp(words[cword - 1], "=")))) {
+                /* the value of --opt= is being typed: bash replaces only the part after '=' */
+                if (asprintf(&cur, "%s%s", ws[--n], !strcmp(raw, "=") ? "=" : raw) < 0)
+                        abort();
+                free(ws[n]);
+        } else {
+                cur = strdup(raw);
+        }
+
+        for (int j = 0; j < n; j++) {
+                const char *w = ws[j];
+                if (phase == P_GLOBAL && w[0] == '-') {
+                        int k = global_opt_find(w);
+                        if (k >= 0 && GLOBAL_OPTS[k].takes_value) {
+                                if (j + 1 >= n) {
+                                        pending_global = k;
+                                        break;
+                                }
+                                char **dst = GLOBAL_OPTS[k].which == G_APIURL      ? &client.apiurl
+                                             : GLOBAL_OPTS[k].which == G_NAMESPACE ? &client.namespace
+                                             : GLOBAL_OPTS[k].which == G_KEY       ? &client.key
+                                                                                   : NULL;
+                                if (dst) {
+                                        free(*dst);
+                                        *dst = strdup(ws[j + 1]);
+                                }
+                                j++;
+                        }
+                } else if (phase == P_GLOBAL) {
+                        if (!strcmp(w, "version")) {
+                                phase = P_VERSION;
+                                continue;
+                        }
+                        for (int k = 0; GROUPS[k]; k++)
+                                if (!strcmp(GROUPS[k]->name, w))
+                                        g = GROUPS[k];
+                        if (!g)
+                                goto cleanup;
+                        phase = P_GROUP;
+                } else if (phase == P_GROUP && w[0] != '-') {
+                        for (c = g->cmds; c->name && strcmp(c->name, w); c++)
+                                ;
+                        if (!c->name)
+                                goto cleanup;
+                        phase = P_CMD;
+                } else if (phase == P_CMD && !only_pos && !strcmp(w, "--")) {
+                        only_pos = 1;
+                } else if (phase == P_CMD && !only_pos && w[0] == '-' && w[1]) {
+                        int has_inline = 0;
+                        const sf_opt_t *o = cmd_opt_find(c, w, &has_inline);
+                        if (o && o->metavar && !has_inline) {
+                                if (j + 1 >= n) {
+                                        pending = o;
+                                        break;
+                                }
+                                j++;
+                        }
+                } else if (phase == P_CMD) {
+                        npos++;
+                }
+        }
+
+        value_cur = strchr(cur, '=') ? strchr(cur, '=') + 1 : cur;
+        if (pending_global >= 0) {
+                if (GLOBAL_OPTS[pending_global].which == G_ASYNC)
+                        offer_choices(cur, ASYNC_CHOICES);
+        } else if (pending) {
+                rc = complete_opt_value(&client, pending, cur);
+        } else if (cur[0] == '-' && strchr(cur, '=')) {
+                int has_inline = 0;
+                const sf_opt_t *o = phase == P_CMD ? cmd_opt_find(c, cur, &has_inline) : NULL;
+                int k = phase == P_GLOBAL ? global_opt_find(strndupa(cur, (size_t)(strchr(cur, '=') - cur))) : -1;
+                if (o)
+                        rc = complete_opt_value(&client, o, value_cur);
+                else if (k >= 0 && GLOBAL_OPTS[k].which == G_ASYNC)
+                        offer_choices(value_cur, ASYNC_CHOICES);
+        } else if (phase == P_GLOBAL) {
+                if (cur[0] == '-') {
+                        for (int k = 0; GLOBAL_OPTS[k].name; k++)
+                                offer(cur, GLOBAL_OPTS[k].name);
+                } else {
+                        for (int k = 0; GROUPS[k]; k++)
+                                offer(cur, GROUPS[k]->name);
+                        offer(cur, "version");
+                }
+        } else if (phase == P_VERSION || phase == P_GROUP) {
+                if (cur[0] == '-')
+                        offer(cur, "--help");
+                else
+                        for (const sf_cmd_t *k = phase == P_GROUP ? g->cmds : NULL; k && k->name; k++)
+                                offer(cur, k->name);
+        } else if (cur[0] == '-' && !only_pos) {
+                for (const sf_opt_t *o = c->opts; o && o->name; o++) {
+                        char buf[96];
+                        snprintf(buf, sizeof(buf), "--%s", o->name);
+                        offer(cur, buf);
+                        if (o->neg) {
+                                snprintf(buf, sizeof(buf), "--%s", o->neg);
+                                offer(cur, buf);
+                        }
+                }
+                offer(cur, "--help");
+        } else {
+                rc = complete_positional(&client, g, c, npos, cur);
+        }
+
+cleanup:
+        fflush(stdout);
+        for (int j = 0; j < n; j++)
+                free(ws[j]);
+        free(cur);
+        sf_client_free(&client);
+        return rc;
+}
+
 int main(int argc, char **argv) {
         sf_cli_t cli = {.out = OUT_PRETTY};
         const sf_group_t *g = NULL;
@@ -179,24 +488,28 @@ int main(int argc, char **argv) {
         sf_args_t args = {0};
         int i, rc;
 
+        if (argc > 1 && !strcmp(argv[1], "__complete"))
+                return complete_main(argc - 2, argv + 2);
+
         /* Global options come before the group, as upstream's click root group wants them. */
         for (i = 1; i < argc && argv[i][0] == '-'; i++) {
                 const char *a = argv[i];
+                int k = global_opt_find(a);
                 char **dst = NULL;
-                if (!strcmp(a, "--help")) {
-                        root_help(stdout);
-                        return 0;
-                } else if (!strcmp(a, "--pretty")) cli.out = OUT_PRETTY;
-                else if (!strcmp(a, "--simple")) cli.out = OUT_SIMPLE;
-                else if (!strcmp(a, "--json")) cli.out = OUT_JSON;
-                else if (!strcmp(a, "--verbose")) cli.client.verbose = 1;
-                else if (!strcmp(a, "--no-verbose")) cli.client.verbose = 0;
-                else if (!strcmp(a, "--namespace")) dst = &cli.client.namespace;
-                else if (!strcmp(a, "--key")) dst = &cli.client.key;
-                else if (!strcmp(a, "--apiurl")) dst = &cli.client.apiurl;
-                else if (!strcmp(a, "--async-strategy") || !strcmp(a, "--async")) dst = &cli.client.async_strategy;
-                else
+                if (k < 0)
                         return usage_error("[OPTIONS] COMMAND [ARGS]...", "No such option:", a);
+                switch (GLOBAL_OPTS[k].which) {
+                case G_HELP: root_help(stdout); return 0;
+                case G_PRETTY: cli.out = OUT_PRETTY; break;
+                case G_SIMPLE: cli.out = OUT_SIMPLE; break;
+                case G_JSON: cli.out = OUT_JSON; break;
+                case G_VERBOSE: cli.client.verbose = 1; break;
+                case G_NO_VERBOSE: cli.client.verbose = 0; break;
+                case G_NAMESPACE: dst = &cli.client.namespace; break;
+                case G_KEY: dst = &cli.client.key; break;
+                case G_APIURL: dst = &cli.client.apiurl; break;
+                case G_ASYNC: dst = &cli.client.async_strategy; break;
+                }
                 if (dst) {
                         if (i + 1 >= argc)
                                 return usage_error("[OPTIONS] COMMAND [ARGS]...", "Option requires an argument:", a);
