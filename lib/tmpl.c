@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
         char *buf;
@@ -132,6 +134,19 @@ int sf_tmpl_render_file(const char *path, const sf_tmpl_var_t *vars, size_t nvar
         return r;
 }
 
+int sf_tmpl_dir_near(const char *bin_dir, char *out, size_t len) {
+        char probe[PATH_MAX];
+        if (snprintf(probe, sizeof(probe), "%s/../share/sf/templates/domain.xml", bin_dir) < (int)sizeof(probe) &&
+            access(probe, R_OK) == 0) {
+                if (snprintf(out, len, "%s/../share/sf/templates", bin_dir) >= (int)len)
+                        return -ENAMETOOLONG;
+                return 0;
+        }
+        if (snprintf(out, len, "%s/../templates", bin_dir) >= (int)len)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
 int sf_tmpl_dir(char *out, size_t len) {
         const char *env = getenv("SF_TEMPLATES");
         char exe[PATH_MAX];
@@ -150,7 +165,5 @@ int sf_tmpl_dir(char *out, size_t len) {
         if (!slash)
                 return -EINVAL;
         *slash = 0;
-        if (snprintf(out, len, "%s/../templates", exe) >= (int)len)
-                return -ENAMETOOLONG;
-        return 0;
+        return sf_tmpl_dir_near(exe, out, len);
 }

@@ -94,10 +94,37 @@ static void test_file_and_dir(void **state) {
         assert_string_equal(tdir, want);
 }
 
+/* An installed tree (make install): PREFIX/sbin/sf-compute finds PREFIX/share/sf/templates. */
+static void test_dir_installed(void **state) {
+        char root[] = "/tmp/sftmplinstXXXXXX", path[512], bin[512], tdir[PATH_MAX], want[PATH_MAX];
+
+        (void)state;
+        assert_non_null(mkdtemp(root));
+        snprintf(bin, sizeof(bin), "%s/sbin", root);
+        assert_int_equal(sf_mkdir_p(bin, 0755), 0);
+        /* no share/sf/templates: the source tree's layout */
+        assert_int_equal(sf_tmpl_dir_near(bin, tdir, sizeof(tdir)), 0);
+        snprintf(want, sizeof(want), "%s/../templates", bin);
+        assert_string_equal(tdir, want);
+        snprintf(path, sizeof(path), "%s/share/sf/templates", root);
+        assert_int_equal(sf_mkdir_p(path, 0755), 0);
+        /* a directory without domain.xml is not a template directory */
+        assert_int_equal(sf_tmpl_dir_near(bin, tdir, sizeof(tdir)), 0);
+        assert_string_equal(tdir, want);
+        snprintf(path, sizeof(path), "%s/share/sf/templates/domain.xml", root);
+        assert_int_equal(sf_file_write_atomic(path, "<domain/>\n", 10, 0644), 0);
+        assert_int_equal(sf_tmpl_dir_near(bin, tdir, sizeof(tdir)), 0);
+        snprintf(want, sizeof(want), "%s/../share/sf/templates", bin);
+        assert_string_equal(tdir, want);
+        assert_int_equal(sf_tmpl_dir_near(bin, tdir, 8), -ENAMETOOLONG);
+        assert_int_equal(sf_rm_rf(root), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_escape),
                 cmocka_unit_test(test_raw),
+                cmocka_unit_test(test_dir_installed),
                 cmocka_unit_test(test_errors),
                 cmocka_unit_test(test_file_and_dir),
         };
