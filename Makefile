@@ -158,3 +158,38 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
+
+# ---- install (PREFIX and DESTDIR as every C project: `make install DESTDIR=/tmp/pkg`) ----
+# Daemons and sf-ctl (root's tools: sf-network needs CAP_NET_ADMIN, sf-ctl writes Redis
+# directly) go to sbin, like libvirtd and dnsmasq; the sf client to bin. The daemons find
+# the templates in ../share/sf/templates beside their own sbin/ (lib/tmpl.c), so a tree
+# installed under any PREFIX works without SF_TEMPLATES. sf-creds writes the Redis and
+# NATS credentials a node needs (tools/sf-creds). Nothing else of tools/ is needed at run
+# time: the daemons exec only system tools (qemu-img, genisoimage, ip, iptables, dnsmasq).
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+DATADIR ?= $(PREFIX)/share
+MANDIR  ?= $(DATADIR)/man
+COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
+INSTALL ?= install
+
+SBIN_INSTALL := sf-api sf-compute sf-network sf-blob sf-ctl
+TEMPLATES    := $(wildcard templates/*.xml)
+
+.PHONY: install uninstall
+install: $(BINS)
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR)/sf/templates \
+	        $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(COMPLETIONDIR)
+	$(INSTALL) -m 0755 $(BUILD)/sf $(DESTDIR)$(BINDIR)/sf
+	$(INSTALL) -m 0755 $(addprefix $(BUILD)/,$(SBIN_INSTALL)) $(DESTDIR)$(SBINDIR)/
+	$(INSTALL) -m 0755 tools/sf-creds $(DESTDIR)$(SBINDIR)/sf-creds
+	$(INSTALL) -m 0644 $(TEMPLATES) $(DESTDIR)$(DATADIR)/sf/templates/
+	$(INSTALL) -m 0644 docs/sf.1 $(DESTDIR)$(MANDIR)/man1/sf.1
+	$(INSTALL) -m 0644 tools/sf-completion.bash $(DESTDIR)$(COMPLETIONDIR)/sf
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/sf $(addprefix $(DESTDIR)$(SBINDIR)/,$(SBIN_INSTALL) sf-creds) \
+	      $(addprefix $(DESTDIR)$(DATADIR)/sf/templates/,$(notdir $(TEMPLATES))) \
+	      $(DESTDIR)$(MANDIR)/man1/sf.1 $(DESTDIR)$(COMPLETIONDIR)/sf
+	-rmdir $(DESTDIR)$(DATADIR)/sf/templates $(DESTDIR)$(DATADIR)/sf 2>/dev/null
