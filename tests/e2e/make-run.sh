@@ -104,6 +104,20 @@ grep -q "SF_REDIS_PASSWORD_FILE='$R/etc/redis_password'" "$R/sf.env" ||
     fail "$R/sf.env does not name the redis password file"
 grep -q 'redis_password' "$W/sf-run.log" || fail "sf-run does not say where the credentials are"
 
+# The banner says how to use the sf client against this node; that very command works.
+SF_CMD=$(sed -n 's/^ *sf CLI: *//p' "$W/sf-run.log" | head -1)
+[[ "$SF_CMD" == "source $R/etc/sfrc && $BUILD/sf instance list" ]] ||
+    fail "sf-run does not print how to use sf (got '$SF_CMD')"
+# (Until the instance group has its list command, the same line with `namespace list`.)
+if ! "$BUILD/sf" __complete 1 instance list | grep -qx list; then
+    SF_CMD=${SF_CMD/instance list/namespace list}
+    log "this sf has no 'instance list' yet: running '$SF_CMD'"
+fi
+out=$(env -u SHAKENFIST_API_URL -u SHAKENFIST_NAMESPACE -u SHAKENFIST_KEY HOME=$W bash -c "$SF_CMD" 2>&1) ||
+    fail "the printed sf command failed: $out"
+head -1 <<< "$out" | grep '^+-' > /dev/null || fail "the printed sf command printed no table: $out"
+log "sf-run's sf command works: $SF_CMD"
+
 # The daemons work with them: API -> Redis -> NATS -> sf-network -> Redis.
 api_token
 n=$((RANDOM % 250 + 2))
