@@ -13,20 +13,25 @@ static const char ROOT_HELP[] =
         "Usage: sf [OPTIONS] COMMAND [ARGS]...\n"
         "\n"
         "Options:\n"
-        "  --pretty / --simple / --json    Output format (default --pretty; the last one wins)\n"
+        "  --pretty / --simple / --json    Output format (default --pretty; the last one\n"
+        "                                  wins)\n"
         "  --verbose / --no-verbose        Print each request and response to stderr\n"
-        "  --namespace TEXT                Namespace to authenticate as [env SHAKENFIST_NAMESPACE]\n"
+        "  --namespace TEXT                Namespace to authenticate as\n"
+        "                                  [env SHAKENFIST_NAMESPACE]\n"
         "  --key TEXT                      Key of that namespace [env SHAKENFIST_KEY]\n"
-        "  --apiurl TEXT                   API URL, e.g. http://localhost:13000 [env SHAKENFIST_API_URL]\n"
+        "  --apiurl TEXT                   API URL, e.g. http://localhost:13000\n"
+        "                                  [env SHAKENFIST_API_URL]\n"
         "  --async-strategy, --async [continue|pause|block]\n"
-        "                                  How long to wait for creates and deletes [env SHAKENFIST_ASYNC]\n"
+        "                                  How long to wait for creates and deletes\n"
+        "                                  [env SHAKENFIST_ASYNC]\n"
         "  --help                          Show this message and exit.\n"
         "\n"
-        "Without --apiurl or SHAKENFIST_API_URL the settings come from ~/.shakenfist, then\n"
-        "/etc/sf/shakenfist.json (JSON with namespace, key and apiurl).\n"
+        "Without --apiurl or SHAKENFIST_API_URL the settings come from ~/.shakenfist,\n"
+        "then /etc/sf/shakenfist.json (JSON with namespace, key and apiurl).\n"
         "Exit status: 0 on success, 1 on any error.\n"
-        "Run 'sf COMMAND --help' for a group's commands and 'sf COMMAND SUBCOMMAND --help'\n"
-        "for a command's arguments and options (help needs no server).\n"
+        "Run 'sf COMMAND --help' for a group's commands, and\n"
+        "'sf COMMAND SUBCOMMAND --help' for a command's arguments and options\n"
+        "(help needs no server).\n"
         "\n"
         "Commands:\n";
 
@@ -66,10 +71,30 @@ static int cmd_version(sf_cli_t *cli, sf_args_t *a) {
 
 /* ---- help ---- */
 
+/* Help text wrapped at HELP_WIDTH columns, as click does: the cursor is at column col and
+ * every further line starts there too. */
+#define HELP_WIDTH 79
+static void help_wrapped(FILE *f, int col, const char *text, const char *suffix) {
+        char buf[1024], *save = NULL;
+        int at = col;
+        snprintf(buf, sizeof(buf), "%s%s", text, suffix);
+        for (char *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+                int len = (int)strlen(w);
+                if (at > col && at + 1 + len > HELP_WIDTH) {
+                        fprintf(f, "\n%*s", col, "");
+                        at = col;
+                }
+                at += fprintf(f, "%s%s", at > col ? " " : "", w);
+        }
+        fputc('\n', f);
+}
+
 static void root_help(FILE *f) {
         fputs(ROOT_HELP, f);
-        for (int i = 0; GROUPS[i]; i++)
-                fprintf(f, "  %-12s %s\n", GROUPS[i]->name, GROUPS[i]->help);
+        for (int i = 0; GROUPS[i]; i++) {
+                fprintf(f, "  %-12s ", GROUPS[i]->name);
+                help_wrapped(f, 15, GROUPS[i]->help, "");
+        }
         fprintf(f, "  %-12s %s\n", "version", "Print the client version (its User-Agent)");
 }
 
@@ -78,13 +103,16 @@ static void group_help(FILE *f, const sf_group_t *g) {
                 "Usage: sf %s [OPTIONS] COMMAND [ARGS]...\n\n  %s\n\nOptions:\n  --help  Show this message and exit.\n\n"
                 "Commands:\n",
                 g->name, g->help);
-        for (const sf_cmd_t *c = g->cmds; c->name; c++)
-                fprintf(f, "  %-16s %s\n", c->name, c->help);
+        for (const sf_cmd_t *c = g->cmds; c->name; c++) {
+                fprintf(f, "  %-16s ", c->name);
+                help_wrapped(f, 19, c->help, "");
+        }
 }
 
 static void cmd_help(FILE *f, const sf_group_t *g, const sf_cmd_t *c) {
-        fprintf(f, "Usage: sf %s %s [OPTIONS]%s%s\n\n  %s\n\nOptions:\n", g->name, c->name, *c->args ? " " : "",
-                c->args, c->help);
+        fprintf(f, "Usage: sf %s %s [OPTIONS]%s%s\n\n  ", g->name, c->name, *c->args ? " " : "", c->args);
+        help_wrapped(f, 2, c->help, "");
+        fprintf(f, "\nOptions:\n");
         for (const sf_opt_t *o = c->opts; o && o->name; o++) {
                 char spec[96];
                 int n = 0;
@@ -96,9 +124,10 @@ static void cmd_help(FILE *f, const sf_group_t *g, const sf_cmd_t *c) {
                 if (o->metavar)
                         snprintf(spec + n, sizeof(spec) - (size_t)n, " %s", o->metavar);
                 if (strlen(spec) > 28)
-                        fprintf(f, "  %s\n  %-28s  %s%s\n", spec, "", o->help, o->multiple ? " (repeatable)" : "");
+                        fprintf(f, "  %s\n  %-28s  ", spec, "");
                 else
-                        fprintf(f, "  %-28s  %s%s\n", spec, o->help, o->multiple ? " (repeatable)" : "");
+                        fprintf(f, "  %-28s  ", spec);
+                help_wrapped(f, 32, o->help, o->multiple ? " (repeatable)" : "");
         }
         fprintf(f, "  %-28s  %s\n", "--help", "Show this message and exit.");
 }

@@ -111,11 +111,25 @@ expect_comp "block continue pause" --json --async ''
 expect_comp "pause" --async = p                    # --async=p, split by bash at '='
 expect_comp "--help" version --
 expect_comp "" nosuchgroup ''
-# Every command's options, as its --help lists them.
+# Help is offline and fits 79 columns (but for the Usage line); every command's options are
+# completed as its --help lists them.
+offline() { env -u SHAKENFIST_API_URL -u SHAKENFIST_NAMESPACE -u SHAKENFIST_KEY HOME=/nonexistent "$SF" "$@"; }
+help_fits() {   # WHAT: help text on stdin
+    local long
+    long=$(grep -v '^Usage: ' | awk 'length > 79' | head -3)
+    [ -z "$long" ] || fail "$1 has lines over 79 columns: $long"
+}
+offline --help > "$W/help.txt" || fail "sf --help failed offline"
+help_fits "sf --help" < "$W/help.txt"
 for g in $groups; do
     [ "$g" = version ] && continue
+    offline "$g" --help > "$W/help.txt" || fail "sf $g --help failed offline"
+    help_fits "sf $g --help" < "$W/help.txt"
     for c in $(complete_words 1 "$g" ''); do
-        want=$("$SF" "$g" "$c" --help | grep -o '^  \(-., \)\?--[a-z-]*\( / --[a-z-]*\)\?' |
+        offline "$g" "$c" --help > "$W/help.txt" || fail "sf $g $c --help failed offline"
+        help_fits "sf $g $c --help" < "$W/help.txt"
+        grep -q '^Options:' "$W/help.txt" || fail "sf $g $c --help lists no options"
+        want=$(grep -o '^  \(-., \)\?--[a-z-]*\( / --[a-z-]*\)\?' "$W/help.txt" |
                sed -e 's/^  //' -e 's/^-., //' | tr '/' '\n' | tr -d ' ' | sort | paste -sd' ')
         expect_comp "$want" "$g" "$c" --
     done
