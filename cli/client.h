@@ -9,11 +9,11 @@
 
 typedef struct {
         char *apiurl, *namespace, *key;
+        long timeout_ms;      /* per HTTP exchange; 0 = none (completion sets a short one) */
         char *async_strategy; /* continue | pause | block */
         int verbose;
         char *token;          /* "Bearer ..." once authenticated */
         char *root;           /* GET / once per run, for sf_client_capable */
-        long timeout_ms;      /* per HTTP exchange; 0 = none (completion sets a short one) */
 } sf_client_t;
 
 /* Fills what flags left unset: SHAKENFIST_* variables, then (only with no API URL yet)
