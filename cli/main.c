@@ -242,9 +242,12 @@ static int parse_args(const sf_group_t *g, const sf_cmd_t *c, int argc, char **a
 
 static const char *const EVENT_TYPES[] = {"audit", "mutate", "status", "usage", "resources", "prune", "historic", NULL};
 
+/* Printed before each candidate: "--opt=" when the shell kept "--opt=value" as one word. */
+static char offer_prefix[64];
+
 static void offer(const char *cur, const char *word) {
         if (word && !strncmp(word, cur, strlen(cur)))
-                printf("%s\n", word);
+                printf("%s%s\n", offer_prefix, word);
 }
 
 /* Each choice of a metavar such as "[continue|pause|block]" or "{list}"; 0 if it has none. */
@@ -308,14 +311,13 @@ static const char *ref_list_path(const char *group, const char *token) {
 static int complete_positional(sf_client_t *client, const sf_group_t *g, const sf_cmd_t *c, int npos, const char *cur) {
         char buf[256], *save = NULL, *token = NULL;
         const char *path;
-        int k = 0;
+        int k = 0, found = 0;
         snprintf(buf, sizeof(buf), "%s", c->args);
-        for (char *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save), k++) {
+        for (char *t = strtok_r(buf, " ", &save); t && !found; t = strtok_r(NULL, " ", &save), k++) {
                 token = t;
-                if (k == npos)
-                        break;
+                found = k == npos;
         }
-        if (!token || (k != npos && !strstr(token, "...")))
+        if (!token || (!found && !strstr(token, "...")))
                 return 0; /* past the last argument (unless it repeats) */
         if (offer_choices(cur, token))
                 return 0;
@@ -331,7 +333,7 @@ static int complete_opt_value(sf_client_t *client, const sf_opt_t *o, const char
                 return 0;
         if (offer_choices(cur, o->metavar))
                 return 0;
-        if (!strcmp(o->name, "type")) {
+        if (o == &sf_cli_events_opts[0]) { /* -t of every `events` command: an event type */
                 for (int k = 0; EVENT_TYPES[k]; k++)
                         offer(cur, EVENT_TYPES[k]);
                 return 0;
@@ -402,6 +404,8 @@ static int complete_main(int argc, char **argv) {
                 free(ws[n]);
         } else {
                 cur = strdup(raw);
+                if (cur[0] == '-' && strchr(cur, '=')) /* one word: candidates keep "--opt=" */
+                        snprintf(offer_prefix, sizeof(offer_prefix), "%.*s", (int)(strchr(cur, '=') - cur + 1), cur);
         }
 
         for (int j = 0; j < n; j++) {

@@ -111,6 +111,22 @@ expect_comp "block continue pause" --json --async ''
 expect_comp "pause" --async = p                    # --async=p, split by bash at '='
 expect_comp "--help" version --
 expect_comp "" nosuchgroup ''
+expect_comp "--async=block" --async=b               # one word when '=' is no word break
+# Choices and argument kinds of commands, where this binary has them.
+has_cmd() { complete_words 1 "$1" '' | grep -qx -- "$2"; }
+if has_cmd admin lock; then
+    expect_comp "list" admin lock ''
+    expect_comp "" admin lock list ''
+fi
+if has_cmd instance create; then
+    expect_comp "none openstack-disk" instance create vm 1 256 --configdrive ''
+    expect_comp "none" instance create vm 1 256 --configdrive = n
+    rc=0; complete_words 6 instance create vm 1 256 -i '' > /dev/null || rc=$?
+    [ "$rc" = 2 ] || fail "completing 'sf instance create vm 1 256 -i': exit $rc, want 2 (file names)"
+fi
+if has_cmd instance events; then
+    expect_comp "audit historic mutate prune resources status usage" instance events vm -t ''
+fi
 # Help is offline and fits 79 columns (but for the Usage line); every command's options are
 # completed as its --help lists them.
 offline() { env -u SHAKENFIST_API_URL -u SHAKENFIST_NAMESPACE -u SHAKENFIST_KEY HOME=/nonexistent "$SF" "$@"; }
