@@ -52,10 +52,11 @@ MODLIBS    := $(LIBAPI) $(LIBCOMPUTE) $(LIBNETWORK) $(LIBBLOB)
 BINS := $(BUILD)/sf-api $(BUILD)/sf-compute $(BUILD)/sf-network $(BUILD)/sf-blob \
         $(BUILD)/sf-ctl $(BUILD)/sf
 
-# The sf CLI (cli/) speaks REST only: it links libcurl + json-c, never libsf.a (only the
-# pure lib/json.c, Python's json.dumps byte for byte).
+# The sf CLI (cli/) speaks REST only: it uses libcurl + json-c, never libsf.a (only the
+# pure lib/json.c, Python's json.dumps byte for byte). libcurl is loaded on first use
+# (cli/curl_lazy.c), so help and completion start without it.
 CLI_SRCS := $(wildcard cli/*.c) lib/json.c
-CLI_LIBS  = $(shell pkg-config --libs libcurl json-c 2>/dev/null)
+CLI_LIBS  = $(shell pkg-config --libs json-c 2>/dev/null) -ldl
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
