@@ -515,11 +515,12 @@ cleanup:
 }
 
 int main(int argc, char **argv) {
+        static const char ROOT_USAGE[] = "[OPTIONS] COMMAND [ARGS]...";
         sf_cli_t cli = {.out = OUT_PRETTY};
         const sf_group_t *g = NULL;
         const sf_cmd_t *c = NULL;
         sf_args_t args = {0};
-        int i, rc;
+        int i, rc = 0;
 
         if (argc > 1 && !strcmp(argv[1], "__complete"))
                 return complete_main(argc - 2, argv + 2);
@@ -529,10 +530,12 @@ int main(int argc, char **argv) {
                 const char *a = argv[i];
                 int k = global_opt_find(a);
                 char **dst = NULL;
-                if (k < 0)
-                        return usage_error("[OPTIONS] COMMAND [ARGS]...", "No such option:", a);
+                if (k < 0) {
+                        rc = usage_error(ROOT_USAGE, "No such option:", a);
+                        goto cleanup;
+                }
                 switch (GLOBAL_OPTS[k].which) {
-                case G_HELP: root_help(stdout); return 0;
+                case G_HELP: root_help(stdout); goto cleanup;
                 case G_PRETTY: cli.out = OUT_PRETTY; break;
                 case G_SIMPLE: cli.out = OUT_SIMPLE; break;
                 case G_JSON: cli.out = OUT_JSON; break;
@@ -544,65 +547,75 @@ int main(int argc, char **argv) {
                 case G_ASYNC: dst = &cli.client.async_strategy; break;
                 }
                 if (dst) {
-                        if (i + 1 >= argc)
-                                return usage_error("[OPTIONS] COMMAND [ARGS]...", "Option requires an argument:", a);
+                        if (i + 1 >= argc) {
+                                rc = usage_error(ROOT_USAGE, "Option requires an argument:", a);
+                                goto cleanup;
+                        }
                         free(*dst);
                         *dst = strdup(argv[++i]);
                 }
         }
         if (i >= argc) {
                 root_help(stdout);
-                return 0;
+                goto cleanup;
         }
         if (cli.client.async_strategy) {
                 for (char *p = cli.client.async_strategy; *p; p++)
                         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
                 if (strcmp(cli.client.async_strategy, "continue") && strcmp(cli.client.async_strategy, "pause") &&
-                    strcmp(cli.client.async_strategy, "block"))
-                        return usage_error("[OPTIONS] COMMAND [ARGS]...", "Invalid value for '--async-strategy':",
-                                           cli.client.async_strategy);
+                    strcmp(cli.client.async_strategy, "block")) {
+                        rc = usage_error(ROOT_USAGE, "Invalid value for '--async-strategy':", cli.client.async_strategy);
+                        goto cleanup;
+                }
         }
 
         if (!strcmp(argv[i], "version")) {
-                if (want_help(argc - i - 1, argv + i + 1)) {
+                if (want_help(argc - i - 1, argv + i + 1))
                         printf("Usage: sf version [OPTIONS]\n\n  Print the client version (its User-Agent)\n");
-                        return 0;
-                }
-                return cmd_version(&cli, NULL);
+                else
+                        rc = cmd_version(&cli, NULL);
+                goto cleanup;
         }
         for (int k = 0; GROUPS[k]; k++)
                 if (!strcmp(GROUPS[k]->name, argv[i]))
                         g = GROUPS[k];
-        if (!g)
-                return usage_error("[OPTIONS] COMMAND [ARGS]...", "No such command", argv[i]);
+        if (!g) {
+                rc = usage_error(ROOT_USAGE, "No such command", argv[i]);
+                goto cleanup;
+        }
         i++;
         if (i >= argc || !strcmp(argv[i], "--help")) {
                 group_help(stdout, g);
-                return 0;
+                goto cleanup;
         }
         for (c = g->cmds; c->name && strcmp(c->name, argv[i]); c++)
                 ;
         if (!c->name) {
                 char u[128];
                 snprintf(u, sizeof(u), "%s [OPTIONS] COMMAND [ARGS]...", g->name);
-                return usage_error(u, "No such command", argv[i]);
+                rc = usage_error(u, "No such command", argv[i]);
+                goto cleanup;
         }
         i++;
         if (want_help(argc - i, argv + i)) {
                 cmd_help(stdout, g, c);
-                return 0;
+                goto cleanup;
         }
-        if (parse_args(g, c, argc - i, argv + i, &args))
-                return 1;
+        if (parse_args(g, c, argc - i, argv + i, &args)) {
+                rc = 1;
+                goto cleanup;
+        }
         if (!c->offline && sf_client_configure(&cli.client) < 0) {
                 fprintf(stderr, "ERROR: You have not specified the server to communicate with\n");
-                return 1;
+                rc = 1;
+                goto cleanup;
         }
         curl_global_init(CURL_GLOBAL_DEFAULT);
-        rc = c->run(&cli, &args);
+        rc = c->run(&cli, &args) ? 1 : 0;
         fflush(stdout);
+        curl_global_cleanup();
+cleanup:
         free(args.pos);
         sf_client_free(&cli.client);
-        curl_global_cleanup();
-        return rc ? 1 : 0;
+        return rc;
 }
