@@ -236,7 +236,7 @@ static int parse_args(const sf_group_t *g, const sf_cmd_t *c, int argc, char **a
  * networks, nodes and namespaces for REF arguments are fetched only when a server is
  * configured, with a short timeout, and any error stays silent (stderr is /dev/null). */
 
-#define COMPLETE_TIMEOUT_MS 1500
+#define COMPLETE_TIMEOUT_MS 3000 /* /auth checks a bcrypt key: slow on a busy node */
 #define COMPLETE_FILES 2
 #define COMPLETE_MAX_WORDS 256
 

@@ -7,7 +7,7 @@
 # the same tables that parse the command line, so completion never drifts from the code.
 # With a server configured (flags on the line, SHAKENFIST_*, ~/.shakenfist or
 # /etc/sf/shakenfist.json) it also offers instance, network, node and namespace names for
-# REF arguments, giving up after 1.5 s. Exit status 2 means "a file name": bash completes those.
+# REF arguments, giving up after 3 s per request. Exit status 2 means "a file name": bash completes those.
 _sf() {
     local IFS=$'\n' out rc
     COMPREPLY=()
