@@ -13,13 +13,18 @@
 #    "Resource not found" on stderr.
 source "$(dirname "$0")/lib.sh"
 
-SF=$BUILD/sf
+SF=${SF_CLI:-$BUILD/sf}   # e.g. SF_CLI=$PWD/build-asan/sf
 GOLDEN=$E2E_ROOT/tests/golden/cli
 [ -x "$SF" ] || fail "$SF is missing (make all)"
 SSHKEY="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDtY0hS9bX2N1oFJm5gK1L1Wq2dYc0mO1bq8y7l7X6Ib cli@test"
 USERDATA=$(printf 'hello from sf\n' | base64)
 
 # ---- 1. the create body on the wire -------------------------------------------------------
+# (help first: offline, from the same tables)
+env -u SHAKENFIST_API_URL HOME=/nonexistent "$SF" instance --help | grep '^  consoledata ' > /dev/null ||
+    fail "sf instance --help"
+env -u SHAKENFIST_API_URL HOME=/nonexistent "$SF" instance create --help | grep -e '-N, --networkspec K=V' > /dev/null ||
+    fail "sf instance create --help"
 printf '%s\n' "$SSHKEY" > "$W/key.pub"
 printf '#!/bin/sh\necho hi\n' > "$W/userdata"
 python3 - "$SF" "${SF_UPSTREAM_CLIENT:-}" "$W" <<'PY' || fail "create on the wire"
@@ -148,14 +153,14 @@ mkdir -p "$W/home" "$W/home-file"
 printf '{"namespace": "system", "key": "%s", "apiurl": "%s"}\n' "$KEY" "$API" > "$W/home-file/.shakenfist"
 
 # sfc FORMAT ARGS...: one run; the settings come from flags (pretty), ~/.shakenfist (simple)
-# or SHAKENFIST_* (json). `--async block`: a slow TCG boot must not end a wait early.
+# or SHAKENFIST_* (json). Waits are the default's (pause: at most 60 s).
 sfc() {
     local fmt=$1; shift
     case $fmt in
-        pretty) HOME=$W/home "$SFBIN" --pretty --async block --namespace system --key "$KEY" --apiurl "$API" "$@" ;;
-        simple) HOME=$W/home-file "$SFBIN" --simple --async block "$@" ;;
+        pretty) HOME=$W/home "$SFBIN" --pretty --namespace system --key "$KEY" --apiurl "$API" "$@" ;;
+        simple) HOME=$W/home-file "$SFBIN" --simple "$@" ;;
         json) HOME=$W/home SHAKENFIST_API_URL=$API SHAKENFIST_NAMESPACE=system SHAKENFIST_KEY=$KEY \
-                  SHAKENFIST_ASYNC=block "$SFBIN" --json "$@" ;;
+                  "$SFBIN" --json "$@" ;;
     esac
 }
 mask() {
@@ -169,14 +174,14 @@ t = re.sub(r"\b[0-9a-f]{2}(:[0-9a-f]{2}){5}\b", "MAC", t)
 t = re.sub(r"\b" + re.escape(net) + r"\d+\b", "IP", t)
 t = re.sub(r"(?m)^(stderr: )?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?", lambda m: (m.group(1) or "") + "TIMESTAMP", t)
 t = re.sub(r"(?m)^(\|\s*)\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?(\s*)", lambda m: m.group(1) + "TIMESTAMP" + m.group(3), t)
-t = re.sub(r"\"(timestamp|duration)\": [0-9.e+-]+", r"\"\1\": N", t)
-t = re.sub(r"\"(console_port|vdi_port|vdi_tls_port)\": \d+", r"\"\1\": PORT", t)
+t = re.sub("\"(timestamp|duration)\": [0-9.e+-]+", "\"\\1\": N", t)
+t = re.sub("\"(console_port|vdi_port|vdi_tls_port)\": [0-9]+", "\"\\1\": PORT", t)
 t = re.sub(r"(?m)^(console port|vdi port|vdi tls port)(\s*:\s*)\d+$", r"\1\2PORT", t)
 sys.stdout.write(t)' "$NODE" "$IMAGE_URL" "${NET_ROUTER%1}"
 }
 step() {
     local fmt=$1 rc=0; shift
-    echo "\$ sf $*"
+    echo "\$ sf $*" | mask
     sfc "$fmt" "$@" > "$W/so" 2> "$W/se" || rc=$?
     mask < "$W/so"
     mask < "$W/se" | sed "s/^/stderr: /"
@@ -205,6 +210,29 @@ for f in pretty simple json; do
     scenario "$f" > "$W/out.$f"
     log "scenario --$f: $((SECONDS - t)) s"
 done
+
+for f in simple json; do
+    if [ "${SF_GOLDEN_UPDATE:-0}" = 1 ]; then
+        mkdir -p "$GOLDEN"; cp "$W/out.$f" "$GOLDEN/instance.$f"; log "updated $GOLDEN/instance.$f"
+    fi
+    diff -u "$GOLDEN/instance.$f" "$W/out.$f" || fail "--$f output differs from tests/golden/cli/instance.$f"
+done
+
+# --pretty: the table (interfaces column left-aligned, one line per interface) and blocks.
+P=$W/out.pretty
+grep -qE '^\| +uuid +\| +name +\| namespace \| cpus \| memory \| hypervisor \| power state \|  state  \| interfaces +\|$' "$P" ||
+    fail "pretty list header: $(cat "$P")"
+grep -qE '^\| UUID \| cli-pretty \|   system  \|  1   \|  256   \| NODE \|      on     \| created \| 0: IP +\|$' "$P" ||
+    fail "pretty list row"
+grep -qE '^\| +\| +\| +\| +\| +\| +\| +\| +\| 1: IP +\|$' "$P" || fail "pretty list: second interface line"
+grep -qxF 'disk spec     : type=disk   bus=None  size=1    base=IMAGE/sftest.qcow2  ' "$P" || fail "pretty disk spec"
+grep -qxF '                type=disk   bus=None  size=2    base=None  ' "$P" || fail "pretty second disk"
+grep -qxF 'video         : model=cirrus  memory=16384  vdi=spice  ' "$P" || fail "pretty video"
+grep -qxF "    tags    : ['web', 'blue']" "$P" || fail "pretty metadata"
+grep -qxF "    affinity: {'cpu': 2}" "$P" || fail "pretty metadata after set-metadata"
+grep -qxF '    model   : e1000' "$P" || fail "pretty interface block"
+grep -q '^stderr: TIMESTAMP ERROR: Resource not found: instance not found$' "$P" || fail "pretty: unknown instance error"
+log "all three formats ok"
 
 # Side by side with upstream's sf-client (cli.md §6) when SF_UPSTREAM_CLIENT names it: the
 # same scenario prints the same, except that errors go to stderr here (upstream: stdout).
@@ -237,28 +265,6 @@ PY
     log "same output as upstream's sf-client in all three formats"
 fi
 
-for f in simple json; do
-    if [ "${SF_GOLDEN_UPDATE:-0}" = 1 ]; then
-        mkdir -p "$GOLDEN"; cp "$W/out.$f" "$GOLDEN/instance.$f"; log "updated $GOLDEN/instance.$f"
-    fi
-    diff -u "$GOLDEN/instance.$f" "$W/out.$f" || fail "--$f output differs from tests/golden/cli/instance.$f"
-done
-
-# --pretty: the table (interfaces column left-aligned, one line per interface) and blocks.
-P=$W/out.pretty
-grep -qE '^\| +uuid +\| +name +\| namespace \| cpus \| memory \| hypervisor \| power state \|  state  \| interfaces +\|$' "$P" ||
-    fail "pretty list header: $(cat "$P")"
-grep -qE '^\| UUID \| cli-pretty \|   system  \|  1   \|  256   \| NODE \|      on     \| created \| 0: IP +\|$' "$P" ||
-    fail "pretty list row"
-grep -qE '^\| +\| +\| +\| +\| +\| +\| +\| +\| 1: IP +\|$' "$P" || fail "pretty list: second interface line"
-grep -qxF 'disk spec     : type=disk   bus=None  size=1    base=IMAGE/sftest.qcow2  ' "$P" || fail "pretty disk spec"
-grep -qxF '                type=disk   bus=None  size=2    base=None  ' "$P" || fail "pretty second disk"
-grep -qxF 'video         : model=cirrus  memory=16384  vdi=spice  ' "$P" || fail "pretty video"
-grep -qxF "    tags    : ['web', 'blue']" "$P" || fail "pretty metadata"
-grep -qxF "    affinity: {'cpu': 2}" "$P" || fail "pretty metadata after set-metadata"
-grep -qxF '    model   : e1000' "$P" || fail "pretty interface block"
-grep -q '^stderr: TIMESTAMP ERROR: Resource not found: instance not found$' "$P" || fail "pretty: unknown instance error"
-log "all three formats ok"
 
 # ---- 3. behaviour -----------------------------------------------------------------------
 # What create sent is what the instance has (the json scenario's create, read back).
@@ -290,7 +296,8 @@ for u in $(python3 -c 'import json,sys; print(" ".join(i["uuid"] for i in json.l
     assert_instance_gone "$u"
 done
 
-# --async continue: create returns at once, before the instance is created.
+# --async continue: create returns at once, before the instance is created (a create that
+# waits returns it created, as the scenario's did).
 t=$(date +%s.%N)
 out=$("$SF" --json --async continue --namespace system --key "$KEY" --apiurl "$API" \
       instance create cli-fast 1 256 -d "1@$IMAGE_URL/sftest.qcow2" -n cli-net) || fail "create --async continue: $out"
@@ -299,7 +306,8 @@ FAST=$(json_get uuid <<< "$out") || fail "no uuid: $out"
 INSTANCES+=("$FAST")
 st=$(json_get state <<< "$out")
 case $st in initial|preflight|creating) ;; *) fail "create --async continue returned state $st";; esac
-python3 -c "import sys; sys.exit(0 if $dt < 3 else 1)" || fail "create --async continue took $dt s"
+# (the state is the proof it did not wait; the time only bounds a loaded machine's requests)
+python3 -c "import sys; sys.exit(0 if $dt < 15 else 1)" || fail "create --async continue took $dt s"
 log "create --async continue returned in $dt s with state $st"
 wait_state instances "$FAST" 120 created
 
@@ -320,7 +328,7 @@ log "consoledata ok ($(wc -c < "$W/console") bytes)"
 # delete-all: exit 1 without --confirm; with it, every instance is deleted when it returns.
 out=$("$SF" --apiurl "$API" --namespace system --key "$KEY" instance delete-all 2>&1) && fail "delete-all without --confirm: exit 0"
 grep -qxF 'You must be sure. Use option --confirm.' <<< "$out" || fail "delete-all without --confirm: $out"
-out=$("$SF" --json --async block --apiurl "$API" --namespace system --key "$KEY" instance delete-all --confirm \
+out=$("$SF" --json --apiurl "$API" --namespace system --key "$KEY" instance delete-all --confirm \
       --namespace system) || fail "delete-all --confirm: $out"
 [ "$(json_get 0 <<< "$out")" = "$FAST" ] || fail "delete-all did not list $FAST: $out"
 api_ok GET "/instances/$FAST"
