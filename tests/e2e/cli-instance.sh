@@ -335,3 +335,22 @@ api_ok GET "/instances/$FAST"
 [ "$(json_get state <<< "$RESP")" = deleted ] || fail "delete-all returned before $FAST was deleted: $RESP"
 assert_instance_gone "$FAST"
 log "delete-all waited for each"
+
+# Measurement (logged, not asserted): wall time of `instance list` (auth + one GET), the
+# median of 5 runs, beside upstream's sf-client when we have it.
+list_ms() {
+    python3 - "$@" <<'PY'
+import statistics, subprocess, sys, time
+ts = []
+for _ in range(5):
+    t = time.monotonic()
+    subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    ts.append((time.monotonic() - t) * 1000)
+print('%.1f' % statistics.median(ts))
+PY
+}
+log "instance list: $(list_ms "$SF" --simple --apiurl "$API" --namespace system --key "$KEY" instance list) ms (median of 5)"
+if [ -n "${SF_UPSTREAM_CLIENT:-}" ]; then
+    log "instance list with upstream's sf-client: $(list_ms "$SF_UPSTREAM_CLIENT" --simple --apiurl "$API" \
+        --namespace system --key "$KEY" instance list) ms (median of 5)"
+fi
