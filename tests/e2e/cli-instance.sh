@@ -311,10 +311,11 @@ python3 -c "import sys; sys.exit(0 if $dt < 15 else 1)" || fail "create --async 
 log "create --async continue returned in $dt s with state $st"
 wait_state instances "$FAST" 120 created
 
-# consoledata: the guest's console as text (LENGTH -1 = all of it), and at most LENGTH bytes.
+# consoledata: the guest's console as text (LENGTH -1 = all of it; after `--`, as with click),
+# and at most LENGTH bytes.
 start=$SECONDS
 while :; do
-    "$SF" --apiurl "$API" --namespace system --key "$KEY" instance consoledata cli-fast -1 > "$W/console" ||
+    "$SF" --apiurl "$API" --namespace system --key "$KEY" instance consoledata cli-fast -- -1 > "$W/console" ||
         fail "consoledata failed"
     grep -q SFTEST-DONE "$W/console" && break
     [ $((SECONDS - start)) -lt 120 ] || fail "no SFTEST-DONE on the console: $(tail -5 "$W/console")"
