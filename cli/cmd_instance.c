@@ -205,14 +205,17 @@ static void print_metadata(sf_cli_t *cli, json_object *md) {
         }
 }
 
-/* upstream's util.show_interface (pretty or simple), with the interface's metadata. */
+/* upstream's util.show_interface (pretty or simple), with the interface's metadata when
+ * the server lists the interface-metadata capability (else an empty block, as upstream). */
 static int print_interface(sf_cli_t *cli, json_object *iface) {
         static const char *const keys[] = {"uuid", "network_uuid", "macaddr", "order", "ipv4", "floating", "model"};
         static const char *const labels[] = {"uuid", "network", "macaddr", "order", "ipv4", "floating", "model"};
         json_object *md = NULL;
         char *v[7], *uuid = field_or(iface, "uuid", "None");
+        int cap = sf_client_capable(&cli->client, "interface-metadata");
 
-        if (sf_cli_call(cli, "GET", sf_cli_path("/interfaces/%s/metadata", uuid, NULL), NULL, &md) < 0) {
+        if (cap < 0 ||
+            (cap && sf_cli_call(cli, "GET", sf_cli_path("/interfaces/%s/metadata", uuid, NULL), NULL, &md) < 0)) {
                 free(uuid);
                 return -1;
         }
