@@ -195,27 +195,36 @@ static int authenticate(sf_client_t *c) {
         return 0;
 }
 
+/* One authenticated request, re-authenticating once on 401; the body of a 200 into *out. */
+static int request(sf_client_t *c, const char *method, const char *path, json_object *body, membuf_t *out) {
+        long status;
+
+        if (!c->token && authenticate(c) < 0)
+                return -1;
+        status = exchange(c, method, path, body, 1, 0, out);
+        if (status == 401) {  /* token expired or its key rotated: once more with a new one */
+                free(out->buf);
+                *out = (membuf_t){0};
+                if (authenticate(c) < 0)
+                        return -1;
+                status = exchange(c, method, path, body, 1, 0, out);
+        }
+        if (status != 200) {
+                report(status, out->buf);
+                free(out->buf);
+                *out = (membuf_t){0};
+                return -1;
+        }
+        return 0;
+}
+
 int sf_client_request(sf_client_t *c, const char *method, const char *path, json_object *body,
                       json_object **ret) {
         membuf_t out = {0};
-        long status;
 
         *ret = NULL;
-        if (!c->token && authenticate(c) < 0)
+        if (request(c, method, path, body, &out) < 0)
                 return -1;
-        status = exchange(c, method, path, body, 1, 0, &out);
-        if (status == 401) {  /* token expired or its key rotated: once more with a new one */
-                free(out.buf);
-                out = (membuf_t){0};
-                if (authenticate(c) < 0)
-                        return -1;
-                status = exchange(c, method, path, body, 1, 0, &out);
-        }
-        if (status != 200) {
-                report(status, out.buf);
-                free(out.buf);
-                return -1;
-        }
         if (out.buf && *out.buf)
                 *ret = json_tokener_parse(out.buf);
         free(out.buf);
@@ -234,6 +243,17 @@ int sf_client_capable(sf_client_t *c, const char *cap) {
                 c->root = out.buf ? out.buf : strdup("");
         }
         return strstr(c->root, cap) != NULL;
+}
+
+int sf_client_request_raw(sf_client_t *c, const char *method, const char *path, json_object *body,
+                          char **ret_text, size_t *ret_len) {
+        membuf_t out = {0};
+
+        if (request(c, method, path, body, &out) < 0)
+                return -1;
+        *ret_text = out.buf ? out.buf : strdup("");
+        *ret_len = out.len;
+        return *ret_text ? 0 : -1;
 }
 
 char *sf_client_escape(const char *s) {

@@ -30,6 +30,11 @@ int sf_client_request(sf_client_t *c, const char *method, const char *path, json
  * cli.md §2.3)? GET / (no auth) on the first call only. 1 yes, 0 no, -1 no answer (printed). */
 int sf_client_capable(sf_client_t *c, const char *cap);
 
+/* As sf_client_request, but the body of a 200 as it came (a NUL follows it; it may hold
+ * NULs itself): e.g. GET /instances/<ref>/consoledata. Caller frees *ret_text. */
+int sf_client_request_raw(sf_client_t *c, const char *method, const char *path, json_object *body,
+                          char **ret_text, size_t *ret_len);
+
 /* A path segment percent-encoded (names may hold anything the server accepts). Caller frees. */
 char *sf_client_escape(const char *s);
 void sf_client_free(sf_client_t *c);
