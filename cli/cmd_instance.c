@@ -769,8 +769,11 @@ static int inst_delete_all(sf_cli_t *cli, sf_args_t *a) {
                         rc = 1;
         }
         /* upstream prints nothing even with --json; the uuids it deleted are more use */
-        if (!rc && cli->out == OUT_JSON)
-                sf_out_json(stdout, list ? list : json_object_new_array());
+        if (!rc && cli->out == OUT_JSON) {
+                if (!list)
+                        list = json_object_new_array(); /* an empty answer prints as upstream would */
+                sf_out_json(stdout, list);
+        }
         json_object_put(list);
         return rc;
 }

@@ -35,7 +35,9 @@ static int ns_list(sf_cli_t *cli, sf_args_t *a) {
                 return 1;
         size_t n = json_object_is_type(list, json_type_array) ? json_object_array_length(list) : 0;
         if (cli->out == OUT_JSON) {
-                sf_out_json(stdout, list ? list : json_object_new_array());
+                if (!list)
+                        list = json_object_new_array(); /* an empty answer prints as upstream would */
+                sf_out_json(stdout, list);
         } else if (cli->out == OUT_SIMPLE) {
                 printf("name,state\n");
                 for (size_t i = 0; i < n; i++) {
@@ -249,7 +251,9 @@ static int ns_get_metadata(sf_cli_t *cli, sf_args_t *a) {
         if (sf_cli_call(cli, "GET", sf_cli_path("/auth/namespaces/%s/metadata", a->pos[0], NULL), NULL, &md) < 0)
                 return 1;
         if (cli->out == OUT_JSON) {   /* upstream prints nothing here; we print the metadata */
-                sf_out_json(stdout, md ? md : json_object_new_object());
+                if (!md)
+                        md = json_object_new_object(); /* an empty answer prints as upstream would */
+                sf_out_json(stdout, md);
         } else if (json_object_is_type(md, json_type_object)) {
                 json_object_object_foreach(md, k, v) {
                         char *s = sf_out_pystr(v);

@@ -119,7 +119,9 @@ int sf_cli_events(sf_cli_t *cli, const char *plural, sf_args_t *a) {
                 return 1;
         size_t n = json_object_is_type(list, json_type_array) ? json_object_array_length(list) : 0;
         if (cli->out == OUT_JSON) {
-                sf_out_json(stdout, list ? list : json_object_new_array());
+                if (!list)
+                        list = json_object_new_array(); /* an empty answer prints as upstream would */
+                sf_out_json(stdout, list);
                 json_object_put(list);
                 return 0;
         }
