@@ -1,5 +1,6 @@
 /* sf_wait_*: see wait.h. */
 #include "wait.h"
+#include "live.h"
 #include "progress.h"
 #include "stream.h"
 
@@ -48,12 +49,6 @@ static int is_state_change(const sf_stream_event_t *e) {
         return e->data && json_object_object_get_ex(e->data, "extra", &extra) &&
                json_object_object_get_ex(extra, "attribute", &attr) && json_object_is_type(attr, json_type_string) &&
                !strcmp(json_object_get_string(attr), "state");
-}
-
-static volatile sig_atomic_t interrupted;
-static void on_sigint(int sig) {
-        (void)sig;
-        interrupted = 1;
 }
 
 static void progress_show(sf_progress_t *p, const char *label, json_object *o, const char *const *pending,
@@ -105,7 +100,7 @@ static int wait_for_change(sf_stream_t **s, double poll_at) {
                 return 0;
         }
         usleep((useconds_t)ms * 1000);
-        return interrupted ? -EINTR : 0;
+        return sf_live_interrupted ? -EINTR : 0;
 }
 
 int sf_wait_state(sf_cli_t *cli, const char *label, const char *path, const char *const *pending,
@@ -115,7 +110,7 @@ int sf_wait_state(sf_cli_t *cli, const char *label, const char *path, const char
         json_object *o = NULL, *uuid;
         sf_stream_t *s = NULL;
         sf_progress_t p;
-        struct sigaction sa = {.sa_handler = on_sigint}, old_sa;
+        struct sigaction old_sa;
         int r;
 
         sf_progress_init(&p, stderr);
@@ -131,15 +126,13 @@ int sf_wait_state(sf_cli_t *cli, const char *label, const char *path, const char
                 r = -ETIMEDOUT;
                 goto cleanup;
         }
-        interrupted = 0;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, &old_sa);
+        sf_live_catch_sigint(&old_sa);
         /* Follow the object's events. The stream only carries events from its opening on,
          * so the first re-GET comes after it opened: a change in between is not missed. */
         if (json_object_object_get_ex(o, "uuid", &uuid) && json_object_is_type(uuid, json_type_string) &&
-            sf_stream_open(&cli->client, NULL, json_object_get_string(uuid), -1, &interrupted, 0, &s) == 0) {
+            sf_stream_open(&cli->client, NULL, json_object_get_string(uuid), -1, &sf_live_interrupted, 0, &s) == 0) {
                 double until_open = now_s() + SUBSCRIBE_MS / 1000.0;
-                while (!sf_stream_is_open(s) && now_s() < until_open && !interrupted) {
+                while (!sf_stream_is_open(s) && now_s() < until_open && !sf_live_interrupted) {
                         sf_stream_event_t *e = NULL;
                         int k = sf_stream_next(s, 50, &e);
                         sf_stream_event_free(e);
@@ -153,14 +146,11 @@ int sf_wait_state(sf_cli_t *cli, const char *label, const char *path, const char
         for (;;) {
                 progress_show(&p, label, o, pending, until, deadline_s);
                 r = wait_for_change(&s, poll_at < deadline ? poll_at : deadline);
-                if (r == -EINTR || interrupted) {
+                if (r == -EINTR || sf_live_interrupted) {
                         sf_progress_clear(&p);
                         sf_stream_free(s);
                         json_object_put(o);
-                        sigaction(SIGINT, &old_sa, NULL);
-                        signal(SIGINT, SIG_DFL);
-                        raise(SIGINT); /* the caller's shell sees an interrupted sf (130) */
-                        _exit(130);
+                        sf_live_exit_interrupted();
                 }
                 if (r == 0)
                         continue;
