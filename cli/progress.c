@@ -63,13 +63,13 @@ static double eta_s(const sf_progress_view_t *v) {
 }
 
 size_t sf_progress_format(char *buf, size_t len, const sf_progress_view_t *v, int width) {
-        enum { F_RATE, F_ELAPSED, F_COUNT, F_ETA, NF }; /* dropped in this order when short of room */
+        enum { F_RATE, F_ELAPSED, F_COUNT, F_ETA, NF };
         char f[NF][64] = {{0}}, a[24], b[24], right[4 * 64 + 8];
         int timebar = v->unit && !strcmp(v->unit, "s"); /* done/total are seconds of a budget */
         int bytes = v->unit && !strcmp(v->unit, "B");
         double frac = -1, eta = eta_s(v);
         const char *label = v->label ? v->label : "";
-        size_t avail = width > 1 ? (size_t)width - 1 : 1, labelw, rightw, n;
+        size_t avail = width > 1 ? (size_t)width - 1 : 1, labelw, rightw = 0, n;
         int barw = 0;
 
         if (!len)
@@ -100,26 +100,30 @@ size_t sf_progress_format(char *buf, size_t len, const sf_progress_view_t *v, in
         }
 
         labelw = strlen(label);
-        for (int drop = 0;; drop++) {
+        /* Short of room, these go in turn: rate, elapsed, count, the bar (below BAR_MIN
+         * columns it is left out), ETA; then the label is cut. */
+        static const int drops[] = {F_RATE, F_ELAPSED, F_COUNT, -1, F_ETA};
+        int want_bar = frac >= 0;
+        for (size_t step = 0;; step++) {
                 static const int order[] = {F_COUNT, F_RATE, F_ELAPSED, F_ETA}; /* display order */
                 right[0] = 0;
                 rightw = 0;
-                for (int i = 0; i < 4; i++) {
-                        const char *s = f[order[i]];
-                        if (!*s)
-                                continue;
-                        rightw += (size_t)snprintf(right + rightw, sizeof(right) - rightw, " %s", s);
-                }
+                for (int i = 0; i < 4; i++)
+                        if (f[order[i]][0])
+                                rightw += (size_t)snprintf(right + rightw, sizeof(right) - rightw, " %s", f[order[i]]);
                 barw = 0;
-                if (frac >= 0 && avail > labelw + rightw + 3) {
+                if (want_bar && avail > labelw + rightw + 3) {
                         size_t room = avail - labelw - rightw - 3;
                         barw = room > BAR_MAX ? BAR_MAX : (int)room;
                         if (barw < BAR_MIN)
                                 barw = 0;
                 }
-                if (labelw + rightw <= avail || drop >= NF)
+                if ((labelw + rightw <= avail && (!want_bar || barw)) || step >= sizeof(drops) / sizeof(drops[0]))
                         break;
-                f[drop][0] = 0; /* F_RATE, then F_ELAPSED, F_COUNT, F_ETA */
+                if (drops[step] < 0)
+                        want_bar = 0;
+                else
+                        f[drops[step]][0] = 0;
         }
         if (labelw + rightw > avail) { /* still too long: cut the label ("..." marks the cut) */
                 size_t keep = avail > rightw ? avail - rightw : 0;
