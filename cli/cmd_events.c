@@ -94,8 +94,9 @@ int sf_live_events_follow(sf_cli_t *cli, sf_args_t *a) {
                 else if (e->data && e->id >= 0)
                         event_print(cli, e);
                 else /* not a JSON object, or no id: not an event of ours */
-                        fprintf(stderr, "event stream: skipped a malformed event (after id %lld)\n",
-                                sf_stream_last_id(s));
+                        fprintf(stderr, e->id >= 0 ? "event stream: skipped a malformed event (id %lld)\n"
+                                                   : "event stream: skipped a malformed event (no id)\n",
+                                e->id);
                 sf_stream_event_free(e);
         }
         sf_stream_free(s);

@@ -31,6 +31,7 @@ struct sf_stream {
         double retry_at, backoff;
         volatile sig_atomic_t *stop;
         int announce;
+        int down;               /* the last connection ended: the next one is a reconnect */
         queued_t *head, *tail;
         size_t qlen;
         unsigned long dropped;  /* malformed records of connections before this one */
@@ -111,6 +112,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
                 return CURL_WRITEFUNC_PAUSE;
         }
         s->open = 1;
+        s->down = 0;
         s->backoff = 0;
         if (sf_sse_feed(&s->parser, p, len, on_record, s) < 0)
                 return 0; /* out of memory: ends this connection; it is made again */
@@ -151,6 +153,8 @@ static int stream_connect(sf_stream_t *s) {
         sf_sse_parser_done(&s->parser); /* a record cut by the drop is sent again after last_id */
         if (s->c->verbose)
                 fprintf(stderr, "GET %s (Last-Event-ID %lld)\n", s->url, s->last_id);
+        if (s->announce && s->down && s->backoff <= 0.25) /* the first attempt of an outage */
+                fprintf(stderr, "event stream: reconnecting after event %lld\n", s->last_id);
         if (curl_multi_add_handle(s->m, s->h) != CURLM_OK) {
                 curl_easy_cleanup(s->h);
                 s->h = NULL;
@@ -181,10 +185,12 @@ static int stream_ended(sf_stream_t *s, CURLcode res) {
         /* closed by the server (restart), refused, 503 (full), timed out: again, backing off */
         s->backoff = was_open ? 0.1 : s->backoff ? (s->backoff * 2 > 5 ? 5 : s->backoff * 2) : 0.25;
         s->retry_at = mono_s() + s->backoff;
-        if (s->announce)
-                fprintf(stderr, "event stream: %s (%s); reconnecting after event %lld\n",
-                        was_open ? "connection lost" : "cannot connect",
-                        status && status != 200 ? "HTTP error" : curl_easy_strerror(res), s->last_id);
+        if (s->announce && (was_open || !s->down)) /* once per outage */
+                fprintf(stderr, "event stream: %s (%s); reconnecting\n", was_open ? "connection lost" : "cannot connect",
+                        status && status != 200 ? "HTTP error"
+                        : res == CURLE_OK       ? "closed by the server"
+                                                : curl_easy_strerror(res));
+        s->down = 1;
         return 0;
 }
 
