@@ -74,8 +74,19 @@ int sf_live_events_follow(sf_cli_t *cli, sf_args_t *a) {
         sf_stream_t *s = NULL;
         struct sigaction old;
         int r;
-        if (sf_stream_open(&cli->client, sf_arg(a, "type"), a->npos ? a->pos[0] : NULL, -1, &sf_live_interrupted, 1,
-                           &s) < 0)
+        const char *after = sf_arg(a, "after");
+        long long after_id = -1;
+        if (after) {
+                char *end = NULL;
+                errno = 0;
+                after_id = strtoll(after, &end, 10);
+                if (!*after || *end || errno || after_id < 0) {
+                        fprintf(stderr, "Error: Invalid value for '--after': '%s' is not an event id\n", after);
+                        return 1;
+                }
+        }
+        if (sf_stream_open(&cli->client, sf_arg(a, "type"), a->npos ? a->pos[0] : NULL, after_id, &sf_live_interrupted,
+                           1, &s) < 0)
                 return 1;
         sf_live_catch_sigint(&old);
         if (cli->out == OUT_SIMPLE) {
@@ -109,6 +120,8 @@ int sf_live_events_follow(sf_cli_t *cli, sf_args_t *a) {
 static const sf_opt_t follow_opts[] = {
         SF_OPT("type", 't', "TYPE",
                "Only events of objects of this type (instance, network, networkinterface, namespace, node, ...)"),
+        SF_OPT("after", 0, "ID",
+               "Start after this event id (as Last-Event-ID; 0: all the stream still holds), not at the live end"),
         {0},
 };
 

@@ -131,6 +131,8 @@ int sf_live_instance_watch(sf_cli_t *cli, sf_args_t *a) {
         sf_live_catch_sigint(&old);
         if (p.enabled)
                 fputs("\033[?25l", stderr); /* no cursor blinking over the line */
+        if (!status_terminal(&w))
+                status_show(&p, &w, &shown, 0); /* at once: opening the stream may take a moment */
         if (!status_terminal(&w) && *w.uuid &&
             sf_stream_open(&cli->client, "instance", w.uuid, -1, &sf_live_interrupted, 0, &s) == 0) {
                 for (int i = 0; i < WATCH_OPEN_MS / 50 && !sf_stream_is_open(s) && !sf_live_interrupted; i++) {

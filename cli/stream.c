@@ -153,8 +153,13 @@ static int stream_connect(sf_stream_t *s) {
         sf_sse_parser_done(&s->parser); /* a record cut by the drop is sent again after last_id */
         if (s->c->verbose)
                 fprintf(stderr, "GET %s (Last-Event-ID %lld)\n", s->url, s->last_id);
-        if (s->announce && s->down && s->backoff <= 0.25) /* the first attempt of an outage */
-                fprintf(stderr, "event stream: reconnecting after event %lld\n", s->last_id);
+        if (s->announce && s->down && s->backoff <= 0.25) { /* the first attempt of an outage */
+                if (s->last_id >= 0)
+                        fprintf(stderr, "event stream: reconnecting after event %lld\n", s->last_id);
+                else /* the server sends no id for what a filter leaves out: nothing to resume from */
+                        fprintf(stderr, "event stream: reconnecting; no event received yet, so events of the "
+                                        "outage are not replayed\n");
+        }
         if (curl_multi_add_handle(s->m, s->h) != CURLM_OK) {
                 curl_easy_cleanup(s->h);
                 s->h = NULL;
