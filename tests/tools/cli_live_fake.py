@@ -56,6 +56,8 @@ class H(http.server.BaseHTTPRequestHandler):
         n = int(self.headers.get('Content-Length') or 0)
         if n:
             self.rfile.read(n)
+        if self.path == '/':  # upstream's client probes the root first
+            return self.reply(200, {})
         if self.path == '/auth/namespaces':
             with lock:
                 state['gets'].append(time.monotonic())
@@ -130,6 +132,20 @@ p = subprocess.run([SF, '--async', 'continue', 'namespace', 'list'], env=env, ca
 if p.returncode != 1 or len(state['gets']) != 1 or 'ERROR: Dependencies not ready: network x is not ready' not in p.stderr:
     fail('406 with continue: rc %d, %d GETs, stderr %r' % (p.returncode, len(state['gets']), p.stderr))
 print('cli_live_fake: 406 retried a second apart (pause), the first one final (continue)')
+
+# Upstream's client side by side (cli.md §6), when SF_UPSTREAM_CLIENT names it: the same
+# retries (it has no event stream commands to compare).
+UP = os.environ.get('SF_UPSTREAM_CLIENT')
+if UP:
+    for strategy, want in (('pause', 3), ('continue', 1)):
+        state['n406'] = 2
+        state['gets'] = []
+        p = subprocess.run([UP, '--async', strategy, 'namespace', 'list'], env=env, capture_output=True, text=True,
+                           timeout=60)
+        print('cli_live_fake: upstream --async %s: exit %d after %d GETs (sf: %d)'
+              % (strategy, p.returncode, len(state['gets']), want))
+        if len(state['gets']) != want:
+            fail('upstream differs: %r' % (p.stdout + p.stderr)[-400:])
 
 # ---- a hostile stream ----
 for fmt in ('--json', '--simple', '--pretty'):
