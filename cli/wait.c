@@ -127,6 +127,7 @@ int sf_wait_state(sf_cli_t *cli, const char *label, const char *path, const char
                 goto cleanup;
         }
         sf_live_catch_sigint(&old_sa);
+        progress_show(&p, label, o, pending, until, deadline_s);
         /* Follow the object's events. The stream only carries events from its opening on,
          * so the first re-GET comes after it opened: a change in between is not missed. */
         if (json_object_object_get_ex(o, "uuid", &uuid) && json_object_is_type(uuid, json_type_string) &&

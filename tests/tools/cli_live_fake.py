@@ -18,6 +18,7 @@ import time
 
 SF = sys.argv[1]
 state = {'n406': 0, 'gets': [], 'streams': []}
+BURST = 3000
 lock = threading.Lock()
 
 
@@ -92,7 +93,10 @@ class H(http.server.BaseHTTPRequestHandler):
                 w.write(b'id: 8\r\ndata: ' + json.dumps(ev(8, 'crlf, "quoted"\nsecond line')).encode() + b'\r\n\r\n')
                 w.flush()
                 return  # the server drops the connection: sf must resume after 8
-            w.write(rec(9, ev(9, 'after the reconnect')))
+            # a burst larger than sf's queue (SF_STREAM_QUEUE): the connection is paused
+            # and resumed, nothing lost
+            w.write(b''.join(rec(i, {'message': 'burst', 'n': i}) for i in range(9, 9 + BURST)))
+            w.write(rec(9 + BURST, ev(9, 'after the reconnect')))
             w.flush()
             for _ in range(300):  # keepalives until sf goes
                 w.write(b': keepalive\n\n')
@@ -176,17 +180,17 @@ for fmt in ('--json', '--simple', '--pretty'):
         fail('%s: stderr %r' % (fmt, err))
     if fmt == '--json':
         got = [json.loads(x) for x in lines]
-        if [d['id'] for d in got] != [1, 6, 8, 9] or got[0] != dict(ev(1, 'one'), id=1) or \
+        if [d['id'] for d in got] != [1, 6, 8] + list(range(9, 10 + BURST)) or got[0] != dict(ev(1, 'one'), id=1) or \
                 got[2]['message'] != 'crlf, "quoted"\nsecond line':
-            fail('--json lines %r' % lines)
+            fail('--json lines %r' % lines[:20])
     elif fmt == '--simple':
         want0 = 'object type,object uuid,timestamp,node,duration,message,extra\n'
-        if len(lines) != 5 or lines[0] != want0 or not lines[2].startswith('None,None,None,None,None,fields missing,None'):
+        if len(lines) != 5 + BURST or lines[0] != want0 or not lines[2].startswith('None,None,None,None,None,fields missing,None'):
             fail('--simple lines %r' % lines)
         if not lines[3].endswith(",node1,None,crlf, \"quoted\" second line,{'n': 8}\n"):
             fail('--simple: a newline in a value must not start a line: %r' % lines[3])
     else:
-        if len(lines) != 4 or ' instance 5c1b0000-0000-4000-8000-000000000001 audit on node1: one ' not in lines[0]:
+        if len(lines) != 4 + BURST or ' instance 5c1b0000-0000-4000-8000-000000000001 audit on node1: one ' not in lines[0]:
             fail('--pretty lines %r' % lines)
     print('cli_live_fake: %s follow kept %d events around the hostile ones, resumed after 8, ended by SIGINT'
           % (fmt, len(lines)))
