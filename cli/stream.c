@@ -178,7 +178,8 @@ static int stream_ended(sf_stream_t *s, CURLcode res) {
         curl_easy_cleanup(s->h);
         s->h = NULL;
         if (status == 400 || status == 403 || status == 404) {
-                sf_client_report(status, s->errbody);
+                if (s->announce) /* a wait just polls on: a server without the stream is no error */
+                        sf_client_report(status, s->errbody);
                 return -EPERM;
         }
         if (status == 401 || s->error_status == 401) { /* token expired or key rotated */

@@ -25,13 +25,14 @@ typedef struct {
 
 /* Opens the stream of events of `type` and/or `uuid` (NULL = any). after >= 0 resumes
  * after that id. Connects lazily (in sf_stream_next). `stop` (may be NULL) is polled: set
- * it from a signal handler to end a wait early. `announce`: print reconnects on stderr. */
+ * it from a signal handler to end a wait early. `announce`: print reconnects and a refusal
+ * on stderr (else silent: a wait falls back to polling, e.g. against upstream's API). */
 int sf_stream_open(sf_client_t *c, const char *type, const char *uuid, long long after,
                    volatile sig_atomic_t *stop, int announce, sf_stream_t **ret);
 
 /* Waits up to timeout_ms for the next event: 0 and *ret (free with sf_stream_event_free);
  * -EAGAIN when none came in time; -EINTR when *stop was set; -EPERM when the server
- * refuses the stream for good (400, 403, 404: printed); -ENOMEM. */
+ * refuses the stream for good (400, 403, 404: printed if announced); -ENOMEM. */
 int sf_stream_next(sf_stream_t *s, int timeout_ms, sf_stream_event_t **ret);
 
 /* True once the server answered 200 and sent its first bytes: events from then on are
