@@ -17,7 +17,7 @@ import threading
 import time
 
 SF = sys.argv[1]
-state = {'n406': 0, 'gets': [], 'streams': []}
+state = {'n406': 0, 'gets': [], 'streams': [], 'inst_gets': 0}
 BURST = 3000
 lock = threading.Lock()
 
@@ -66,8 +66,16 @@ class H(http.server.BaseHTTPRequestHandler):
                     state['n406'] -= 1
                     return self.reply(406, {'error': 'network x is not ready (creating)', 'status': 406})
             return self.reply(200, [])
+        if self.path.startswith('/events/stream?type=instance&uuid='):  # as an API without the stream
+            return self.reply(404, {'error': 'not found', 'status': 404})
         if self.path.startswith('/events/stream'):
             return self.stream()
+        if self.path == '/instances/vmx':  # a state further along at every GET
+            with lock:
+                state['inst_gets'] += 1
+                st = ['initial', 'preflight', 'creating', 'created'][min(state['inst_gets'] - 1, 3)]
+            return self.reply(200, {'uuid': '5c1b0000-0000-4000-8000-0000000000aa', 'name': 'vmx', 'state': st,
+                                    'power_state': 'on' if st == 'created' else 'initial'})
         self.reply(404, {'error': 'no', 'status': 404})
 
     def stream(self):
@@ -150,6 +158,15 @@ if UP:
               % (strategy, p.returncode, len(state['gets']), want))
         if len(state['gets']) != want:
             fail('upstream differs: %r' % (p.stdout + p.stderr)[-400:])
+
+# ---- watch against an API without the stream: it polls, silently ----
+p = subprocess.run([SF, 'instance', 'watch', 'vmx'], env=env, capture_output=True, text=True, timeout=30)
+want = ['vmx: state %s, power state %s, last event: - (0:0' % s for s in
+        (('initial', 'initial'), ('preflight', 'initial'), ('creating', 'initial'), ('created', 'on'))]
+got = p.stdout.splitlines()
+if p.returncode != 0 or p.stderr or len(got) != 4 or not all(g.startswith(w) for g, w in zip(got, want)):
+    fail('watch without a stream: rc %d, stdout %r, stderr %r' % (p.returncode, p.stdout, p.stderr))
+print('cli_live_fake: watch without a stream polled through %d states, no error printed' % len(got))
 
 # ---- a hostile stream ----
 for fmt in ('--json', '--simple', '--pretty'):
