@@ -182,14 +182,15 @@ static int stream_ended(sf_stream_t *s, CURLcode res) {
                         sf_client_report(status, s->errbody);
                 return -EPERM;
         }
+        /* closed by the server (restart), refused, 503 (full), timed out: again, backing off
+         * (a 401 too, after a new token: a server that keeps refusing is not hammered) */
+        s->backoff = was_open ? 0.1 : s->backoff ? (s->backoff * 2 > 5 ? 5 : s->backoff * 2) : 0.25;
         if (status == 401 || s->error_status == 401) { /* token expired or key rotated */
                 if (sf_client_authenticate(s->c) < 0)
                         return -EPERM;
-                s->retry_at = mono_s();
+                s->retry_at = mono_s() + (was_open ? 0 : s->backoff);
                 return 0;
         }
-        /* closed by the server (restart), refused, 503 (full), timed out: again, backing off */
-        s->backoff = was_open ? 0.1 : s->backoff ? (s->backoff * 2 > 5 ? 5 : s->backoff * 2) : 0.25;
         s->retry_at = mono_s() + s->backoff;
         if (s->announce && (was_open || !s->down)) /* once per outage */
                 fprintf(stderr, "event stream: %s (%s); reconnecting\n", was_open ? "connection lost" : "cannot connect",
