@@ -250,7 +250,7 @@ int sf_client_capable(sf_client_t *c, const char *cap) {
                 membuf_t out = {0};
                 long status = exchange(c, "GET", "/", NULL, 0, 0, &out);
                 if (status == 0) {  /* upstream ignores the status, not a dead server */
-                        report(0, NULL);
+                        sf_client_report(0, NULL);
                         free(out.buf);
                         return -1;
                 }
