@@ -82,6 +82,8 @@ char *sf_cli_pyfield(json_object *o, const char *key);
 void sf_cli_json_empty(sf_cli_t *cli);
 /* With --json prints the response (null when none); otherwise nothing. Takes `out`. */
 int sf_cli_print_response(sf_cli_t *cli, json_object *out);
+/* datetime.fromtimestamp(ts) in local time, as upstream prints event timestamps. */
+void sf_cli_pytime(double ts, char *buf, size_t len);
 /* Upstream's events command for any object: GET /<plural>/<ref>/events with -t/-l. */
 int sf_cli_events(sf_cli_t *cli, const char *plural, sf_args_t *a);
 /* Options -t/--type and -l/--limit for sf_cli_events commands. */

@@ -135,7 +135,7 @@ static long exchange(sf_client_t *c, const char *method, const char *path, json_
 }
 
 /* Upstream's exception prefixes (cli.md §2.4), printed as "ERROR: <prefix>: <text>". */
-static void report(long status, const char *body) {
+void sf_client_report(long status, const char *body) {
         const char *prefix, *text = body ? body : "";
         json_object *doc = body ? json_tokener_parse(body) : NULL, *e;
         char when[64];
@@ -167,7 +167,7 @@ static void report(long status, const char *body) {
         json_object_put(doc);
 }
 
-static int authenticate(sf_client_t *c) {
+int sf_client_authenticate(sf_client_t *c) {
         json_object *body = json_object_new_object(), *doc, *tok;
         membuf_t out = {0};
         long status;
@@ -177,7 +177,7 @@ static int authenticate(sf_client_t *c) {
         status = exchange(c, "POST", "/auth", body, 0, 1, &out);  /* upstream: plain json.dumps */
         json_object_put(body);
         if (status != 200) {
-                report(status == 0 ? 0 : 401, out.buf);
+                sf_client_report(status == 0 ? 0 : 401, out.buf);
                 free(out.buf);
                 return -1;
         }
@@ -185,7 +185,7 @@ static int authenticate(sf_client_t *c) {
         free(out.buf);
         if (!doc || !json_object_object_get_ex(doc, "access_token", &tok) || !json_object_is_type(tok, json_type_string)) {
                 json_object_put(doc);
-                report(401, "no access_token in /auth response");
+                sf_client_report(401, "no access_token in /auth response");
                 return -1;
         }
         free(c->token);
@@ -195,22 +195,47 @@ static int authenticate(sf_client_t *c) {
         return 0;
 }
 
+static double mono_s(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int sf_client_deadline_s(const sf_client_t *c) {
+        const char *s = c->async_strategy ? c->async_strategy : "pause";
+        if (!strcmp(s, "continue"))
+                return 0;
+        if (!strcmp(s, "block"))
+                return 3600;
+        return 60;
+}
+
 /* One authenticated request, re-authenticating once on 401; the body of a 200 into *out. */
 static int request(sf_client_t *c, const char *method, const char *path, json_object *body, membuf_t *out) {
         long status;
 
-        if (!c->token && authenticate(c) < 0)
+        if (!c->token && sf_client_authenticate(c) < 0)
                 return -1;
         status = exchange(c, method, path, body, 1, 0, out);
         if (status == 401) {  /* token expired or its key rotated: once more with a new one */
                 free(out->buf);
                 *out = (membuf_t){0};
-                if (authenticate(c) < 0)
+                if (sf_client_authenticate(c) < 0)
                         return -1;
                 status = exchange(c, method, path, body, 1, 0, out);
         }
+        /* 406: what the request depends on is not ready yet (e.g. a network still being
+         * created); retried every second until the --async deadline, as upstream does
+         * (cli.md §2.2 step 6). With continue the deadline has passed: the first 406 is
+         * the answer. */
+        for (double deadline = mono_s() + sf_client_deadline_s(c); status == 406 && mono_s() + 1 <= deadline;) {
+                free(out->buf);
+                *out = (membuf_t){0};
+                sleep(1);
+                status = exchange(c, method, path, body, 1, 0, out);
+        }
         if (status != 200) {
-                report(status, out->buf);
+                sf_client_report(status, out->buf);
                 free(out->buf);
                 *out = (membuf_t){0};
                 return -1;
@@ -236,7 +261,7 @@ int sf_client_capable(sf_client_t *c, const char *cap) {
                 membuf_t out = {0};
                 long status = exchange(c, "GET", "/", NULL, 0, 0, &out);
                 if (status == 0) {  /* upstream ignores the status, not a dead server */
-                        report(0, NULL);
+                        sf_client_report(0, NULL);
                         free(out.buf);
                         return -1;
                 }

@@ -22,13 +22,23 @@ int sf_client_configure(sf_client_t *c);
 
 /* METHOD path with body (a JSON object; NULL or {} = no body). On 200 sets *ret to the
  * parsed response (NULL for an empty or non-JSON body) and returns 0. Otherwise prints
- * the error to stderr as upstream words it and returns -1. */
+ * the error to stderr as upstream words it and returns -1. A 401 re-authenticates once;
+ * a 406 is retried every second until the --async deadline (sf_client_deadline_s). */
 int sf_client_request(sf_client_t *c, const char *method, const char *path, json_object *body,
                       json_object **ret);
 
 /* Does the server list capability `cap` on its root page (upstream's plain substring test,
  * cli.md §2.3)? GET / (no auth) on the first call only. 1 yes, 0 no, -1 no answer (printed). */
 int sf_client_capable(sf_client_t *c, const char *cap);
+/* POST /auth with the configured namespace and key; c->token becomes "Bearer ...".
+ * 0, or -1 with the error printed. (The event stream re-authenticates with it.) */
+int sf_client_authenticate(sf_client_t *c);
+/* Prints an error answer as upstream words it: "<time> ERROR: <prefix>: <text>" on
+ * stderr (status 0 = could not connect). */
+void sf_client_report(long status, const char *body);
+/* Seconds the --async strategy allows for waits and 406 retries (continue 0, pause 60,
+ * block 3600). */
+int sf_client_deadline_s(const sf_client_t *c);
 
 /* As sf_client_request, but the body of a 200 as it came (a NUL follows it; it may hold
  * NULs itself): e.g. GET /instances/<ref>/consoledata. Caller frees *ret_text. */

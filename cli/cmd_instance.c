@@ -7,6 +7,7 @@
  * delete-all without --confirm) we print the same words on stderr and exit 1: nothing was
  * done, and a script must be able to tell. */
 #include "cli.h"
+#include "live.h"
 #include "out.h"
 #include "spec.h"
 #include "wait.h"
@@ -834,6 +835,7 @@ static const sf_cmd_t cmds[] = {
         SF_CMD("delete-metadata", "INSTANCE_REF KEY", "Delete a metadata item", 2, inst_delete_metadata),
         SF_CMD("consoledata", "INSTANCE_REF [LENGTH]", "Get console data for an instance", 1, inst_consoledata,
                .noptargs = 1),
+        SF_CMD("watch", "INSTANCE_REF", "Follow an instance live until created, deleted or error", 1, sf_live_instance_watch),
         {0},
 };
 

@@ -79,7 +79,7 @@ const sf_opt_t sf_cli_events_opts[] = {
 };
 
 /* datetime.fromtimestamp(ts) in local time: fraction omitted when zero, as Python. */
-static void py_datetime(double ts, char *buf, size_t len) {
+void sf_cli_pytime(double ts, char *buf, size_t len) {
         time_t secs = (time_t)ts;
         long usec = (long)((ts - (double)secs) * 1e6 + 0.5);
         struct tm tm;
@@ -134,7 +134,7 @@ int sf_cli_events(sf_cli_t *cli, const char *plural, sf_args_t *a) {
                 char when[64];
                 json_object_object_get_ex(e, "timestamp", &ts);
                 if (ts && (json_object_is_type(ts, json_type_double) || json_object_is_type(ts, json_type_int)))
-                        py_datetime(json_object_get_double(ts), when, sizeof(when));
+                        sf_cli_pytime(json_object_get_double(ts), when, sizeof(when));
                 else {
                         char *s = sf_out_pystr(ts);
                         snprintf(when, sizeof(when), "%s", s);
