@@ -69,7 +69,10 @@ all: $(BINS)
 deps:
 	@./tools/deps.sh $(DEPS)
 
-$(PROTO_C) $(PROTO_H): schema/sf.proto
+# One protoc-c run makes both files (a grouped target: with plain `a b:` and -j, make may run
+# it once per file, rewriting the header after objects were built from it; they then look
+# stale and the next make, e.g. `make install`, rebuilds them).
+$(PROTO_C) $(PROTO_H) &: schema/sf.proto
 	@mkdir -p $(GEN)
 	protoc-c --proto_path=schema --c_out=$(GEN) schema/sf.proto
 
