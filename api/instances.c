@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -271,6 +272,31 @@ static int create_resolve_networks(sf_ctx_t *ctx, const sf_caller_t *caller, sf_
         return 0;
 }
 
+/* Video memory in KiB: an integer, or a string of decimal digits, which is what upstream's
+ * client sends for `-V memory=N` (its video spec values stay strings). */
+static int video_memory_parse(json_object *mem, int64_t *ret_kib) {
+        const char *s;
+        char *end;
+        long long n;
+
+        if (json_object_is_type(mem, json_type_int)) {
+                *ret_kib = json_object_get_int64(mem);
+                return 0;
+        }
+        if (!json_object_is_type(mem, json_type_string))
+                return -EINVAL;
+        s = json_object_get_string(mem);
+        if (!(*s >= '0' && *s <= '9') && !(*s == '-' && s[1] >= '0' && s[1] <= '9'))
+                return -EINVAL;
+        errno = 0;
+        n = strtoll(s, &end, 10);
+        if (*end)
+                return -EINVAL;
+        /* out of range saturates (strtoll's LLONG_MIN/MAX): the caller's range check words it */
+        *ret_kib = n;
+        return 0;
+}
+
 static int create_parse_body(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_t *req,
                              sf_http_resp_t *resp, create_req_t *c) {
         static const char *const allowed[] = {
@@ -352,11 +378,12 @@ static int create_parse_body(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_r
         if (json_object_object_get_ex(req->body, "video", &v) && v) {
                 const char *model = sf_json_str(v, "model"), *vdi;
                 json_object *mem;
+                int64_t kib;
                 if (!json_object_is_type(v, json_type_object) || !model)
                         return sf_http_error(resp, 400, "video specification requires a model"), -EINVAL;
-                if (!json_object_object_get_ex(v, "memory", &mem) || !json_object_is_type(mem, json_type_int))
+                if (!json_object_object_get_ex(v, "memory", &mem) || video_memory_parse(mem, &kib) < 0)
                         return sf_http_error(resp, 400, "video specification requires a memory size"), -EINVAL;
-                if (json_object_get_int64(mem) < 1 || json_object_get_int64(mem) > SF_MAX_VIDEO_MEMORY_KIB)
+                if (kib < 1 || kib > SF_MAX_VIDEO_MEMORY_KIB)
                         return sf_http_error(resp, 400, "video memory must be between 1 and %d KiB",
                                              SF_MAX_VIDEO_MEMORY_KIB),
                                -EINVAL;
@@ -365,7 +392,7 @@ static int create_parse_body(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_r
                         return sf_http_error(resp, 400, "invalid vdi type %s", vdi), -EINVAL;
                 c->video = json_object_new_object();
                 json_object_object_add(c->video, "model", json_object_new_string(model));
-                json_object_object_add(c->video, "memory", json_object_get(mem));
+                json_object_object_add(c->video, "memory", json_object_new_int64(kib));
                 json_object_object_add(c->video, "vdi", json_object_new_string(vdi));
         } else {
                 c->video = json_object_new_object();

@@ -522,6 +522,28 @@ static void test_numbers(void **state) {
             sfx);
         check_error(&r, 400, "video specification requires a memory size");
         reply_free(&r);
+        /* Upstream's client sends `-V memory=N` as a string: digits are a size, range-checked
+         * like a number; anything else is no size. */
+        req(&r, "POST", "/instances", sys_tok,
+            "{'name': 'num-%s', 'cpus': 1, 'memory': 128, 'disk': " DISK ", 'video': {'model': 'cirrus', 'memory': '-1'}}",
+            sfx);
+        check_error(&r, 400, "video memory must be between 1 and 262144 KiB");
+        reply_free(&r);
+        req(&r, "POST", "/instances", sys_tok,
+            "{'name': 'num-%s', 'cpus': 1, 'memory': 128, 'disk': " DISK
+            ", 'video': {'model': 'cirrus', 'memory': '99999999999999999999999'}}",
+            sfx);
+        check_error(&r, 400, "video memory must be between 1 and 262144 KiB");
+        reply_free(&r);
+        const char *const bad_sizes[] = {"'lots'", "''", "'16384 '", "' 16384'", "'0x10'", "'1e3'", "true", "[1]"};
+        for (size_t i = 0; i < sizeof(bad_sizes) / sizeof(*bad_sizes); i++) {
+                req(&r, "POST", "/instances", sys_tok,
+                    "{'name': 'num-%s', 'cpus': 1, 'memory': 128, 'disk': " DISK
+                    ", 'video': {'model': 'cirrus', 'memory': %s}}",
+                    sfx, bad_sizes[i]);
+                check_error(&r, 400, "video specification requires a memory size");
+                reply_free(&r);
+        }
 
         /* Events limit and console length. */
         assert_true(inst_a[0]);
