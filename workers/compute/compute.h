@@ -1,0 +1,32 @@
+/* sf-compute internals shared by its files (handlers.c, create.c, build.c, delete.c,
+ * node.c, reconcile.c).  Not a public surface: only sf-compute includes it. */
+#pragma once
+#include "handlers.h"
+#include "lock.h"
+#include "util.h"
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define LOCK_TTL_MS 30000
+
+/* <storage>/instances/<uuid>, <storage>/blobs/<uu>/<uuid> */
+void sf_compute_instance_dir(sf_ctx_t *ctx, const char *uuid, char *out, size_t len);
+void sf_compute_blob_path(sf_ctx_t *ctx, const char *uuid, char *out, size_t len);
+/* The per-instance fenced lock. */
+int sf_compute_lock_instance(sf_ctx_t *ctx, const char *uuid, int wait_ms, sf_lock_t **ret);
+/* Reconnects libvirt if needed; SF_WORK_DONE when usable. */
+int sf_compute_virt_ready(sf_work_t *w);
+/* The artifact's current blob if it is on this node (*ready), -EIO when it failed. */
+int sf_compute_current_blob(sf_ctx_t *ctx, const char *art_uuid, char ret_blob[SF_UUID_LEN], bool *ready,
+                            char *err, size_t errlen);
+/* Build disks, config drive, domain, start it, record; an SF_WORK_* result. */
+int sf_compute_build(sf_work_t *w, json_object *inst, const sf_fence_t *fence);
+/* Remove domain, files and addresses of an instance; 0 or -EIO (message in w). */
+int sf_compute_remove_local(sf_work_t *w, json_object *inst);
+
+int sf_compute_handle_create(sf_work_t *w);
+void sf_compute_create_failed(sf_work_t *w, const char *msg);
+int sf_compute_handle_delete(sf_work_t *w);
+void sf_compute_delete_failed(sf_work_t *w, const char *msg);

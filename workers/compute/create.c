@@ -1,0 +1,147 @@
+/* sf-compute: instance.create (api.md §7): wait for the other workers' steps, then
+ * initial -> preflight -> creating -> (build.c) -> created. */
+#include "compute.h"
+
+#include "event.h"
+#include "intent.h"
+#include "ipam.h"
+#include "lock.h"
+#include "log.h"
+#include "object.h"
+#include "sflimits.h"
+#include "state.h"
+#include "store.h"
+#include "util.h"
+#include "virt.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Waits for the other workers' steps; returns SF_WORK_DONE when all are ready. */
+static int preconditions(sf_work_t *w, json_object *inst) {
+        sf_ctx_t *ctx = w->ctx;
+        json_object *ifaces, *arts;
+
+        if (json_object_object_get_ex(inst, "interfaces", &ifaces)) {
+                for (size_t i = 0; i < json_object_array_length(ifaces); i++) {
+                        _cleanup_json_ json_object *iface = NULL;
+                        const char *iu = json_object_get_string(json_object_array_get_idx(ifaces, i)), *st;
+                        if (sf_store_get(ctx->store, "networkinterface", iu, &iface, NULL) < 0)
+                                return sf_work_error(w, "interface %s vanished", iu), SF_WORK_FAIL;
+                        st = sf_json_str(iface, "state") ?: "";
+                        if (strcmp(st, "error") == 0 || strcmp(st, "deleted") == 0)
+                                return sf_work_error(w, "network interface %s is %s: %s", iu, st,
+                                                     sf_json_str(iface, "error_message") ?: ""),
+                                       SF_WORK_FAIL;
+                        if (strcmp(st, "created") != 0)
+                                return sf_work_error(w, "waiting for network interface %s", iu), SF_WORK_WAIT;
+                }
+        }
+        if (json_object_object_get_ex(inst, "artifacts", &arts)) {
+                for (size_t i = 0; i < json_object_array_length(arts); i++) {
+                        const char *au = json_object_get_string(json_object_array_get_idx(arts, i));
+                        char blob[SF_UUID_LEN], err[256] = "";
+                        bool ready = false;
+                        if (!au || !*au)
+                                continue;
+                        if (sf_compute_current_blob(ctx, au, blob, &ready, err, sizeof(err)) < 0)
+                                return sf_work_error(w, "%s", err), SF_WORK_FAIL;
+                        if (!ready)
+                                return sf_work_error(w, "waiting for image %s", au), SF_WORK_WAIT;
+                }
+        }
+        return SF_WORK_DONE;
+}
+
+
+int sf_compute_handle_create(sf_work_t *w) {
+        sf_ctx_t *ctx = w->ctx;
+        const char *uuid = w->intent->object_uuid;
+        _cleanup_json_ json_object *inst = NULL;
+        sf_lock_t *lock = NULL;
+        sf_fence_t fence;
+        const char *st;
+        double t0 = sf_now();
+        int r, res;
+
+        r = sf_store_get(ctx->store, "instance", uuid, &inst, NULL);
+        if (r == -ENOENT)
+                return SF_WORK_DONE;
+        if (r < 0)
+                return sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY;
+        st = sf_json_str(inst, "state") ?: "";
+        if (strcmp(st, "initial") != 0 && strcmp(st, "preflight") != 0 && strcmp(st, "creating") != 0)
+                return SF_WORK_DONE; /* created already, or being deleted, or failed */
+        res = preconditions(w, inst);
+        if (res != SF_WORK_DONE)
+                return res;
+        res = sf_compute_virt_ready(w);
+        if (res != SF_WORK_DONE)
+                return res;
+
+        r = sf_compute_lock_instance(ctx, uuid, 2000, &lock);
+        if (r == -EBUSY)
+                return sf_work_error(w, "instance is locked"), SF_WORK_WAIT;
+        if (r < 0)
+                return sf_work_error(w, "lock: %s", strerror(-r)), SF_WORK_RETRY;
+        fence = sf_lock_fence(lock);
+        if (strcmp(st, "initial") == 0) {
+                r = sf_obj_set_state(ctx, "instance", uuid, "preflight", NULL, &fence, NULL);
+                st = "preflight";
+        }
+        if (r == 0 && strcmp(st, "preflight") == 0)
+                r = sf_obj_set_state(ctx, "instance", uuid, "creating", NULL, &fence, NULL);
+        if (r < 0) {
+                sf_lock_release(ctx->store, lock);
+                /* -EINVAL: somebody moved it (a delete): nothing left for us. */
+                return r == -EINVAL ? SF_WORK_DONE : (sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY);
+        }
+        sf_work_progress(w);
+        res = sf_compute_build(w, inst, &fence);
+        if (res == SF_WORK_DONE) {
+                r = sf_obj_set_state(ctx, "instance", uuid, "created", NULL, &fence, NULL);
+                if (r < 0 && r != -EINVAL)
+                        res = (sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY);
+                else
+                        sf_event_emit(ctx, "instance", uuid, sf_json_str(inst, "namespace"), "status",
+                                      "instance started", NULL, sf_now() - t0);
+        }
+        sf_lock_release(ctx->store, lock);
+        return res;
+}
+
+/* A create that cannot succeed: <state>-error with the message, then clean up and
+ * leave it listed as error until the user deletes it (api.md §4.3).  Under the
+ * instance lock and fenced like the handlers: a paused process that wakes up after
+ * a newer holder (a delete) took over must not write over its result.  If the lock
+ * cannot be had, whoever holds it decides; the instance keeps its state and the
+ * reconciler's stuck re-drive tries again. */
+void sf_compute_create_failed(sf_work_t *w, const char *msg) {
+        sf_ctx_t *ctx = w->ctx;
+        const char *uuid = w->intent->object_uuid;
+        _cleanup_json_ json_object *inst = NULL;
+        sf_lock_t *lock = NULL;
+        sf_fence_t fence;
+        char to[48];
+        int r;
+
+        r = sf_compute_lock_instance(ctx, uuid, 5000, &lock);
+        if (r < 0) {
+                log_warn("instance %s: cannot lock to record its failure (%s): %s", uuid, strerror(-r), msg);
+                return;
+        }
+        fence = sf_lock_fence(lock);
+        if (sf_store_get(ctx->store, "instance", uuid, &inst, NULL) < 0)
+                goto cleanup;
+        snprintf(to, sizeof(to), "%s-error", sf_json_str(inst, "state") ?: "initial");
+        if (!sf_state_ok("instance", sf_json_str(inst, "state"), to))
+                goto cleanup;
+        if (sf_obj_set_state(ctx, "instance", uuid, to, msg, &fence, NULL) < 0)
+                goto cleanup;
+        w->error[0] = 0;
+        if (sf_compute_remove_local(w, inst) == 0)
+                sf_obj_set_state(ctx, "instance", uuid, "error", NULL, &fence, NULL);
+cleanup:
+        sf_lock_release(ctx->store, lock);
+}
