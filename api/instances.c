@@ -24,7 +24,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define NODE_LIVE_S 120 /* NODE_CHECKIN_MAXIMUM */
 
 /* ---- request validation ---- */
 
@@ -353,7 +352,7 @@ static int create_parse_body(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_r
                 _cleanup_json_ json_object *node = NULL;
                 if (sf_store_get(ctx->store, "node", c->placed_on, &node, NULL) < 0)
                         return sf_http_error(resp, 404, "Specified node does not exist"), -ENOENT;
-                if (sf_now() - (double)sf_json_int(node, "lastseen", 0) > NODE_LIVE_S ||
+                if (sf_now() - (double)sf_json_int(node, "lastseen", 0) > ctx->cfg.node_checkin_max_s ||
                     strcmp(sf_json_str(node, "state") ?: "created", "created") != 0)
                         return sf_http_error(resp, 404, "Specified node not ready"), -ENOENT;
         }
@@ -615,11 +614,7 @@ static int instance_add_interfaces(sf_ctx_t *ctx, const create_req_t *c, const c
 /* Step: record the chosen node.  Last before the intents: once "node" is set, a re-drive
  * (an API killed before publishing) builds from this record, so it must be complete. */
 static int instance_record_node(sf_ctx_t *ctx, const create_req_t *c, const char *uuid, const char *node) {
-        _cleanup_json_ json_object *extra = json_object_new_object(), *cands = json_object_new_array();
-
-        json_object_array_add(cands, json_object_new_string(node));
-        json_object_object_add(extra, "candidates", json_object_get(cands));
-        sf_event_emit(ctx, "instance", uuid, c->ns, "audit", "schedule final candidates", extra, -1);
+        (void)c; /* the scheduler logged its stages (api/scheduler.c) */
         return sf_obj_set_field(ctx, "instance", uuid, "node", json_object_new_string(node), NULL);
 }
 

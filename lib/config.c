@@ -52,6 +52,26 @@ static int u64_env(const char *name, uint64_t def, uint64_t *out) {
         return 0;
 }
 
+/* A non-negative number (fractions allowed) of at most max. */
+static int double_env(const char *name, double def, double max, double *out) {
+        const char *v = getenv(name);
+        char *end;
+        double d;
+
+        if (!v || !*v) {
+                *out = def;
+                return 0;
+        }
+        errno = 0;
+        d = strtod(v, &end);
+        if (errno || *end || !(d >= 0 && d <= max)) {
+                log_err("config: %s=%s is not a number between 0 and %g", name, v, max);
+                return -EINVAL;
+        }
+        *out = d;
+        return 0;
+}
+
 /* A retention in seconds: -1 (forever) or 1 .. 100 years. */
 static int retention_env(const char *name, int64_t def, int64_t *out) {
         const char *v = getenv(name);
@@ -161,6 +181,17 @@ int sf_config_load(sf_config_t *cfg) {
             cfg->stream_ring < 16 || cfg->stream_max_subscribers > 3000) {
                 log_err("config: SF_STREAM_HEARTBEAT, SF_STREAM_BACKLOG and SF_STREAM_WRITE_TIMEOUT must be >= 1, "
                         "SF_STREAM_RING >= 16, SF_STREAM_MAX_SUBSCRIBERS <= 3000");
+                r = -EINVAL;
+        }
+        r |= double_env("SF_CPU_OVERCOMMIT_RATIO", 16, 1000, &cfg->cpu_overcommit_ratio);
+        r |= double_env("SF_RAM_OVERCOMMIT_RATIO", 3.0, 1000, &cfg->ram_overcommit_ratio);
+        r |= double_env("SF_RAM_SYSTEM_RESERVATION", 2.0, 1 << 20, &cfg->ram_system_reservation_gib);
+        r |= int_env("SF_MINIMUM_FREE_DISK", 20, &cfg->minimum_free_disk_gib);
+        r |= int_env("SF_SCHEDULER_CACHE_TIMEOUT", 5, &cfg->scheduler_cache_timeout_s);
+        r |= int_env("SF_NODE_CHECKIN_MAXIMUM", 120, &cfg->node_checkin_max_s);
+        r |= int_env("SF_USAGE_EVENT_FREQUENCY", 60, &cfg->usage_event_frequency_s);
+        if (cfg->node_checkin_max_s < 1) {
+                log_err("config: SF_NODE_CHECKIN_MAXIMUM must be >= 1");
                 r = -EINVAL;
         }
         if (cfg->download_timeout_s < 1 || cfg->blob_concurrency < 1 || cfg->blob_concurrency > 64) {

@@ -54,6 +54,14 @@ typedef struct sf_config {
         int stream_backlog;       /* SF_STREAM_BACKLOG (1000): events a subscriber may lag; then dropped */
         int stream_write_timeout_s; /* SF_STREAM_WRITE_TIMEOUT (30): socket unwritable this long => dropped */
         int stream_ring;          /* SF_STREAM_RING (8192): recent events kept in memory for resume */
+        /* The scheduler and nodes (api.md §7 step 2, §8) */
+        double cpu_overcommit_ratio;       /* SF_CPU_OVERCOMMIT_RATIO (16): vCPUs per node CPU */
+        double ram_overcommit_ratio;       /* SF_RAM_OVERCOMMIT_RATIO (3.0): instance RAM / node RAM */
+        double ram_system_reservation_gib; /* SF_RAM_SYSTEM_RESERVATION (2.0 GiB) kept for the host */
+        int minimum_free_disk_gib;         /* SF_MINIMUM_FREE_DISK (20 GiB) kept free on a node */
+        int scheduler_cache_timeout_s;     /* SF_SCHEDULER_CACHE_TIMEOUT (5): sf-api re-reads node metrics */
+        int node_checkin_max_s;            /* SF_NODE_CHECKIN_MAXIMUM (120): silent longer => missing */
+        int usage_event_frequency_s;       /* SF_USAGE_EVENT_FREQUENCY (60; 0 = off): usage events */
 } sf_config_t;
 
 /* Fill cfg from the environment. -EINVAL with a log line on a malformed value. */

@@ -252,3 +252,132 @@ int sf_event_list(sf_store_t *s, const char *objtype, const char *uuid, const ch
         *ret_array = out;
         return 0;
 }
+
+/* PUSH_LUA for several records of one object and type: ARGV[1] now, ARGV[2] cap,
+ * ARGV[3] retention, then per record its rest and its mirror's ("" without a mirror).
+ * Returns the stored timestamps. */
+static const char PUSH_MANY_LUA[] =
+        "local keep, ret = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+        "local function push(list, lastkey, rest)\n"
+        "  local ts = tonumber(ARGV[1])\n"
+        "  local last = redis.call('GET', lastkey)\n"
+        "  if last and tonumber(last) >= ts then ts = tonumber(last) + 0.00001 end\n"
+        "  redis.call('SET', lastkey, string.format('%.6f', ts))\n"
+        "  redis.call('LPUSH', list, string.format('{\"timestamp\": %.6f, ', ts) .. rest)\n"
+        "  redis.call('LTRIM', list, 0, keep - 1)\n"
+        "  if ret < 0 then redis.call('PERSIST', list) return ts end\n"
+        "  local cutoff = tonumber(ARGV[1]) - ret\n"
+        "  for i = 1, 100 do\n"
+        "    local oldest = redis.call('LINDEX', list, -1)\n"
+        "    local t = oldest and tonumber(string.match(oldest, '^{\"timestamp\": ([%d%.]+)'))\n"
+        "    if not t or t >= cutoff then break end\n"
+        "    redis.call('RPOP', list)\n"
+        "  end\n"
+        "  redis.call('EXPIRE', list, ret + 1)\n"
+        "  return ts\n"
+        "end\n"
+        "local out = {}\n"
+        "for i = 4, #ARGV, 2 do\n"
+        "  out[#out + 1] = string.format('%.6f', push(KEYS[1], KEYS[2], ARGV[i]))\n"
+        "  if KEYS[3] and ARGV[i + 1] ~= '' then push(KEYS[3], KEYS[4], ARGV[i + 1]) end\n"
+        "end\n"
+        "return out\n";
+
+int sf_event_emit_many(sf_ctx_t *ctx, const char *objtype, const char *uuid, const char *ns, const char *type,
+                       size_t n, const char *const *messages, json_object *const *extras) {
+        int ti = type_index(type);
+        bool mirrored = ti == 0 && ns && *ns && strcmp(objtype, "namespace") != 0;
+        char ts[32], key[256], lastkey[256], keep[16], ret[24], nskey[256], nslast[256], nkeys[4];
+        size_t argc = 0, nargs = 10 + 2 * n;
+        const char **argv = NULL;
+        char **owned = NULL;
+        _cleanup_reply_ redisReply *r = NULL;
+        double now = sf_now();
+        int rc = 0;
+
+        if (ti < 0)
+                return -EINVAL;
+        if (n == 0)
+                return 0;
+        argv = calloc(nargs, sizeof(*argv));
+        owned = calloc(2 * n, sizeof(*owned));
+        if (!argv || !owned) {
+                rc = -ENOMEM;
+                goto cleanup;
+        }
+        snprintf(ts, sizeof(ts), "%.6f", now);
+        snprintf(key, sizeof(key), SF_KEY_EVENTS, objtype, uuid, type);
+        snprintf(lastkey, sizeof(lastkey), SF_KEY_EVENTTS, objtype, uuid);
+        snprintf(keep, sizeof(keep), "%d", SF_EVENTS_KEEP);
+        snprintf(ret, sizeof(ret), "%lld", (long long)retention_s[ti]);
+        snprintf(nskey, sizeof(nskey), SF_KEY_EVENTS, "namespace", ns ? ns : "", type);
+        snprintf(nslast, sizeof(nslast), SF_KEY_EVENTTS, "namespace", ns ? ns : "");
+        snprintf(nkeys, sizeof(nkeys), "%d", mirrored ? 4 : 2);
+        argv[argc++] = "EVAL";
+        argv[argc++] = PUSH_MANY_LUA;
+        argv[argc++] = nkeys;
+        argv[argc++] = key;
+        argv[argc++] = lastkey;
+        if (mirrored) {
+                argv[argc++] = nskey;
+                argv[argc++] = nslast;
+        }
+        argv[argc++] = ts;
+        argv[argc++] = keep;
+        argv[argc++] = ret;
+        for (size_t i = 0; i < n; i++) {
+                owned[2 * i] = record_rest(ctx, type, messages[i], extras ? extras[i] : NULL, -1);
+                owned[2 * i + 1] = mirrored ? mirror_rest(ctx, objtype, uuid, messages[i], extras ? extras[i] : NULL, -1)
+                                            : strdup("");
+                if (!owned[2 * i] || !owned[2 * i + 1]) {
+                        rc = -ENOMEM;
+                        goto cleanup;
+                }
+                argv[argc++] = owned[2 * i];
+                argv[argc++] = owned[2 * i + 1];
+        }
+        r = sf_store_cmdargv_once(ctx->store, (int)argc, argv, NULL);
+        if (!r || r->type != REDIS_REPLY_ARRAY) {
+                log_warn("events %s/%s: not stored: %s", objtype, uuid, r && r->str ? r->str : "redis down");
+                rc = -EIO;
+                goto cleanup;
+        }
+        for (size_t i = 0; ctx->bus && i < n; i++) {
+                Sf__Event ev = SF__EVENT__INIT;
+                char subject[512], t_ns[80], t_uuid[80];
+                uint8_t *buf;
+                size_t len;
+
+                ev.object_type = (char *)objtype;
+                ev.object_uuid = (char *)uuid;
+                ev.ns = (char *)(ns ? ns : "");
+                ev.type = (char *)type;
+                ev.timestamp = i < r->elements && r->element[i]->type == REDIS_REPLY_STRING
+                                       ? strtod(r->element[i]->str, NULL)
+                                       : now;
+                ev.fqdn = ctx->cfg.node;
+                ev.message = (char *)messages[i];
+                ev.extra_json = (char *)(extras && extras[i]
+                                                 ? json_object_to_json_string_ext(extras[i], JSON_C_TO_STRING_PLAIN)
+                                                 : "{}");
+                len = sf__event__get_packed_size(&ev);
+                buf = malloc(len ? len : 1);
+                if (!buf) {
+                        rc = -ENOMEM;
+                        goto cleanup;
+                }
+                sf__event__pack(&ev, buf);
+                subject_token(ns, t_ns, sizeof(t_ns));
+                subject_token(uuid, t_uuid, sizeof(t_uuid));
+                snprintf(subject, sizeof(subject), "sf.event.%s.%s.%s", t_ns, objtype, t_uuid);
+                if (sf_bus_publish(ctx->bus, subject, NULL, buf, len) < 0)
+                        log_warn("event %s/%s: not published", objtype, uuid);
+                free(buf);
+        }
+cleanup:
+        for (size_t i = 0; owned && i < 2 * n; i++)
+                free(owned[i]);
+        free(owned);
+        free(argv);
+        return rc;
+}

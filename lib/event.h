@@ -16,6 +16,11 @@
 int sf_event_emit(sf_ctx_t *ctx, const char *objtype, const char *uuid, const char *ns,
                   const char *type, const char *message, json_object *extra, double duration);
 
+/* n events of one object and type (messages[i] with extras[i], borrowed, may be NULL)
+ * in one Redis round trip, in that order: for steps that log several at once (the
+ * scheduler's stages). */
+int sf_event_emit_many(sf_ctx_t *ctx, const char *objtype, const char *uuid, const char *ns, const char *type,
+                       size_t n, const char *const *messages, json_object *const *extras);
 /* Newest first, at most limit, optionally only one event type. */
 int sf_event_list(sf_store_t *s, const char *objtype, const char *uuid, const char *type_filter,
                   int limit, json_object **ret_array);
