@@ -14,14 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NODE_LIVE_S 120 /* NODE_CHECKIN_MAXIMUM: older check-ins read as "missing" */
-
 static json_object *node_view(json_object *doc) {
         json_object *v = json_object_new_object();
         int64_t lastseen = sf_json_int(doc, "lastseen", 0);
         const char *state = sf_json_str(doc, "state") ?: "created";
 
-        if (strcmp(state, "created") == 0 && sf_now() - (double)lastseen > NODE_LIVE_S)
+        /* The heartbeats mark silent nodes missing; if none runs, the view still tells. */
+        if (strcmp(state, "created") == 0 && sf_now() - (double)lastseen > sf_api_ctx()->cfg.node_checkin_max_s)
                 state = "missing";
         json_object_object_add(v, "name", json_object_new_string(sf_json_str(doc, "name") ?: ""));
         json_object_object_add(v, "ip", sf_json_str(doc, "ip") ? json_object_new_string(sf_json_str(doc, "ip")) : NULL);

@@ -191,15 +191,17 @@ int64_t sf_sched_disk_gib(json_object *disks) {
 
 /* ---- sf-api: cached metrics, recent placements, affinity inputs, events ---- */
 
-/* A placement counts on top of a node's metrics until a heartbeat taken this long after
- * it (by then its domain exists and the heartbeat's own sums include it). */
+/* A placement counts on top of a node's metrics (its vCPUs and memory in the instance
+ * sums) until a heartbeat taken this long after it: by then its domain runs and the
+ * heartbeat's own sums include it.  So a burst of creates between two cache refreshes
+ * does not all land on one node past its overcommit limits. */
 #define PLACED_GRACE_S 10
 #define PLACED_MAX 1024
 
 typedef struct placement {
         char node[64];
         double at;
-        int64_t cpus, memory, disk_gib;
+        int64_t cpus, memory;
 } placement_t;
 
 static pthread_mutex_t cache_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -415,10 +417,11 @@ static int nodes_current(sf_ctx_t *ctx, double now, sf_sched_node_t **ret, size_
                         sf_sched_node_t *nd = &copy[i];
                         if (strcmp(nd->name, pl->node) != 0 || pl->at < nd->lastseen - PLACED_GRACE_S)
                                 continue;
+                        /* The sums the heartbeat takes from libvirt's domains; free RAM and
+                         * disk are measurements, which a domain just placed has not moved yet
+                         * (as upstream, compared with the request alone). */
                         nd->cpu_total_instance_vcpus += pl->cpus;
                         nd->memory_total_instance_actual += pl->memory;
-                        nd->memory_available -= pl->memory;
-                        nd->disk_free_instances -= (int64_t)(pl->disk_gib * GIB);
                 }
         }
         *ret = copy;
@@ -463,7 +466,6 @@ int sf_api_schedule(sf_ctx_t *ctx, const sf_sched_req_t *req, sf_http_resp_t *re
                 pl->at = pol.now;
                 pl->cpus = ask.cpus;
                 pl->memory = ask.memory;
-                pl->disk_gib = ask.disk_gib;
         }
         pthread_mutex_unlock(&cache_mutex);
         if (r == -ENOSPC || r == -ENOENT) {
