@@ -208,6 +208,7 @@ static pthread_mutex_t cache_mutex = PTHREAD_MUTEX_INITIALIZER;
 static sf_sched_node_t *cache_nodes;
 static size_t cache_n;
 static double cache_loaded;
+static uint64_t cache_gen; /* the node type's generation the table was read at */
 static placement_t placed[PLACED_MAX];
 static size_t placed_next;
 
@@ -217,6 +218,7 @@ void sf_api_schedule_reset(void) {
         cache_nodes = NULL;
         cache_n = 0;
         cache_loaded = 0;
+        cache_gen = 0;
         memset(placed, 0, sizeof(placed));
         placed_next = 0;
         pthread_mutex_unlock(&cache_mutex);
@@ -388,13 +390,20 @@ static void stage_log_done(stage_log_t *log) {
                 json_object_put(log->extras[i]);
 }
 
-/* The cached node table (re-read when older than SF_SCHEDULER_CACHE_TIMEOUT), copied,
- * with this sf-api's recent placements added.  Called with cache_mutex held. */
+/* The cached node table, copied, with this sf-api's recent placements added.  It is
+ * read again when older than SF_SCHEDULER_CACHE_TIMEOUT or when any node record changed
+ * (one GET of the type's generation: a deleted node is skipped at once, a new heartbeat
+ * is seen at once).  Called with cache_mutex held. */
 static int nodes_current(sf_ctx_t *ctx, double now, sf_sched_node_t **ret, size_t *ret_n) {
+        static const char *const types[] = {"node"};
         sf_sched_node_t *copy;
+        uint64_t gen = 0;
         int r;
 
-        if (!cache_nodes || now - cache_loaded > ctx->cfg.scheduler_cache_timeout_s) {
+        r = sf_store_gens(ctx->store, 1, types, &gen);
+        if (r < 0)
+                return r;
+        if (!cache_nodes || gen != cache_gen || now - cache_loaded > ctx->cfg.scheduler_cache_timeout_s) {
                 sf_sched_node_t *fresh = NULL;
                 size_t n = 0;
                 r = nodes_load(ctx->store, &fresh, &n);
@@ -404,6 +413,7 @@ static int nodes_current(sf_ctx_t *ctx, double now, sf_sched_node_t **ret, size_
                 cache_nodes = fresh;
                 cache_n = n;
                 cache_loaded = now;
+                cache_gen = gen;
         }
         copy = calloc(cache_n ? cache_n : 1, sizeof(*copy));
         if (!copy)

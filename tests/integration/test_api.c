@@ -108,6 +108,13 @@ static void put_node(bool live, int64_t memory_available) {
         json_object_object_add(doc, "is_hypervisor", json_object_new_boolean(true));
         json_object_object_add(doc, "lastseen", json_object_new_int64((int64_t)sf_now() - (live ? 0 : 1000)));
         json_object_object_add(m, "memory_available", json_object_new_int64(memory_available));
+        /* What a heartbeat records (api/scheduler.c filters on it); the lowest load of any
+         * node a shared Redis may hold, so placements come here. */
+        json_object_object_add(m, "cpu_max", json_object_new_int64(4));
+        json_object_object_add(m, "cpu_max_per_instance", json_object_new_int64(16));
+        json_object_object_add(m, "memory_max", json_object_new_int64(memory_available));
+        json_object_object_add(m, "disk_free_instances", json_object_new_int64((int64_t)1 << 50));
+        json_object_object_add(m, "cpu_load_1", json_object_new_double(-1));
         json_object_object_add(doc, "metrics", json_object_get(m));
         r = sf_store_get(ctx.store, "node", node_name, NULL, &rev);
         assert_true(r == 0 || r == -ENOENT);

@@ -98,6 +98,13 @@ static void put_node(void) {
         json_object_object_add(doc, "metadata", json_object_new_object());
         /* Far more RAM than any other node a shared Redis may hold: placements come here. */
         json_object_object_add(m, "memory_available", json_object_new_int64((int64_t)1 << 50));
+        /* What a heartbeat records (api/scheduler.c filters on it); the lowest load of any
+         * node a shared Redis may hold, so placements come here. */
+        json_object_object_add(m, "cpu_max", json_object_new_int64(4));
+        json_object_object_add(m, "cpu_max_per_instance", json_object_new_int64(16));
+        json_object_object_add(m, "memory_max", json_object_new_int64((int64_t)1 << 50));
+        json_object_object_add(m, "disk_free_instances", json_object_new_int64((int64_t)1 << 50));
+        json_object_object_add(m, "cpu_load_1", json_object_new_double(-1));
         json_object_object_add(doc, "metrics", json_object_get(m));
         sf_store_purge(ctx.store, "node", node_name);
         assert_int_equal(sf_obj_create(&ctx, "node", node_name, doc), 0);

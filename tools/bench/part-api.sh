@@ -47,6 +47,9 @@ export SF_NODE=$NODE SF_REDIS_HOST=127.0.0.1 SF_REDIS_PORT=$REDIS_PORT \
     SF_TEMPLATES=$SF_SRC/templates SF_MESH_DEV=lo SF_MESH_IP=127.0.0.1 \
     SF_REDIS_PASSWORD_FILE=$W/creds/redis_password SF_NATS_USER=sf \
     SF_NATS_PASSWORD_FILE=$W/creds/nats_password
+# 1,000 instances on one test-driver node exceed upstream's overcommit limits (16 vCPUs per CPU,
+# 3x RAM): the scheduler would refuse them (507), so the bench lifts the limits.
+export SF_CPU_OVERCOMMIT_RATIO=1000 SF_RAM_OVERCOMMIT_RATIO=1000
 SF_AUTH_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
 export SF_AUTH_SECRET
 KEY=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
