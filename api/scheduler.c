@@ -197,6 +197,7 @@ int64_t sf_sched_disk_gib(json_object *disks) {
  * does not all land on one node past its overcommit limits. */
 #define PLACED_GRACE_S 10
 #define PLACED_MAX 1024
+#define PLACED_KEEP_S 60 /* older placements: any live node has heartbeaten since */
 
 typedef struct placement {
         char node[64];
@@ -421,7 +422,7 @@ static int nodes_current(sf_ctx_t *ctx, double now, sf_sched_node_t **ret, size_
         memcpy(copy, cache_nodes, cache_n * sizeof(*copy));
         for (size_t p = 0; p < PLACED_MAX; p++) {
                 const placement_t *pl = &placed[p];
-                if (!pl->node[0])
+                if (!pl->node[0] || pl->at < now - PLACED_KEEP_S)
                         continue;
                 for (size_t i = 0; i < cache_n; i++) {
                         sf_sched_node_t *nd = &copy[i];
