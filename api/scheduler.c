@@ -213,18 +213,6 @@ static uint64_t cache_gen; /* the node type's generation the table was read at *
 static placement_t placed[PLACED_MAX];
 static size_t placed_next;
 
-void sf_api_schedule_reset(void) {
-        pthread_mutex_lock(&cache_mutex);
-        free(cache_nodes);
-        cache_nodes = NULL;
-        cache_n = 0;
-        cache_loaded = 0;
-        cache_gen = 0;
-        memset(placed, 0, sizeof(placed));
-        placed_next = 0;
-        pthread_mutex_unlock(&cache_mutex);
-}
-
 static void node_from_doc(json_object *doc, const char *name, sf_sched_node_t *out) {
         json_object *m = NULL, *lastseen = NULL;
 

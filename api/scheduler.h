@@ -75,5 +75,3 @@ typedef struct sf_sched_req {
 /* Picks a node for the request into out; on refusal answers resp (507, or 404 for an
  * unknown forced node) and returns a negative errno. */
 int sf_api_schedule(sf_ctx_t *ctx, const sf_sched_req_t *req, sf_http_resp_t *resp, char out[64]);
-/* Forget the cached metrics and placements (tests). */
-void sf_api_schedule_reset(void);

@@ -16,6 +16,7 @@ NODES=("$NODE-a" "$NODE-b" "$NODE-c")
 
 sched_cleanup() {
     local rc=$? n
+    set +e   # (exit "$rc") below must not end the trap before e2e_cleanup
     for n in a b c; do stop_pid "sf-compute-$n"; done
     stop_pid sf-api
     # Only the test driver ever held these domains: lib.sh need not ask qemu:///system.
