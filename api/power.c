@@ -87,7 +87,7 @@ static int instance_intent_run(sf_ctx_t *ctx, sf_http_resp_t *resp, json_object 
                 return sf_http_json(resp, 200, NULL);
         if (strncmp(err, "you cannot ", 11) == 0)
                 return sf_http_error(resp, 409, "%s", err);
-        if (strstr(err, " is not ready (") || strstr(err, " is not running"))
+        if (strstr(err, " is not ready (") || strstr(err, " is not running") || strstr(err, " has no screen"))
                 return sf_http_error(resp, 406, "%s", err);
         if (strcmp(err, "instance not found") == 0)
                 return sf_http_error(resp, 404, "instance not found");

@@ -213,8 +213,10 @@ int sf_compute_handle_screenshot(sf_work_t *w) {
         snprintf(tmp, sizeof(tmp), "%s.partial", path);
         sf_domain_name(uuid, name);
         r = sf_virt_screenshot(cs->conn, name, tmp, mime);
-        if (r == -EAGAIN || r == -ENOENT) {
+        if (r == -EAGAIN || r == -ENOENT || r == -ENODEV) {
                 unlink(tmp);
+                if (r == -ENODEV)
+                        return sf_work_error(w, "instance %s has no screen (no video device)", uuid), SF_WORK_FAIL;
                 return sf_work_error(w, "instance %s is not running", uuid), SF_WORK_FAIL;
         }
         if (r < 0 || rename(tmp, path) < 0 || stat(path, &sb) < 0) {
@@ -258,7 +260,8 @@ int sf_compute_handle_screenshot(sf_work_t *w) {
  * or the connection was down are caught then. */
 
 #define WATCH_RETRY_MS 500
-#define WATCH_RECONNECT_MS 1000
+#define WATCH_RECONNECT_MS 1000 /* doubling up to WATCH_RECONNECT_MAX_MS while libvirtd is away */
+#define WATCH_RECONNECT_MAX_MS 8000
 
 typedef struct sf_compute_powerwatch {
         pthread_t thread;
@@ -395,7 +398,7 @@ static void *watch_main(void *arg) {
         sf_ctx_t ctx = {0};
         virConnectPtr conn = NULL;
         bool redis = false;
-        int id = -1;
+        int id = -1, reconnect_ms = WATCH_RECONNECT_MS;
 
         pthread_mutex_lock(&pw->mu);
         while (!pw->stop) {
@@ -426,8 +429,11 @@ static void *watch_main(void *arg) {
                                 conn = NULL;
                         } else {
                                 log_info("power watcher: following libvirt lifecycle events");
+                                reconnect_ms = WATCH_RECONNECT_MS;
                                 watch_queue_all(&ctx, pw);
                         }
+                } else if (!conn && reconnect_ms < WATCH_RECONNECT_MAX_MS) {
+                        reconnect_ms *= 2;
                 }
                 pthread_mutex_lock(&pw->mu);
                 for (size_t i = 0; i < n; i++) {
@@ -439,13 +445,13 @@ static void *watch_main(void *arg) {
                         }
                         if (again) {
                                 watch_queue_locked(pw, batch[i]);
-                                wait_ms = conn ? WATCH_RETRY_MS : WATCH_RECONNECT_MS;
+                                wait_ms = conn ? WATCH_RETRY_MS : reconnect_ms;
                         }
                         free(batch[i]);
                 }
                 free(batch);
                 if (!redis || !conn)
-                        wait_ms = WATCH_RECONNECT_MS;
+                        wait_ms = reconnect_ms;
                 if (pw->stop || pw->lost || (pw->npending && wait_ms < 0))
                         continue;
                 if (wait_ms < 0) {

@@ -441,8 +441,9 @@ int sf_virt_screenshot(virConnectPtr c, const char *name, const char *path, char
                 return -ENOMEM;
         mime = virDomainScreenshot(d, st, 0, 0);
         if (!mime) {
-                log_err("libvirt: %s: screenshot failed: %s", name, virt_msg());
-                r = virt_code() == VIR_ERR_OPERATION_INVALID ? -EAGAIN : -EIO;
+                /* OPERATION_INVALID: stopped meanwhile, or no video device ("no screens"). */
+                r = virt_code() == VIR_ERR_OPERATION_INVALID ? (virDomainIsActive(d) == 1 ? -ENODEV : -EAGAIN) : -EIO;
+                log_warn("libvirt: %s: screenshot failed: %s", name, virt_msg());
                 goto cleanup;
         }
         if (virStreamRecvAll(st, stream_sink, &fd) < 0 || virStreamFinish(st) < 0) {

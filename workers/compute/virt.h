@@ -44,7 +44,8 @@ int sf_virt_resume(virConnectPtr c, const char *name);
  * the state says nothing (VIR_DOMAIN_NOSTATE). */
 const char *sf_virt_power_name(int state);
 /* Write a screenshot of screen 0 to path (PNG or PPM, as the hypervisor makes it); the
- * MIME type in ret_mime (may be NULL).  -EAGAIN when the domain is not running. */
+ * MIME type in ret_mime (may be NULL).  -EAGAIN when the domain is not running, -ENODEV
+ * when it has no screen (no video device). */
 int sf_virt_screenshot(virConnectPtr c, const char *name, const char *path, char ret_mime[64]);
 
 /* ---- lifecycle events ----
