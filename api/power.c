@@ -19,6 +19,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,6 +28,11 @@
 #include <unistd.h>
 
 #define POWER_WAIT_MS 15000
+/* At most this many requests wait at once: each holds one of SF_HTTP_THREADS, and the
+ * API must keep answering everything else while a node is slow.  Beyond it, and for a
+ * node that has not checked in for NODE_LIVE_S, the answer does not wait. */
+#define POWER_MAX_WAITERS 2
+#define NODE_LIVE_S 120 /* NODE_CHECKIN_MAXIMUM */
 #define SPICE_CA_PATH "/etc/pki/libvirt-spice/ca-cert.pem"
 
 typedef enum { INTENT_DONE, INTENT_FAILED, INTENT_PENDING } intent_outcome_t;
@@ -63,6 +70,17 @@ static int intent_wait(sf_ctx_t *ctx, const char *id, intent_outcome_t *ret, cha
         }
 }
 
+static atomic_int waiters;
+
+/* Has the node checked in lately?  Unreadable counts as yes: the wait is bounded anyway. */
+static bool node_live(sf_ctx_t *ctx, const char *node) {
+        _cleanup_json_ json_object *doc = NULL;
+
+        if (sf_store_get(ctx->store, "node", node, &doc, NULL) < 0)
+                return true;
+        return sf_now() - (double)sf_json_int(doc, "lastseen", 0) <= NODE_LIVE_S;
+}
+
 /* Submit kind (with args) to the instance's node and wait; fills resp with `null` or the
  * failure's 4xx/5xx.  A never-placed instance has nothing on any node: `null` at once. */
 static int instance_intent_run(sf_ctx_t *ctx, sf_http_resp_t *resp, json_object *doc, const char *kind,
@@ -77,12 +95,16 @@ static int instance_intent_run(sf_ctx_t *ctx, sf_http_resp_t *resp, json_object 
         r = sf_intent_submit(ctx, node, "compute", kind, "instance", uuid, sf_json_str(doc, "namespace"), args, id);
         if (r < 0)
                 return r;
-        r = intent_wait(ctx, id, &out, err, sizeof(err));
-        if (r < 0)
-                return r;
+        out = INTENT_PENDING;
+        if (node_live(ctx, node)) {
+                if (atomic_fetch_add(&waiters, 1) < POWER_MAX_WAITERS)
+                        r = intent_wait(ctx, id, &out, err, sizeof(err));
+                atomic_fetch_sub(&waiters, 1);
+                if (r < 0)
+                        return r;
+        }
         if (out == INTENT_PENDING)
-                log_info("instance %s: %s still running after %d ms; answering without waiting", uuid, kind,
-                         POWER_WAIT_MS);
+                log_info("instance %s: %s queued; answering without waiting for it", uuid, kind);
         if (out != INTENT_FAILED)
                 return sf_http_json(resp, 200, NULL);
         if (strncmp(err, "you cannot ", 11) == 0)

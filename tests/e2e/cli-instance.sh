@@ -132,6 +132,22 @@ rc, out, seen = run(SF, 'instance', 'consoledata', 'vm1')
 assert seen == [('GET', '/instances/vm1/consoledata', '{\n    "length": 10240\n}')], seen
 rc, out, seen = run(SF, 'instance', 'consoledata', 'vm1', '0')
 assert seen == [('GET', '/instances/vm1/consoledata', None)], seen
+# power and console commands: one request each, as upstream's client sends it
+power = [(['reboot', 'vm1'], ('POST', '/instances/vm1/rebootsoft', None)),
+         (['reboot', '--hard', 'vm1'], ('POST', '/instances/vm1/reboothard', None)),
+         (['reboot', '--soft', 'vm1'], ('POST', '/instances/vm1/rebootsoft', None)),
+         (['poweroff', 'vm1'], ('POST', '/instances/vm1/poweroff', None)),
+         (['poweron', 'vm1'], ('POST', '/instances/vm1/poweron', None)),
+         (['pause', 'vm1'], ('POST', '/instances/vm1/pause', None)),
+         (['unpause', 'vm1'], ('POST', '/instances/vm1/unpause', None)),
+         (['consoledelete', 'vm1'], ('DELETE', '/instances/vm1/consoledata', None)),
+         (['vdiconsolefile', 'vm1'], ('GET', '/instances/vm1/vdiconsolehelper', None))]
+for args, req in power:
+    rc, out, seen = run(SF, 'instance', *args)
+    assert rc == 1 and seen == [req], (args, rc, out, seen)
+    if UPSTREAM:
+        rc, out, theirs = run(UPSTREAM, 'instance', *args)
+        assert [t[:2] for t in theirs] == [req[:2]], (args, theirs)
 
 # byte for byte what upstream's client sends, when we have it
 if UPSTREAM:
@@ -199,6 +215,14 @@ scenario() {
     step "$f" instance delete-metadata "$vm" tier
     step "$f" instance show "$vm"
     step "$f" instance events "$vm" -t audit -l 1
+    # power and console commands: `{}` with --json, nothing otherwise; a 409 on stderr
+    step "$f" instance poweroff "$vm"
+    step "$f" instance reboot "$vm"
+    step "$f" instance poweron "$vm"
+    step "$f" instance pause "$vm"
+    step "$f" instance unpause "$vm"
+    step "$f" instance reboot --hard "$vm"
+    step "$f" instance consoledelete "$vm"
     step "$f" instance show cli-nosuch
     step "$f" instance delete "$vm"
     step "$f" instance list
