@@ -140,14 +140,18 @@ power = [(['reboot', 'vm1'], ('POST', '/instances/vm1/rebootsoft', None)),
          (['poweron', 'vm1'], ('POST', '/instances/vm1/poweron', None)),
          (['pause', 'vm1'], ('POST', '/instances/vm1/pause', None)),
          (['unpause', 'vm1'], ('POST', '/instances/vm1/unpause', None)),
-         (['consoledelete', 'vm1'], ('DELETE', '/instances/vm1/consoledata', None)),
-         (['vdiconsolefile', 'vm1'], ('GET', '/instances/vm1/vdiconsolehelper', None))]
+         (['consoledelete', 'vm1'], ('DELETE', '/instances/vm1/consoledata', None))]
 for args, req in power:
     rc, out, seen = run(SF, 'instance', *args)
     assert rc == 1 and seen == [req], (args, rc, out, seen)
     if UPSTREAM:
         rc, out, theirs = run(UPSTREAM, 'instance', *args)
         assert [t[:2] for t in theirs] == [req[:2]], (args, theirs)
+# this fake server lists no capability: the VDI commands refuse, as upstream's do
+for cmd in ('vdiconsolefile', 'vdiconsole'):
+    rc, out, seen = run(SF, 'instance', cmd, 'vm1')
+    assert rc == 1 and not seen and 'Unfortunately this server does not implement VDI console helpers.' in out, (
+        cmd, rc, out, seen)
 
 # byte for byte what upstream's client sends, when we have it
 if UPSTREAM:
