@@ -161,12 +161,14 @@ expect_power "$VM" on running "poweron of a lost domain"
 log "poweron redefines a lost domain ok"
 
 # ---- changes outside sf: libvirt lifecycle events ----
+t=$(date +%s%N)
 "${VIRSH[@]}" suspend "sf:$VM" > /dev/null
 wait_power "$VM" paused 10 "virsh suspend"
+ms=$((($(date +%s%N) - t) / 1000000))
 "${VIRSH[@]}" resume "sf:$VM" > /dev/null
 wait_power "$VM" on 10 "virsh resume"
 has_event "$VM" audit "power state changed outside sf" || fail "no audit event for a change outside sf"
-log "virsh suspend/resume seen through lifecycle events"
+log "virsh suspend/resume seen through lifecycle events (virsh suspend to power_state paused: $ms ms)"
 
 # ---- consoles ----
 api_ok DELETE "/instances/$VM/consoledata"
