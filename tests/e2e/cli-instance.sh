@@ -245,6 +245,9 @@ for f in simple json; do
     fi
     diff -u "$GOLDEN/instance.$f" "$W/out.$f" || fail "--$f output differs from tests/golden/cli/instance.$f"
 done
+# The scenarios can outlast the setup's token (15 min) on a loaded machine: a fresh one.
+TOKEN=$(curl -s -X POST -d "{\"namespace\": \"system\", \"key\": \"$KEY\"}" "$API/auth" |
+        json_get access_token) || fail "POST /auth gave no access_token"
 
 # --pretty: the table (interfaces column left-aligned, one line per interface) and blocks.
 P=$W/out.pretty
