@@ -160,3 +160,15 @@ SF_API_META_DECL(node)
 
 /* Shared by the events routes. */
 int sf_api_events(sf_http_req_t *req, sf_http_resp_t *resp, const char *type, const char *uuid);
+
+/* api/power.c: power operations and consoles (api.md §2.3). */
+int sf_api_instance_rebootsoft(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_instance_reboothard(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_instance_poweroff(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_instance_poweron(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_instance_pause(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_instance_unpause(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_instance_consoledata_delete(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_instance_screenshot(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_instance_vdiconsolehelper(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_admin_cacert(sf_http_req_t *req, sf_http_resp_t *resp);

@@ -803,11 +803,15 @@ int sf_api_root(sf_http_req_t *req, sf_http_resp_t *resp) {
                 "<h1>Shaken Fist REST API service</h1>\n"
                 "<p>This is sf, a Shaken Fist compatible cloud.</p>\n"
                 "<p>Capabilities:</p><ul>\n"
+                "<li>cluster-cacert</li>\n"
                 "<li>events-by-type</li>\n"
                 "<li>instance-get</li>\n"
+                "<li>instance-screenshot</li>\n"
                 "<li>interface-metadata</li>\n"
                 "<li>node-get</li>\n"
                 "<li>node-metadata</li>\n"
+                "<li>spice-vdi-console</li>\n"
+                "<li>vdi-console-helper</li>\n"
                 "</ul></body></html>\n";
 
         (void)req;

@@ -1,7 +1,9 @@
 /* sf instance ...: list, show, create (upstream's disk, network, video and metadata specs:
  * cli/spec.h), delete, delete-all, events, set/delete-metadata and consoledata, with
- * upstream's arguments and output (cli.md §1.2, §4). Power operations, consoledelete,
- * snapshots, VDI and agent commands are absent: the API does not serve them yet.
+ * upstream's arguments and output (cli.md §1.2, §4), power operations (reboot, poweron,
+ * poweroff, pause, unpause), consoledelete and the VDI console (vdiconsole runs
+ * remote-viewer, vdiconsolefile prints the .vv).  Snapshots, screenshot (it needs
+ * GET /blobs/<uuid>/data) and agent commands are absent: the API does not serve them yet.
  *
  * Where upstream exits 0 after refusing (small memory without --force, no disk, a bad spec,
  * delete-all without --confirm) we print the same words on stderr and exit 1: nothing was
@@ -15,6 +17,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* Create waits while the instance is in one of these (upstream: initial, creating; sf has
  * preflight between them). */
@@ -820,6 +824,107 @@ static int inst_consoledata(sf_cli_t *cli, sf_args_t *a) {
         return 0;
 }
 
+/* ---- power and consoles: upstream prints nothing, `{}` with --json ---- */
+
+/* POST /instances/<ref>/<op>. */
+static int power_call(sf_cli_t *cli, const char *ref, const char *op) {
+        char fmt[64];
+
+        snprintf(fmt, sizeof(fmt), "/instances/%%s/%s", op);
+        if (sf_cli_call(cli, "POST", sf_cli_path(fmt, ref, NULL), NULL, NULL) < 0)
+                return 1;
+        sf_cli_json_empty(cli);
+        return 0;
+}
+
+static const sf_opt_t reboot_opts[] = {
+        SF_OPT("hard", 0, NULL, "Reset the instance (--soft, the default: an ACPI reboot the guest performs).",
+               .neg = "soft"),
+        {0},
+};
+
+static int inst_reboot(sf_cli_t *cli, sf_args_t *a) {
+        return power_call(cli, a->pos[0], sf_arg_flag(a, "hard", 0) ? "reboothard" : "rebootsoft");
+}
+
+static int inst_poweron(sf_cli_t *cli, sf_args_t *a) { return power_call(cli, a->pos[0], "poweron"); }
+static int inst_poweroff(sf_cli_t *cli, sf_args_t *a) { return power_call(cli, a->pos[0], "poweroff"); }
+static int inst_pause(sf_cli_t *cli, sf_args_t *a) { return power_call(cli, a->pos[0], "pause"); }
+static int inst_unpause(sf_cli_t *cli, sf_args_t *a) { return power_call(cli, a->pos[0], "unpause"); }
+
+/* Upstream prints nothing here, even with --json. */
+static int inst_consoledelete(sf_cli_t *cli, sf_args_t *a) {
+        return sf_cli_call(cli, "DELETE", sf_cli_path("/instances/%s/consoledata", a->pos[0], NULL), NULL, NULL) < 0;
+}
+
+/* The .vv text of GET vdiconsolehelper, after upstream's capability check; NULL (message
+ * printed) on failure. */
+static char *vdi_helper_get(sf_cli_t *cli, const char *ref) {
+        int cap = sf_client_capable(&cli->client, "vdi-console-helper");
+        char *path, *text = NULL;
+        size_t len = 0;
+        int r;
+
+        if (cap == 0)
+                fprintf(stderr, "Unfortunately this server does not implement VDI console helpers.\n");
+        if (cap != 1)
+                return NULL;
+        path = sf_cli_path("/instances/%s/vdiconsolehelper", ref, NULL);
+        r = sf_client_request_raw(&cli->client, "GET", path, NULL, &text, &len);
+        free(path);
+        return r < 0 ? NULL : text;
+}
+
+static int inst_vdiconsolefile(sf_cli_t *cli, sf_args_t *a) {
+        char *text = vdi_helper_get(cli, a->pos[0]);
+
+        if (!text)
+                return 1;
+        printf("%s\n", text); /* upstream's print() */
+        free(text);
+        return 0;
+}
+
+/* Writes the .vv to a private temporary file and runs remote-viewer on it (argv, no
+ * shell), removing the file afterwards unless the viewer already did (delete-this-file). */
+static int inst_vdiconsole(sf_cli_t *cli, sf_args_t *a) {
+        char tmpl[] = "/tmp/sf-vdi-XXXXXX", *text = vdi_helper_get(cli, a->pos[0]);
+        int fd, status = 0, rc = 1;
+        size_t len;
+        pid_t pid;
+
+        if (!text)
+                return 1;
+        len = strlen(text);
+        fd = mkstemp(tmpl);
+        if (fd < 0 || write(fd, text, len) != (ssize_t)len) {
+                fprintf(stderr, "ERROR: cannot write %s: %s\n", tmpl, strerror(errno));
+                goto cleanup;
+        }
+        close(fd);
+        fd = -1;
+        pid = fork();
+        if (pid == 0) {
+                char *argv[] = {"remote-viewer", cli->client.verbose ? "--debug" : tmpl,
+                                cli->client.verbose ? tmpl : NULL, NULL};
+                execvp(argv[0], argv);
+                fprintf(stderr, "ERROR: cannot run remote-viewer: %s\n", strerror(errno));
+                _exit(127);
+        }
+        while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        if (cli->client.verbose)
+                printf("Remote viewer process exited with %d return code\n",
+                       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        rc = pid > 0 ? 0 : 1;
+cleanup:
+        if (fd >= 0)
+                close(fd);
+        unlink(tmpl);
+        free(text);
+        return rc;
+}
+
 static const sf_cmd_t cmds[] = {
         SF_CMD("list", "", "List instances", 0, inst_list, .opts = list_opts),
         SF_CMD("show", "INSTANCE_REF", "Show an instance", 1, inst_show),
@@ -835,6 +940,14 @@ static const sf_cmd_t cmds[] = {
         SF_CMD("delete-metadata", "INSTANCE_REF KEY", "Delete a metadata item", 2, inst_delete_metadata),
         SF_CMD("consoledata", "INSTANCE_REF [LENGTH]", "Get console data for an instance", 1, inst_consoledata,
                .noptargs = 1),
+        SF_CMD("reboot", "INSTANCE_REF", "Reboot instance", 1, inst_reboot, .opts = reboot_opts),
+        SF_CMD("poweron", "INSTANCE_REF", "Power on an instance", 1, inst_poweron),
+        SF_CMD("poweroff", "INSTANCE_REF", "Power off an instance", 1, inst_poweroff),
+        SF_CMD("pause", "INSTANCE_REF", "Pause an instance", 1, inst_pause),
+        SF_CMD("unpause", "INSTANCE_REF", "Unpause an instance", 1, inst_unpause),
+        SF_CMD("consoledelete", "INSTANCE_REF", "Clear the console log for this instance", 1, inst_consoledelete),
+        SF_CMD("vdiconsole", "INSTANCE_REF", "Launch a VDI console for the instance", 1, inst_vdiconsole),
+        SF_CMD("vdiconsolefile", "INSTANCE_REF", "Download a .vv file for the VDI console", 1, inst_vdiconsolefile),
         SF_CMD("watch", "INSTANCE_REF", "Follow an instance live until created, deleted or error", 1, sf_live_instance_watch),
         {0},
 };

@@ -132,6 +132,26 @@ rc, out, seen = run(SF, 'instance', 'consoledata', 'vm1')
 assert seen == [('GET', '/instances/vm1/consoledata', '{\n    "length": 10240\n}')], seen
 rc, out, seen = run(SF, 'instance', 'consoledata', 'vm1', '0')
 assert seen == [('GET', '/instances/vm1/consoledata', None)], seen
+# power and console commands: one request each, as upstream's client sends it
+power = [(['reboot', 'vm1'], ('POST', '/instances/vm1/rebootsoft', None)),
+         (['reboot', '--hard', 'vm1'], ('POST', '/instances/vm1/reboothard', None)),
+         (['reboot', '--soft', 'vm1'], ('POST', '/instances/vm1/rebootsoft', None)),
+         (['poweroff', 'vm1'], ('POST', '/instances/vm1/poweroff', None)),
+         (['poweron', 'vm1'], ('POST', '/instances/vm1/poweron', None)),
+         (['pause', 'vm1'], ('POST', '/instances/vm1/pause', None)),
+         (['unpause', 'vm1'], ('POST', '/instances/vm1/unpause', None)),
+         (['consoledelete', 'vm1'], ('DELETE', '/instances/vm1/consoledata', None))]
+for args, req in power:
+    rc, out, seen = run(SF, 'instance', *args)
+    assert rc == 1 and seen == [req], (args, rc, out, seen)
+    if UPSTREAM:
+        rc, out, theirs = run(UPSTREAM, 'instance', *args)
+        assert [t[:2] for t in theirs] == [req[:2]], (args, theirs)
+# this fake server lists no capability: the VDI commands refuse, as upstream's do
+for cmd in ('vdiconsolefile', 'vdiconsole'):
+    rc, out, seen = run(SF, 'instance', cmd, 'vm1')
+    assert rc == 1 and not seen and 'Unfortunately this server does not implement VDI console helpers.' in out, (
+        cmd, rc, out, seen)
 
 # byte for byte what upstream's client sends, when we have it
 if UPSTREAM:
@@ -199,6 +219,14 @@ scenario() {
     step "$f" instance delete-metadata "$vm" tier
     step "$f" instance show "$vm"
     step "$f" instance events "$vm" -t audit -l 1
+    # power and console commands: `{}` with --json, nothing otherwise; a 409 on stderr
+    step "$f" instance poweroff "$vm"
+    step "$f" instance reboot "$vm"
+    step "$f" instance poweron "$vm"
+    step "$f" instance pause "$vm"
+    step "$f" instance unpause "$vm"
+    step "$f" instance reboot --hard "$vm"
+    step "$f" instance consoledelete "$vm"
     step "$f" instance show cli-nosuch
     step "$f" instance delete "$vm"
     step "$f" instance list
@@ -217,6 +245,9 @@ for f in simple json; do
     fi
     diff -u "$GOLDEN/instance.$f" "$W/out.$f" || fail "--$f output differs from tests/golden/cli/instance.$f"
 done
+# The scenarios can outlast the setup's token (15 min) on a loaded machine: a fresh one.
+TOKEN=$(curl -s -X POST -d "{\"namespace\": \"system\", \"key\": \"$KEY\"}" "$API/auth" |
+        json_get access_token) || fail "POST /auth gave no access_token"
 
 # --pretty: the table (interfaces column left-aligned, one line per interface) and blocks.
 P=$W/out.pretty

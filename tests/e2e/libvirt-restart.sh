@@ -2,7 +2,9 @@
 # Fault test: libvirtd is killed (by pid) and started again while sf-compute keeps
 # running.  Without restarting sf-compute, an instance is deleted (its domain goes) and
 # another is created: sf-compute notices the dead connection and reconnects.  (The old
-# sf-compute kept its dead connection for ever: every create and delete failed.)
+# sf-compute kept its dead connection for ever: every create and delete failed.)  The
+# power watcher follows libvirt's lifecycle events again: a virsh suspend/resume after the
+# restart reaches power_state.
 # libvirtd is shared with other tests on this machine: it is started again at once, the
 # way lib.sh's ensure_libvirt starts it, and left running unless this test started it.
 source "$(dirname "$0")/lib.sh"
@@ -40,6 +42,24 @@ domain_exists "$VM2" || fail "instance $VM2 is created but its domain is not def
 [ "${PIDS[sf-compute]}" = "$compute_pid" ] && alive "$compute_pid" || fail "sf-compute was restarted or died"
 grep -q 'libvirt: connection lost' "$W/sf-compute.log" || fail "sf-compute did not log the reconnect"
 log "same sf-compute (pid $compute_pid) deleted $VM1 and created $VM2 after the libvirtd restart"
+
+# The power watcher registered for lifecycle events again: a change made outside sf
+# after the restart still reaches power_state (workers/compute/power.c).
+power_is() {   # uuid power timeout
+    local start=$SECONDS p
+    while :; do
+        api_ok GET "/instances/$1"
+        p=$(json_get power_state <<< "$RESP")
+        [ "$p" = "$2" ] && return 0
+        [ $((SECONDS - start)) -lt "$3" ] || fail "power_state of $1 is '$p' $3 s after virsh (want $2)"
+        sleep 0.2
+    done
+}
+"${VIRSH[@]}" suspend "sf:$VM2" > /dev/null || fail "virsh suspend failed"
+power_is "$VM2" paused 20
+"${VIRSH[@]}" resume "sf:$VM2" > /dev/null || fail "virsh resume failed"
+power_is "$VM2" on 20
+log "lifecycle events followed again after the libvirtd restart"
 
 api_ok DELETE "/instances/$VM2"
 wait_state instances "$VM2" 60 deleted

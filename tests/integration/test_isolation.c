@@ -320,6 +320,27 @@ static const iso_case_t cases[] = {
          200, NULL, NULL},
         {"GET /instances/{}/metadata", ISO_OBJECT, "/instances/{inst}/metadata", NULL, NF("instance"), false, 200,
          NULL, NULL},
+        /* Power and consoles (api/power.c): A's instance never leaves `initial` here (no
+         * sf-compute), so whoever may reach it gets upstream's 406 and nothing is queued. */
+        {"DELETE /instances/{}/consoledata", ISO_OBJECT, "/instances/{inst}/consoledata", NULL, NF("instance"), false,
+         406, NULL, NULL},
+        {"POST /instances/{}/rebootsoft", ISO_OBJECT, "/instances/{inst}/rebootsoft", NULL, NF("instance"), false, 406,
+         NULL, NULL},
+        {"POST /instances/{}/reboothard", ISO_OBJECT, "/instances/{inst}/reboothard", NULL, NF("instance"), false, 406,
+         NULL, NULL},
+        {"POST /instances/{}/poweroff", ISO_OBJECT, "/instances/{inst}/poweroff", NULL, NF("instance"), false, 406,
+         NULL, NULL},
+        {"POST /instances/{}/poweron", ISO_OBJECT, "/instances/{inst}/poweron", NULL, NF("instance"), false, 406, NULL,
+         NULL},
+        {"POST /instances/{}/pause", ISO_OBJECT, "/instances/{inst}/pause", NULL, NF("instance"), false, 406, NULL,
+         NULL},
+        {"POST /instances/{}/unpause", ISO_OBJECT, "/instances/{inst}/unpause", NULL, NF("instance"), false, 406, NULL,
+         NULL},
+        {"GET /instances/{}/screenshot", ISO_OBJECT, "/instances/{inst}/screenshot", NULL, NF("instance"), false, 406,
+         NULL, NULL},
+        /* No VDI port before the domain is built. */
+        {"GET /instances/{}/vdiconsolehelper", ISO_OBJECT, "/instances/{inst}/vdiconsolehelper", NULL, NF("instance"),
+         false, 406, NULL, NULL},
         {"POST /instances/{}/metadata", ISO_OBJECT, "/instances/{inst}/metadata", "{'key': 'probe', 'value': 'x'}",
          NF("instance"), false, 200, NULL, NULL},
         {"PUT /instances/{}/metadata/{}", ISO_OBJECT, "/instances/{inst}/metadata/probe", "{'value': 'y'}",
@@ -350,6 +371,8 @@ static const iso_case_t cases[] = {
         {"DELETE /nodes/{}/metadata/{}", ISO_SYSTEM, "/nodes/{node}/metadata/probe", NULL, UNAUTH, false, 200, NULL,
          NULL},
         {"GET /admin/locks", ISO_SYSTEM, "/admin/locks", NULL, UNAUTH, false, 200, NULL, NULL},
+        /* Any token (upstream: the cluster's CA is no secret): B gets it as system does. */
+        {"GET /admin/cacert", ISO_SYSTEM, "/admin/cacert", NULL, 200, NULL, false, 200, NULL, NULL},
         /* The live stream: A's instance events reach A and system only (a trust shows
          * namespace events, never instances: api.md §3.4, docs/events-stream.md). */
         {"GET /events/stream", ISO_STREAM, "/events/stream", NULL, 0, NULL, false, 200, NULL, NULL},

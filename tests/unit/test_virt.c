@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../workers/compute/virt.h"
 #include "util.h"
@@ -106,6 +107,85 @@ static bool cpu_has_virt(void) {
         return yes;
 }
 
+/* Power operations (workers/compute/power.c uses them): each idempotent, -EAGAIN for
+ * what a powered-off domain cannot do, -ENOENT without a domain. */
+static void test_power(void **state) {
+        virConnectPtr c = NULL;
+        int st = -1;
+
+        (void)state;
+        assert_int_equal(sf_virt_open("test:///default", &c), 0);
+        assert_int_equal(sf_virt_define_start(c, xml), 0);
+        assert_int_equal(sf_virt_suspend(c, "sf:" UUID), 0);
+        assert_int_equal(sf_virt_state(c, "sf:" UUID, &st), 0);
+        assert_string_equal(sf_virt_power_name(st), "paused");
+        assert_int_equal(sf_virt_suspend(c, "sf:" UUID), 0);
+        assert_int_equal(sf_virt_resume(c, "sf:" UUID), 0);
+        assert_int_equal(sf_virt_resume(c, "sf:" UUID), 0);
+        assert_int_equal(sf_virt_state(c, "sf:" UUID, &st), 0);
+        assert_string_equal(sf_virt_power_name(st), "on");
+        assert_int_equal(sf_virt_reboot(c, "sf:" UUID, true), 0);
+        assert_int_equal(sf_virt_stop(c, "sf:" UUID), 0);
+        assert_int_equal(sf_virt_stop(c, "sf:" UUID), 0);
+        assert_int_equal(sf_virt_state(c, "sf:" UUID, &st), 0);
+        assert_string_equal(sf_virt_power_name(st), "off");
+        assert_int_equal(sf_virt_suspend(c, "sf:" UUID), -EAGAIN);
+        assert_int_equal(sf_virt_resume(c, "sf:" UUID), -EAGAIN);
+        assert_int_equal(sf_virt_reboot(c, "sf:" UUID, true), -EAGAIN);
+        assert_int_equal(sf_virt_screenshot(c, "sf:" UUID, "/dev/null", NULL), -EAGAIN);
+        assert_int_equal(sf_virt_start(c, "sf:" UUID), 0);
+        assert_int_equal(sf_virt_start(c, "sf:" UUID), 0);
+        assert_int_equal(sf_virt_state(c, "sf:" UUID, &st), 0);
+        assert_int_equal(st, VIR_DOMAIN_RUNNING);
+        assert_int_equal(sf_virt_start(c, "sf:" UUID2), -ENOENT);
+        assert_int_equal(sf_virt_stop(c, "sf:" UUID2), -ENOENT);
+        assert_null(sf_virt_power_name(VIR_DOMAIN_NOSTATE));
+        assert_string_equal(sf_virt_power_name(VIR_DOMAIN_CRASHED), "crashed");
+        assert_int_equal(sf_virt_destroy_undefine(c, "sf:" UUID), 0);
+        sf_virt_close(c);
+}
+
+typedef struct {
+        char uuid[SF_UUID_LEN];
+        int events[8];
+        int n;
+} seen_t;
+
+static void on_lifecycle(const char *uuid, int event, void *opaque) {
+        seen_t *s = opaque;
+
+        snprintf(s->uuid, sizeof(s->uuid), "%s", uuid);
+        if (s->n < 8)
+                s->events[s->n++] = event;
+}
+
+/* Lifecycle events of sf domains reach the callback through the event loop thread. */
+static void test_events(void **state) {
+        virConnectPtr c = NULL;
+        seen_t seen = {0};
+        int id = -1;
+
+        (void)state;
+        assert_int_equal(sf_virt_events_init(), 0);
+        assert_int_equal(sf_virt_events_start(), 0);
+        assert_int_equal(sf_virt_open("test:///default", &c), 0);
+        assert_int_equal(sf_virt_watch(c, on_lifecycle, NULL, &seen, &id), 0);
+        assert_int_equal(sf_virt_define_start(c, xml), 0);
+        assert_int_equal(sf_virt_suspend(c, "sf:" UUID), 0);
+        assert_int_equal(sf_virt_stop(c, "sf:" UUID), 0);
+        for (int i = 0; i < 200 && seen.n < 4; i++)
+                usleep(10 * 1000);
+        assert_string_equal(seen.uuid, UUID);
+        /* defined, started, suspended, stopped: in order */
+        assert_true(seen.n >= 4);
+        assert_int_equal(seen.events[seen.n - 2], VIR_DOMAIN_EVENT_SUSPENDED);
+        assert_int_equal(seen.events[seen.n - 1], VIR_DOMAIN_EVENT_STOPPED);
+        sf_virt_unwatch(c, id, NULL);
+        assert_int_equal(sf_virt_destroy_undefine(c, "sf:" UUID), 0);
+        sf_virt_close(c);
+        sf_virt_events_stop();
+}
+
 static void test_detect_type(void **state) {
         char t[8];
 
@@ -127,6 +207,8 @@ static void test_detect_type(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_lifecycle),
+                cmocka_unit_test(test_power),
+                cmocka_unit_test(test_events),
                 cmocka_unit_test(test_detect_type),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

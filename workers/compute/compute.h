@@ -30,3 +30,16 @@ int sf_compute_handle_create(sf_work_t *w);
 void sf_compute_create_failed(sf_work_t *w, const char *msg);
 int sf_compute_handle_delete(sf_work_t *w);
 void sf_compute_delete_failed(sf_work_t *w, const char *msg);
+
+/* power.c: power operations and consoles (api.md §2.3).  A conflict (rebooting, pausing
+ * or unpausing an instance that is off) fails the intent with this message, which the API
+ * answers as a 409. */
+#define SF_POWER_CONFLICT_FMT "you cannot %s a powered off instance"
+int sf_compute_handle_power(sf_work_t *w);
+int sf_compute_handle_console_clear(sf_work_t *w);
+int sf_compute_handle_screenshot(sf_work_t *w);
+/* The power watcher thread: libvirt lifecycle events move power_state (see power.c).
+ * sf_virt_events_init must have run before any libvirt connection was opened.  bus is
+ * borrowed (thread-safe) and must outlive it.  Stop is a no-op when not running. */
+int sf_compute_powerwatch_start(sf_compute_t *cs, sf_bus_t *bus);
+void sf_compute_powerwatch_stop(sf_compute_t *cs);

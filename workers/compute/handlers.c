@@ -3,6 +3,7 @@
  *                    and start the domain: initial -> preflight -> creating -> created
  *                    (create.c: the handler; build.c: the build steps)
  *   instance.delete  destroy the domain, remove its files, release its addresses (delete.c)
+ *   instance.power, instance.consoleclear, instance.screenshot  (power.c)
  * The node heartbeat is node.c, the reconciler reconcile.c.
  * Every step re-reads Redis and checks what already exists, so a redelivery after a
  * kill -9 at any line converges instead of doubling anything. */
@@ -55,5 +56,9 @@ int sf_compute_virt_ready(sf_work_t *w) {
 const sf_handler_t sf_compute_handlers[] = {
         {.kind = "instance.create", .fn = sf_compute_handle_create, .on_fail = sf_compute_create_failed, .deadline_s = 1800},
         {.kind = "instance.delete", .fn = sf_compute_handle_delete, .on_fail = sf_compute_delete_failed},
+        /* No on_fail: a refused or failed power operation leaves the instance as it is. */
+        {.kind = "instance.power", .fn = sf_compute_handle_power, .deadline_s = 60},
+        {.kind = "instance.consoleclear", .fn = sf_compute_handle_console_clear, .deadline_s = 60},
+        {.kind = "instance.screenshot", .fn = sf_compute_handle_screenshot, .deadline_s = 60},
 };
 const size_t sf_compute_nhandlers = SF_ARRAY_SIZE(sf_compute_handlers);

@@ -15,6 +15,7 @@ typedef struct sf_compute {
         pthread_mutex_t hb_mutex;
         pthread_cond_t hb_cond;
         bool hb_stop, hb_running;
+        struct sf_compute_powerwatch *powerwatch; /* power.c: lifecycle events */
 } sf_compute_t;
 
 extern const sf_handler_t sf_compute_handlers[];

@@ -1,4 +1,5 @@
 /* sf-compute: this node's hypervisor worker. */
+#include "compute.h"
 #include "handlers.h"
 
 #include "log.h"
@@ -19,6 +20,10 @@ static int setup(sf_ctx_t *ctx, sf_worker_t *w) {
                 return r;
         }
         log_info("domain type %s (configured %s)", cs->domain_type, ctx->cfg.domain_type);
+        /* Before any connection: libvirt watches only connections opened after it. */
+        r = sf_virt_events_init();
+        if (r < 0)
+                return r;
         /* libvirtd may still be starting with us (its first start probes QEMU for ~8 s). */
         for (int i = 0; (r = sf_virt_open(ctx->cfg.libvirt_uri, &cs->conn)) < 0 && i < 60; i++)
                 sleep(1);
@@ -35,12 +40,17 @@ static int setup(sf_ctx_t *ctx, sf_worker_t *w) {
                 cs->conn = NULL;
                 return r;
         }
+        /* Without it power_state misses changes made outside sf, but the rest works. */
+        r = sf_compute_powerwatch_start(cs, ctx->bus);
+        if (r < 0)
+                log_err("cannot start the power watcher: %s", strerror(-r));
         return 0;
 }
 
 static void teardown(sf_worker_t *w) {
         sf_compute_t *cs = w->user;
 
+        sf_compute_powerwatch_stop(cs);
         sf_compute_heartbeat_stop(cs);
         sf_virt_close(cs->conn);
         cs->conn = NULL;

@@ -6,6 +6,8 @@
 #include "util.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <signal.h>
@@ -248,6 +250,333 @@ cleanup:
         *ret_uuids = uuids;
         *ret_n = n;
         return 0;
+}
+
+/* ---- power ---- */
+
+/* The named domain, -ENOENT if there is none, -EIO if libvirt cannot say. */
+static int domain_lookup(virConnectPtr c, const char *name, virDomainPtr *ret) {
+        virDomainPtr d;
+
+        if (!c || !name)
+                return -EINVAL;
+        d = virDomainLookupByName(c, name);
+        if (!d) {
+                if (virt_code() == VIR_ERR_NO_DOMAIN)
+                        return -ENOENT;
+                log_err("libvirt: lookup %s failed: %s", name, virt_msg());
+                return -EIO;
+        }
+        *ret = d;
+        return 0;
+}
+
+static int domain_state(virDomainPtr d, int *ret) {
+        int state = 0, reason = 0;
+
+        if (virDomainGetState(d, &state, &reason, 0) < 0)
+                return virt_code() == VIR_ERR_NO_DOMAIN ? -ENOENT : -EIO;
+        *ret = state;
+        return 0;
+}
+
+static bool state_active(int state) {
+        return state != VIR_DOMAIN_SHUTOFF && state != VIR_DOMAIN_CRASHED && state != VIR_DOMAIN_NOSTATE;
+}
+
+int sf_virt_start(virConnectPtr c, const char *name) {
+        _cleanup_domain_ virDomainPtr d = NULL;
+        int r, state;
+
+        r = domain_lookup(c, name, &d);
+        if (r == 0)
+                r = domain_state(d, &state);
+        if (r < 0)
+                return r;
+        if (state == VIR_DOMAIN_PAUSED || state == VIR_DOMAIN_PMSUSPENDED)
+                return sf_virt_resume(c, name);
+        if (state_active(state))
+                return 0;
+        if (virDomainCreate(d) < 0) {
+                if (virt_code() == VIR_ERR_OPERATION_INVALID && virDomainIsActive(d) == 1)
+                        return 0; /* a concurrent start won */
+                log_err("libvirt: %s: start failed: %s", name, virt_msg());
+                return -EIO;
+        }
+        if (virDomainSetAutostart(d, 1) < 0)
+                log_warn("libvirt: %s: cannot set autostart: %s", name, virt_msg());
+        return 0;
+}
+
+int sf_virt_stop(virConnectPtr c, const char *name) {
+        _cleanup_domain_ virDomainPtr d = NULL;
+        int r, state;
+
+        r = domain_lookup(c, name, &d);
+        if (r == 0)
+                r = domain_state(d, &state);
+        if (r < 0)
+                return r;
+        if (!state_active(state))
+                return 0;
+        if (virDomainDestroy(d) < 0 && virt_code() != VIR_ERR_OPERATION_INVALID) {
+                log_err("libvirt: %s: destroy failed: %s", name, virt_msg());
+                return virt_code() == VIR_ERR_NO_DOMAIN ? -ENOENT : -EIO;
+        }
+        /* A user's power off must stay off across a host reboot (upstream: poweron sets it). */
+        if (virDomainIsPersistent(d) == 1 && virDomainSetAutostart(d, 0) < 0)
+                log_warn("libvirt: %s: cannot clear autostart: %s", name, virt_msg());
+        return 0;
+}
+
+int sf_virt_reboot(virConnectPtr c, const char *name, bool hard) {
+        _cleanup_domain_ virDomainPtr d = NULL;
+        int r;
+
+        r = domain_lookup(c, name, &d);
+        if (r < 0)
+                return r;
+        r = hard ? virDomainReset(d, 0) : virDomainReboot(d, 0);
+        if (r < 0) {
+                if (virt_code() == VIR_ERR_OPERATION_INVALID)
+                        return -EAGAIN; /* not running */
+                log_err("libvirt: %s: %s reboot failed: %s", name, hard ? "hard" : "soft", virt_msg());
+                return -EIO;
+        }
+        return 0;
+}
+
+int sf_virt_suspend(virConnectPtr c, const char *name) {
+        _cleanup_domain_ virDomainPtr d = NULL;
+        int r, state;
+
+        r = domain_lookup(c, name, &d);
+        if (r == 0)
+                r = domain_state(d, &state);
+        if (r < 0)
+                return r;
+        if (state == VIR_DOMAIN_PAUSED)
+                return 0;
+        if (!state_active(state))
+                return -EAGAIN;
+        if (virDomainSuspend(d) < 0) {
+                log_err("libvirt: %s: suspend failed: %s", name, virt_msg());
+                return -EIO;
+        }
+        return 0;
+}
+
+int sf_virt_resume(virConnectPtr c, const char *name) {
+        _cleanup_domain_ virDomainPtr d = NULL;
+        int r, state;
+
+        r = domain_lookup(c, name, &d);
+        if (r == 0)
+                r = domain_state(d, &state);
+        if (r < 0)
+                return r;
+        if (!state_active(state))
+                return -EAGAIN;
+        if (state != VIR_DOMAIN_PAUSED && state != VIR_DOMAIN_PMSUSPENDED)
+                return 0;
+        if ((state == VIR_DOMAIN_PAUSED ? virDomainResume(d) : virDomainPMWakeup(d, 0)) < 0) {
+                log_err("libvirt: %s: resume failed: %s", name, virt_msg());
+                return -EIO;
+        }
+        return 0;
+}
+
+const char *sf_virt_power_name(int state) {
+        switch (state) {
+        case VIR_DOMAIN_RUNNING:
+        case VIR_DOMAIN_BLOCKED:
+        case VIR_DOMAIN_SHUTDOWN: /* still running while the guest shuts down */
+                return "on";
+        case VIR_DOMAIN_PAUSED:
+        case VIR_DOMAIN_PMSUSPENDED:
+                return "paused";
+        case VIR_DOMAIN_SHUTOFF:
+                return "off";
+        case VIR_DOMAIN_CRASHED:
+                return "crashed";
+        default:
+                return NULL;
+        }
+}
+
+static int stream_sink(virStreamPtr st, const char *data, size_t n, void *opaque) {
+        int fd = *(int *)opaque;
+
+        (void)st;
+        for (size_t off = 0; off < n;) {
+                ssize_t w = write(fd, data + off, n - off);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w < 0)
+                        return -1;
+                off += (size_t)w;
+        }
+        return (int)n;
+}
+
+int sf_virt_screenshot(virConnectPtr c, const char *name, const char *path, char ret_mime[64]) {
+        _cleanup_domain_ virDomainPtr d = NULL;
+        _cleanup_close_ int fd = -1;
+        virStreamPtr st = NULL;
+        char *mime = NULL;
+        int r, state;
+
+        r = domain_lookup(c, name, &d);
+        if (r == 0)
+                r = domain_state(d, &state);
+        if (r < 0)
+                return r;
+        if (state != VIR_DOMAIN_RUNNING && state != VIR_DOMAIN_PAUSED && state != VIR_DOMAIN_BLOCKED)
+                return -EAGAIN;
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return -errno;
+        st = virStreamNew(c, 0);
+        if (!st)
+                return -ENOMEM;
+        mime = virDomainScreenshot(d, st, 0, 0);
+        if (!mime) {
+                /* OPERATION_INVALID: stopped meanwhile, or no video device ("no screens"). */
+                r = virt_code() == VIR_ERR_OPERATION_INVALID ? (virDomainIsActive(d) == 1 ? -ENODEV : -EAGAIN) : -EIO;
+                log_warn("libvirt: %s: screenshot failed: %s", name, virt_msg());
+                goto cleanup;
+        }
+        if (virStreamRecvAll(st, stream_sink, &fd) < 0 || virStreamFinish(st) < 0) {
+                log_err("libvirt: %s: screenshot stream failed: %s", name, virt_msg());
+                virStreamAbort(st);
+                r = -EIO;
+                goto cleanup;
+        }
+        if (fsync(fd) < 0) {
+                r = -errno;
+                goto cleanup;
+        }
+        if (ret_mime)
+                snprintf(ret_mime, 64, "%s", mime);
+cleanup:
+        free(mime);
+        virStreamFree(st);
+        return r;
+}
+
+/* ---- lifecycle events ---- */
+
+static pthread_t events_thread;
+static atomic_bool events_running, events_stop;
+
+int sf_virt_events_init(void) {
+        static atomic_bool done;
+
+        if (atomic_exchange(&done, true))
+                return 0;
+        if (virEventRegisterDefaultImpl() < 0) {
+                atomic_store(&done, false);
+                log_err("libvirt: cannot register the event loop: %s", virt_msg());
+                return -EIO;
+        }
+        return 0;
+}
+
+static void events_wake(int timer, void *opaque) {
+        (void)opaque;
+        virEventRemoveTimeout(timer);
+}
+
+static void *events_main(void *arg) {
+        (void)arg;
+        while (!atomic_load(&events_stop))
+                if (virEventRunDefaultImpl() < 0)
+                        usleep(100 * 1000);
+        return NULL;
+}
+
+int sf_virt_events_start(void) {
+        int r;
+
+        if (atomic_load(&events_running))
+                return 0;
+        atomic_store(&events_stop, false);
+        r = pthread_create(&events_thread, NULL, events_main, NULL);
+        if (r != 0)
+                return -r;
+        atomic_store(&events_running, true);
+        return 0;
+}
+
+void sf_virt_events_stop(void) {
+        if (!atomic_load(&events_running))
+                return;
+        atomic_store(&events_stop, true);
+        /* A timer firing at once makes the loop return from its poll. */
+        virEventAddTimeout(0, events_wake, NULL, NULL);
+        pthread_join(events_thread, NULL);
+        atomic_store(&events_running, false);
+}
+
+typedef struct watch {
+        sf_virt_lifecycle_fn fn;
+        void (*on_close)(void *opaque);
+        void *opaque;
+} watch_t;
+
+static int lifecycle_cb(virConnectPtr c, virDomainPtr d, int event, int detail, void *opaque) {
+        const watch_t *wt = opaque;
+        const char *name = virDomainGetName(d);
+        char uuid[SF_UUID_LEN];
+
+        (void)c;
+        (void)detail;
+        if (name && strncmp(name, "sf:", 3) == 0 && sf_uuid_parse(name + 3, uuid))
+                wt->fn(uuid, event, wt->opaque);
+        return 0;
+}
+
+static void close_cb(virConnectPtr c, int reason, void *opaque) {
+        const watch_t *wt = opaque;
+
+        (void)c;
+        log_warn("libvirt: event connection closed (reason %d)", reason);
+        if (wt->on_close)
+                wt->on_close(wt->opaque);
+}
+
+int sf_virt_watch(virConnectPtr c, sf_virt_lifecycle_fn fn, void (*on_close)(void *opaque), void *opaque,
+                  int *ret_id) {
+        watch_t *wt;
+        int id;
+
+        if (!c || !fn || !ret_id)
+                return -EINVAL;
+        wt = calloc(1, sizeof(*wt));
+        if (!wt)
+                return -ENOMEM;
+        *wt = (watch_t){.fn = fn, .on_close = on_close, .opaque = opaque};
+        id = virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                              VIR_DOMAIN_EVENT_CALLBACK(lifecycle_cb), wt, free);
+        if (id < 0) {
+                log_err("libvirt: cannot watch lifecycle events: %s", virt_msg());
+                free(wt);
+                return -EIO;
+        }
+        /* libvirt keeps one close callback per connection; it frees nothing of ours. */
+        if (on_close && virConnectRegisterCloseCallback(c, close_cb, wt, NULL) < 0)
+                log_warn("libvirt: cannot watch the connection: %s", virt_msg());
+        *ret_id = id;
+        return 0;
+}
+
+void sf_virt_unwatch(virConnectPtr c, int id, void (*on_close)(void *opaque)) {
+        (void)on_close;
+        if (!c)
+                return;
+        virConnectUnregisterCloseCallback(c, close_cb);
+        if (id >= 0)
+                virConnectDomainEventDeregisterAny(c, id);
 }
 
 /* Runs in the forked child: only raw syscalls, no malloc, no stdio. Exit 0 = KVM ran
