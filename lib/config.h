@@ -54,6 +54,7 @@ typedef struct sf_config {
         int stream_backlog;       /* SF_STREAM_BACKLOG (1000): events a subscriber may lag; then dropped */
         int stream_write_timeout_s; /* SF_STREAM_WRITE_TIMEOUT (30): socket unwritable this long => dropped */
         int stream_ring;          /* SF_STREAM_RING (8192): recent events kept in memory for resume */
+        char console_bind[64];    /* SF_CONSOLE_BIND (127.0.0.1): serial consoles and VDI listen here */
 } sf_config_t;
 
 /* Fill cfg from the environment. -EINVAL with a log line on a malformed value. */
