@@ -74,7 +74,10 @@ echo "mk-testimage: kernel $KV from $(basename "$DEB")"
 
 # Extract vmlinuz and the needed modules once per .deb; cache the result.
 KC=$CACHE/$(basename "$DEB" .deb)
-if [ ! -f "$KC/vmlinuz" ] || [ ! -f "$KC/modules/order" ]; then
+# (keyed by the module list too: a cache made for fewer modules is made again)
+WANT_MODULES=$(echo $MODULES)
+if [ ! -f "$KC/vmlinuz" ] || [ ! -f "$KC/modules/order" ] ||
+   [ "$(cat "$KC/modules.list" 2>/dev/null)" != "$WANT_MODULES" ]; then
     K=$WORK/k
     T=$WORK/kc
     mkdir -p "$K" "$T/modules"
@@ -98,6 +101,7 @@ if [ ! -f "$KC/vmlinuz" ] || [ ! -f "$KC/modules/order" ]; then
             echo "$name" >> "$T/modules/order"
         done
     done
+    echo "$WANT_MODULES" > "$T/modules.list"
     rm -rf "$KC"
     mv "$T" "$KC"
 fi

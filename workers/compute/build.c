@@ -22,7 +22,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libvirt/virterror.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
@@ -435,6 +434,17 @@ static int port_assign(create_t *c, const char *field, int recorded, const int *
         return -EADDRINUSE;
 }
 
+/* Whether something on this host now listens on one of the instance's ports (the
+ * domain failed to start, so it is not qemu's). */
+static bool ports_taken(create_t *c) {
+        const int ports[] = {c->console_port, c->vdi_port, c->vdi_tls_port};
+
+        for (size_t i = 0; i < SF_ARRAY_SIZE(ports); i++)
+                if (ports[i] && !sf_ports_bindable(c->w->ctx->cfg.console_bind, ports[i]))
+                        return true;
+        return false;
+}
+
 static bool spice_tls(void) {
         return access(SPICE_TLS_CERT, R_OK) == 0;
 }
@@ -551,19 +561,16 @@ static int create_define_start(create_t *c) {
         int r;
 
         for (int attempt = 1;; attempt++) {
-                const char *msg;
-
                 r = sf_virt_define_start(cs->conn, c->xml);
                 if (r == 0)
                         break;
-                /* qemu could not bind a console or VDI port something else took since it
-                 * was picked: new ports, as upstream, a few times. */
-                msg = virGetLastErrorMessage();
-                if (attempt >= START_ATTEMPTS || !msg || !strstr(msg, "in use"))
-                        return sf_work_error(c->w, "libvirt could not start the domain: %s",
-                                             msg ? msg : strerror(-r)),
+                /* qemu could not bind a console or VDI port that something else took since
+                 * it was picked: new ports, as upstream, a few times.  (libvirt's message
+                 * is gone by now; whether a port is taken is asked of the host itself.) */
+                if (attempt >= START_ATTEMPTS || !ports_taken(c))
+                        return sf_work_error(c->w, "libvirt could not start the domain: %s", strerror(-r)),
                                SF_WORK_RETRY;
-                log_warn("instance %s: %s; new ports (attempt %d)", c->uuid, msg, attempt);
+                log_warn("instance %s: a console port is taken; new ports (attempt %d)", c->uuid, attempt);
                 if (assign_ports(c, true) < 0)
                         return sf_work_error(c->w, "cannot allocate console ports"), SF_WORK_RETRY;
                 r = create_domain_xml(c);

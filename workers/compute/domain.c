@@ -200,7 +200,8 @@ static int qemu_arg(const char *dir, const char *value, char **acc) {
 
 /* NVMe disks: libvirt 9.0 has no nvme disk bus, so as upstream they are qemu arguments
  * (a -drive without a device, and an nvme device on it). */
-static int render_nvme(const char *dir, const sf_domain_disk_t *d, size_t index, bool writeback, char **acc) {
+static int render_nvme(const char *dir, const sf_domain_disk_t *d, size_t index, const char *machine, bool writeback,
+                       char **acc) {
         _cleanup_free_ char *path = qemu_opt_escape(d->path), *drive = NULL, *dev = NULL;
         int r;
 
@@ -208,7 +209,10 @@ static int render_nvme(const char *dir, const sf_domain_disk_t *d, size_t index,
                 return -ENOMEM;
         drive = sf_strdupf("file=%s,format=%s,if=none,id=sf-nvme%zu,cache=%s%s", path, d->format, index,
                            writeback ? "writeback" : "none", d->readonly ? ",readonly=on" : "");
-        dev = sf_strdupf("nvme,drive=sf-nvme%zu,serial=sf-%s", index, d->device);
+        /* An explicit slot, counting down from 0x1e: qemu handles these arguments before
+         * libvirt's devices, and an unplaced one would take the slot libvirt gave another. */
+        dev = sf_strdupf("nvme,drive=sf-nvme%zu,serial=sf-%s,bus=%s,addr=0x%zx", index, d->device,
+                         strcmp(machine, "q35") == 0 ? "pcie.0" : "pci.0", (size_t)0x1e - index);
         if (!drive || !dev)
                 return -ENOMEM;
         if ((r = qemu_arg(dir, "-drive", acc)) < 0 || (r = qemu_arg(dir, drive, acc)) < 0 ||
@@ -279,7 +283,7 @@ static int render_extras(const char *dir, const sf_domain_spec_t *s, char **vide
         for (size_t i = 0, n = 0; i < s->ndisks; i++) {
                 if (strcmp(s->disks[i].bus, "nvme") != 0)
                         continue;
-                r = render_nvme(dir, &s->disks[i], n++, s->cache_writeback, args);
+                r = render_nvme(dir, &s->disks[i], n++, s->machine, s->cache_writeback, args);
                 if (r < 0)
                         return r;
         }

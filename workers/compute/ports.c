@@ -49,7 +49,7 @@ int sf_ports_release(sf_store_t *st, const char *node, const char *owner, int po
 
 /* Whether something on this host already listens on addr:port.  SO_REUSEADDR as qemu
  * sets it, so a TIME_WAIT left by an old guest does not count. */
-static bool port_free(const char *addr, int port) {
+bool sf_ports_bindable(const char *addr, int port) {
         struct sockaddr_storage ss = {0};
         socklen_t len;
         int fd, one = 1;
@@ -89,7 +89,7 @@ int sf_ports_pick(const char *addr, const int *avoid, int navoid, int *ret_port)
                 port = SF_PORT_MIN + (int)(rnd % (SF_PORT_MAX - SF_PORT_MIN));
                 for (int i = 0; i < navoid; i++)
                         taken |= avoid[i] == port;
-                if (taken || !port_free(addr, port))
+                if (taken || !sf_ports_bindable(addr, port))
                         continue;
                 *ret_port = port;
                 return 0;

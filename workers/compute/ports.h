@@ -18,6 +18,8 @@ int sf_ports_release(sf_store_t *st, const char *node, const char *owner, int po
  * and that is not one of avoid[0..navoid).  Not claimed: the caller records, then
  * claims.  -EADDRNOTAVAIL if none is found after many tries. */
 int sf_ports_pick(const char *addr, const int *avoid, int navoid, int *ret_port);
+/* Whether addr:port can be bound now (nothing listens there). */
+bool sf_ports_bindable(const char *addr, int port);
 /* Release every port the instance record names (console_port, vdi_port, vdi_tls_port)
  * that this node holds for it.  0 or -EIO (Redis could not tell: try again). */
 int sf_ports_release_instance(sf_store_t *st, const char *node, json_object *inst);
