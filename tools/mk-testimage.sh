@@ -21,9 +21,9 @@ DISK_MIB=40
 PART_START=2048                      # sectors (1 MiB)
 MODULES="virtio_pci virtio_blk virtio_net virtio_scsi ata_piix ahci sd_mod sr_mod
          isofs vfat nls_cp437 nls_ascii nls_utf8 af_packet
-         nvme virtio_console uhci_hcd ehci_pci xhci_pci usb_storage"
+         nvme virtio_console uhci_hcd ehci_pci xhci_pci usb_storage e1000"
 # Built into some kernels: not finding them as modules is fine.
-OPTIONAL_MODULES=" af_packet nvme virtio_console uhci_hcd ehci_pci xhci_pci usb_storage "
+OPTIONAL_MODULES=" af_packet nvme virtio_console uhci_hcd ehci_pci xhci_pci usb_storage e1000 "
 
 for tool in apt-cache apt-get dpkg-deb depmod modprobe cpio gzip sfdisk \
             mkfs.vfat syslinux mcopy qemu-img; do

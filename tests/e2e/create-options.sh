@@ -120,7 +120,18 @@ done
 log "ports ${PORTS[*]}: distinct, loopback only, reserved"
 
 # ---- host side: domain XML, sockets, nvram ---------------------------------------------
-xa=$("${VIRSH[@]}" dumpxml "sf:$A")
+# (libvirtd is shared and another test restarts it: wait for it rather than fail)
+vsh() {
+    local i
+    for i in $(seq 60); do
+        "${VIRSH[@]}" "$@" 2> "$W/virsh.err" && return 0
+        grep -q "failed to connect" "$W/virsh.err" || break
+        sleep 0.5
+    done
+    cat "$W/virsh.err" >&2
+    return 1
+}
+xa=$(vsh dumpxml "sf:$A")
 grep -q "<graphics type='vnc'" <<< "$xa" || fail "A has no vnc graphics"
 grep -q "<model type='vga' vram='16384'" <<< "$xa" || fail "A has no vga video"
 grep -q "<model type='e1000'/>" <<< "$xa" || fail "A's second NIC is not e1000"
@@ -128,19 +139,19 @@ grep -q "<protocol type='telnet'/>" <<< "$xa" || fail "A's console is not telnet
 for s in sf-agent sfx; do
     [ -S "$STORAGE/instances/$A/sc-$s" ] || fail "no side channel socket sc-$s for A"
 done
-xb=$("${VIRSH[@]}" dumpxml "sf:$B")
+xb=$(vsh dumpxml "sf:$B")
 grep -q "<graphics type='spice'" <<< "$xb" || fail "B has no spice graphics"
 grep -q "nvme,drive=" <<< "$xb" || fail "B has no nvme device"
 [ -S "$STORAGE/instances/$B/sc-sfc" ] && [ ! -e "$STORAGE/instances/$B/sc-sf-agent" ] ||
     fail "B's side channels are not exactly sfc"
 [ ! -e "$STORAGE/instances/$B/config.iso" ] || fail "B has a config drive despite configdrive none"
-xc=$("${VIRSH[@]}" dumpxml "sf:$C")
+xc=$(vsh dumpxml "sf:$C")
 grep -q "<loader readonly='yes' secure='no' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>" <<< "$xc" ||
     fail "C has no OVMF loader: $xc"
 grep -q "<nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>$STORAGE/instances/$C/nvram</nvram>" <<< "$xc" ||
     fail "C has no per-instance nvram"
 [ -s "$STORAGE/instances/$C/nvram" ] || fail "C's nvram file was not made"
-[ "$("${VIRSH[@]}" domstate "sf:$C")" = running ] || fail "C (UEFI) is not running"
+[ "$(vsh domstate "sf:$C")" = running ] || fail "C (UEFI) is not running"
 log "domains: graphics, video, NIC models, telnet console, side channels, nvme, OVMF + nvram"
 
 # ---- inside the guests -------------------------------------------------------------------
@@ -149,12 +160,19 @@ console_of() {   # uuid marker timeout -> RESP
     while :; do
         api GET "/instances/$1/consoledata" '{"length": -1}'
         grep -q "$2" <<< "$RESP" && return 0
-        [ $((SECONDS - start)) -lt "$3" ] || { echo "$RESP" | tail -n 40; fail "no '$2' on $1's console"; }
+        if [ $((SECONDS - start)) -ge "$3" ]; then
+            echo "$RESP" | tail -n 40
+            ls -la "$STORAGE/instances/$1" || true
+            vsh domstate "sf:$1" || true
+            pgrep -af "guest=sf:$1" | tr ',' '\n' | grep -E 'chardev|logfile|socket' || true
+            fail "no '$2' on $1's console"
+        fi
         sleep 2
     done
 }
 console_of "$A" SFTEST-DONE 150
 CA=$RESP
+echo "$CA" > "$W/console-A.txt"
 grep -q "^SFTEST-BLOCK .*\bvda\b" <<< "$CA" && grep -q "^SFTEST-BLOCK .*\bvdb\b" <<< "$CA" &&
     grep -q "^SFTEST-BLOCK .*\bvdc\b" <<< "$CA" && grep -q "^SFTEST-BLOCK .*\bsr0\b" <<< "$CA" ||
     fail "A's guest does not see vda vdb vdc sr0: $(grep SFTEST-BLOCK <<< "$CA")"
@@ -187,6 +205,7 @@ log "A's telnet console: typed command ran and was logged"
 
 console_of "$B" SFTEST-DONE 150
 CB=$RESP
+echo "$CB" > "$W/console-B.txt"
 grep -q "SFTEST: no config drive" <<< "$CB" || fail "B's guest found a config drive"
 grep -q "^SFTEST-BLOCK .*\bnvme0n1\b" <<< "$CB" && grep -q "^SFTEST-BLOCK .*\bvda\b" <<< "$CB" ||
     fail "B's guest does not see vda and nvme0n1: $(grep SFTEST-BLOCK <<< "$CB")"
