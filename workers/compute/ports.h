@@ -2,12 +2,11 @@
  * 5): picked at random in [SF_PORT_MIN, SF_PORT_MAX), unique per node through Redis
  * (sf:port:<node>:<port> -> instance uuid, SET NX), released on delete. */
 #pragma once
+#include "keys.h"
 #include "store.h"
 
 #include <json-c/json.h>
 #include <stdbool.h>
-
-#define SF_KEY_PORT "sf:port:%s:%d" /* node, port -> owning instance uuid */
 
 /* Claim port for owner: 0 if it is (now) owner's, -EADDRINUSE if another's, -EIO if
  * Redis cannot tell. */
