@@ -333,6 +333,16 @@ static int video_memory_parse(json_object *mem, int64_t *ret_kib) {
         return 0;
 }
 
+/* The video models libvirt knows for x86 guests (its <video><model type=...>). */
+static bool video_model_known(const char *m) {
+        static const char *const models[] = {"cirrus", "vga", "qxl", "virtio", "bochs", "ramfb", "vmvga", "none"};
+
+        for (size_t i = 0; i < SF_ARRAY_SIZE(models); i++)
+                if (strcmp(m, models[i]) == 0)
+                        return true;
+        return false;
+}
+
 static int create_parse_body(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_t *req,
                              sf_http_resp_t *resp, create_req_t *c) {
         static const char *const allowed[] = {
@@ -428,6 +438,8 @@ static int create_parse_body(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_r
                         return sf_http_error(resp, 400, "video memory must be between 1 and %d KiB",
                                              SF_MAX_VIDEO_MEMORY_KIB),
                                -EINVAL;
+                if (!video_model_known(model))
+                        return sf_http_error(resp, 400, "invalid video model %s", model), -EINVAL;
                 vdi = sf_json_str(v, "vdi") ?: "spice";
                 if (strcmp(vdi, "vnc") && strcmp(vdi, "spice") && strcmp(vdi, "spiceconcurrent"))
                         return sf_http_error(resp, 400, "invalid vdi type %s", vdi), -EINVAL;

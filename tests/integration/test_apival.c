@@ -629,6 +629,8 @@ static void test_create_order(void **state) {
                 {"'disk': " DISK ", 'video': {'model': 'cirrus'}", 400, "video specification requires a memory size"},
                 {"'disk': " DISK ", 'video': {'model': 'vga', 'memory': 1024, 'vdi': 'rdp'}", 400,
                  "invalid vdi type rdp"},
+                {"'disk': " DISK ", 'video': {'model': 'VGA/><x', 'memory': 1024}", 400,
+                 "invalid video model VGA/><x"},
                 {"'disk': " DISK ", 'metadata': ['a']", 400, "metadata must be a JSON dictionary"},
                 {"'disk': " DISK ", 'side_channels': 'sf-agent'", 400, "side_channels must be a list of strings"},
                 {"'disk': " DISK ", 'user_data': 'not base64!'", 400, "user_data must be base64 encoded"},
