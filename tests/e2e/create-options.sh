@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # End-to-end: every create option on real TCG guests (issue 8).
-#  A (REST): two disks plus a sata cdrom holding an ISO, two NICs (virtio, e1000), ssh key,
+#  A (`sf instance create`): two disks plus a sata cdrom holding an ISO, two NICs (virtio, e1000), ssh key,
 #     base64 user_data, vnc, two side channels.  Inside the guest: the block devices by
 #     name, the cdrom's file, the key and user data from the config drive, a lease per NIC,
 #     the virtio-serial port names; the interactive console answers on its telnet port and
 #     what it echoes lands in consoledata.  The `disks` view lists every device.
-#  B (`sf instance create`): configdrive none (no drive in the guest), an nvme disk,
+#  B (REST): configdrive none (no drive in the guest), an nvme disk,
 #     spice, one side channel.
 #  C (`sf instance create --uefi`): OVMF loader + per-instance nvram (the test image boots
 #     with syslinux, BIOS only: the domain is asserted, not the guest).
@@ -40,21 +40,20 @@ sfcli() {
 }
 
 # ---- create A, B, C, D ---------------------------------------------------------------
-api_ok POST /instances "{\"name\": \"opt-a-$E2E_ID\", \"cpus\": 1, \"memory\": 256,
-  \"disk\": [{\"base\": \"$IMAGE_URL/sftest.qcow2\", \"size\": 1}, {\"size\": 1},
-             {\"base\": \"$EXTRA_URL/sftest.iso\", \"type\": \"cdrom\", \"bus\": \"sata\"}],
-  \"network\": [{\"network_uuid\": \"$NET\"}, {\"network_uuid\": \"$NET\", \"model\": \"e1000\"}],
-  \"ssh_key\": \"$SSHKEY\", \"user_data\": \"$UD\",
-  \"video\": {\"model\": \"vga\", \"memory\": 16384, \"vdi\": \"vnc\"},
-  \"side_channels\": [\"sf-agent\", \"sfx\"]}"
-A=$(json_get uuid <<< "$RESP"); INSTANCES+=("$A")
+sfcli --json --async continue instance create "opt-a-$E2E_ID" 1 256 \
+    -D "base=$IMAGE_URL/sftest.qcow2,size=1" -D size=1 -D "base=$EXTRA_URL/sftest.iso,type=cdrom,bus=sata" \
+    -N "network_uuid=$NET" -N "network_uuid=$NET,model=e1000" -I "$SSHKEY" -U "$UD" \
+    -V model=vga,memory=16384,vdi=vnc -s sf-agent -s sfx > "$W/a.json" 2> "$W/a.err" ||
+    fail "sf instance create A: $(cat "$W/a.err")"
+A=$(json_get uuid < "$W/a.json"); INSTANCES+=("$A")
 api_ok POST /instances "{\"name\": \"opt-d-$E2E_ID\", \"cpus\": 1, \"memory\": 128,
   \"disk\": [{\"base\": \"$EXTRA_URL/big.qcow2\", \"size\": 1}]}"
 D=$(json_get uuid <<< "$RESP"); INSTANCES+=("$D")
-sfcli --json instance create "opt-b-$E2E_ID" 1 256 -D "base=$IMAGE_URL/sftest.qcow2,size=1" \
-    -D size=1,bus=nvme -n "$NET" --configdrive none -V model=cirrus,memory=16384,vdi=spice -s sfc \
-    > "$W/b.json" 2> "$W/b.err" || fail "sf instance create B: $(cat "$W/b.err")"
-B=$(json_get uuid < "$W/b.json"); INSTANCES+=("$B")
+api_ok POST /instances "{\"name\": \"opt-b-$E2E_ID\", \"cpus\": 1, \"memory\": 256,
+  \"disk\": [{\"base\": \"$IMAGE_URL/sftest.qcow2\", \"size\": 1}, {\"size\": 1, \"bus\": \"nvme\"}],
+  \"network\": [{\"network_uuid\": \"$NET\"}], \"configdrive\": \"none\",
+  \"video\": {\"model\": \"cirrus\", \"memory\": 16384, \"vdi\": \"spice\"}, \"side_channels\": [\"sfc\"]}"
+B=$(json_get uuid <<< "$RESP"); INSTANCES+=("$B")
 sfcli --json instance create "opt-c-$E2E_ID" 1 256 -d "1@$IMAGE_URL/sftest.qcow2" --uefi \
     --configdrive none > "$W/c.json" 2> "$W/c.err" || fail "sf instance create C: $(cat "$W/c.err")"
 C=$(json_get uuid < "$W/c.json"); INSTANCES+=("$C")
