@@ -29,7 +29,7 @@ DEPS := build-essential pkg-config nats-server redis-server libnats-dev libhired
         libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils \
         dnsmasq-base xorriso genisoimage libjwt-dev uuid-dev libssl-dev libcrypt-dev \
         iproute2 iptables busybox-static syslinux syslinux-common mtools dosfstools \
-        fdisk kmod cpio curl python3 procps clang libclang-rt-14-dev
+        fdisk kmod cpio curl python3 procps clang libclang-rt-14-dev ovmf
 
 PROTO_C := $(GEN)/sf.pb-c.c
 PROTO_H := $(GEN)/sf.pb-c.h

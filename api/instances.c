@@ -123,8 +123,11 @@ static int artifact_for_url(sf_ctx_t *ctx, const char *ns, const char *url, char
         return 0;
 }
 
-int sf_api_disks_check(json_object *body, const sf_config_t *cfg, sf_http_resp_t *resp, size_t *ret_ndisks) {
-        static const char *const buses[] = {"virtio", "sata", "scsi", "usb", "nvme"};
+static const char *const disk_buses[] = {"virtio", "sata", "scsi", "usb", "nvme"};
+
+/* The disk list's shape and each spec's type, size and base: upstream's "disk list" step
+ * (api.md §2.3.1), which comes before nvram; the bus check (IDE) comes after it. */
+static int disks_check_list(json_object *body, const sf_config_t *cfg, sf_http_resp_t *resp, size_t *ret_ndisks) {
         json_object *d;
         size_t ndisks;
 
@@ -136,29 +139,24 @@ int sf_api_disks_check(json_object *body, const sf_config_t *cfg, sf_http_resp_t
         ndisks = json_object_array_length(d);
         for (size_t i = 0; i < ndisks; i++) {
                 json_object *spec = json_object_array_get_idx(d, i), *v;
-                const char *bus, *type, *base;
-                bool known = false;
+                const char *type, *base;
+                bool cdrom;
 
                 if (!json_object_is_type(spec, json_type_object))
                         return sf_http_error(resp, 400, "disk specification should contain JSON objects"),
                                -EINVAL;
-                bus = sf_json_str(spec, "bus");
-                if (bus && strcmp(bus, "ide") == 0)
-                        return sf_http_error(resp, 400, "IDE disks are no longer supported"), -EINVAL;
-                for (size_t b = 0; bus && b < SF_ARRAY_SIZE(buses); b++)
-                        known |= strcmp(bus, buses[b]) == 0;
-                if (bus && !known)
-                        return sf_http_error(resp, 400, "invalid disk bus %s", bus), -EINVAL;
                 type = sf_json_str(spec, "type");
                 if (type && strcmp(type, "disk") != 0 && strcmp(type, "cdrom") != 0)
                         return sf_http_error(resp, 400, "invalid disk type %s", type), -EINVAL;
+                cdrom = type && strcmp(type, "cdrom") == 0;
                 if (json_object_object_get_ex(spec, "size", &v) && v &&
                     (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
                      json_object_get_int64(v) > SF_MAX_DISK_GIB))
                         return sf_http_error(resp, 400, "disk size must be a positive integer (GiB)"), -EINVAL;
                 base = sf_json_str(spec, "base");
                 if (!base || !*base || strcmp(base, "none") == 0) {
-                        if (sf_json_int(spec, "size", 0) <= 0)
+                        /* A cdrom without an image is an empty drive: it needs no size. */
+                        if (!cdrom && sf_json_int(spec, "size", 0) <= 0)
                                 return sf_http_error(resp, 400, "a blank disk needs a size"), -EINVAL;
                         continue;
                 }
@@ -175,8 +173,45 @@ int sf_api_disks_check(json_object *body, const sf_config_t *cfg, sf_http_resp_t
         return 0;
 }
 
+/* Each disk's bus: upstream's IDE step, after nvram (api.md §2.3.1). */
+static int disks_check_bus(json_object *body, sf_http_resp_t *resp) {
+        json_object *d = NULL;
+
+        json_object_object_get_ex(body, "disk", &d);
+        for (size_t i = 0; d && i < json_object_array_length(d); i++) {
+                json_object *spec = json_object_array_get_idx(d, i), *bv;
+                const char *bus;
+                bool known = false;
+
+                if (!json_object_object_get_ex(spec, "bus", &bv) || !bv)
+                        continue;
+                if (!json_object_is_type(bv, json_type_string))
+                        return sf_http_error(resp, 400, "invalid disk bus %s", json_object_to_json_string(bv)),
+                               -EINVAL;
+                bus = json_object_get_string(bv);
+                if (strcmp(bus, "ide") == 0)
+                        return sf_http_error(resp, 400, "IDE disks are no longer supported"), -EINVAL;
+                for (size_t b = 0; b < SF_ARRAY_SIZE(disk_buses); b++)
+                        known |= strcmp(bus, disk_buses[b]) == 0;
+                if (!known)
+                        return sf_http_error(resp, 400, "invalid disk bus %s", bus), -EINVAL;
+        }
+        return 0;
+}
+
+int sf_api_disks_check(json_object *body, const sf_config_t *cfg, sf_http_resp_t *resp, size_t *ret_ndisks) {
+        size_t n;
+        int r = disks_check_list(body, cfg, resp, &n);
+
+        if (r == 0)
+                r = disks_check_bus(body, resp);
+        if (r == 0)
+                *ret_ndisks = n;
+        return r;
+}
+
 static int create_parse_disks(sf_ctx_t *ctx, sf_http_req_t *req, sf_http_resp_t *resp, create_req_t *c) {
-        int r = sf_api_disks_check(req->body, &ctx->cfg, resp, &c->ndisks);
+        int r = disks_check_list(req->body, &ctx->cfg, resp, &c->ndisks);
 
         if (r < 0)
                 return r;
@@ -297,6 +332,16 @@ static int video_memory_parse(json_object *mem, int64_t *ret_kib) {
         return 0;
 }
 
+/* The video models libvirt knows for x86 guests (its <video><model type=...>). */
+static bool video_model_known(const char *m) {
+        static const char *const models[] = {"cirrus", "vga", "qxl", "virtio", "bochs", "ramfb", "vmvga", "none"};
+
+        for (size_t i = 0; i < SF_ARRAY_SIZE(models); i++)
+                if (strcmp(m, models[i]) == 0)
+                        return true;
+        return false;
+}
+
 static int create_parse_body(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_req_t *req,
                              sf_http_resp_t *resp, create_req_t *c) {
         static const char *const allowed[] = {
@@ -344,8 +389,6 @@ static int create_parse_body(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_r
                 return sf_http_error(resp, 400, "uefi and secure_boot must be booleans"), -EINVAL;
         if (c->secure_boot && !c->uefi)
                 return sf_http_error(resp, 400, "secure boot requires UEFI be enabled"), -EINVAL;
-        if (c->uefi)
-                return sf_http_error(resp, 400, "UEFI instances are not supported yet"), -EINVAL;
         if (sf_http_body_str(req, "placed_on", &c->placed_on) == -EINVAL)
                 return sf_http_error(resp, 400, "placed_on is not a string"), -EINVAL;
         if (c->placed_on) {
@@ -362,14 +405,21 @@ static int create_parse_body(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_r
                 return sf_http_error(resp, 400, "invalid config drive type"), -EINVAL;
         if (!c->configdrive)
                 c->configdrive = "openstack-disk";
-        if (sf_http_body_str(req, "nvram_template", &c->nvram) == 0)
-                return sf_http_error(resp, 400, "nvram templates are not supported yet"), -EINVAL;
-        if (sf_http_body_str(req, "ssh_key", &c->ssh_key) == -EINVAL)
-                return sf_http_error(resp, 400, "ssh_key is not a string"), -EINVAL;
-        r = sf_http_body_str(req, "user_data", &c->user_data);
-        if (r == -EINVAL || (c->user_data && !valid_base64(c->user_data)))
-                return sf_http_error(resp, 400, "user_data must be base64 encoded"), -EINVAL;
         r = create_parse_disks(ctx, req, resp, c);
+        if (r < 0)
+                return r;
+        /* nvram_template names a label or a blob (api.md §2.3.1); sf has neither an artifact
+         * nor a label API yet, so there is nothing it could resolve to. */
+        r = sf_http_body_str(req, "nvram_template", &c->nvram);
+        if (r == -EINVAL)
+                return sf_http_error(resp, 400, "nvram_template is not a string"), -EINVAL;
+        if (c->nvram)
+                return sf_http_error(resp, 400,
+                                     "nvram templates are not supported yet: sf has no labels or blobs to "
+                                     "resolve %s from",
+                                     c->nvram),
+                       -EINVAL;
+        r = disks_check_bus(req->body, resp);
         if (r < 0)
                 return r;
         r = create_resolve_networks(ctx, caller, req, resp, c);
@@ -387,6 +437,8 @@ static int create_parse_body(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_r
                         return sf_http_error(resp, 400, "video memory must be between 1 and %d KiB",
                                              SF_MAX_VIDEO_MEMORY_KIB),
                                -EINVAL;
+                if (!video_model_known(model))
+                        return sf_http_error(resp, 400, "invalid video model %s", model), -EINVAL;
                 vdi = sf_json_str(v, "vdi") ?: "spice";
                 if (strcmp(vdi, "vnc") && strcmp(vdi, "spice") && strcmp(vdi, "spiceconcurrent"))
                         return sf_http_error(resp, 400, "invalid vdi type %s", vdi), -EINVAL;
@@ -412,12 +464,21 @@ static int create_parse_body(sf_ctx_t *ctx, const sf_caller_t *caller, sf_http_r
         if (json_object_object_get_ex(req->body, "side_channels", &v) && v) {
                 if (!json_object_is_type(v, json_type_array))
                         return sf_http_error(resp, 400, "side_channels must be a list of strings"), -EINVAL;
+                if (json_object_array_length(v) > SF_MAX_SIDE_CHANNELS)
+                        return sf_http_error(resp, 400, "too many side channels (at most %d)", SF_MAX_SIDE_CHANNELS),
+                               -EINVAL;
                 for (size_t i = 0; i < json_object_array_length(v); i++)
                         if (!json_object_is_type(json_object_array_get_idx(v, i), json_type_string) ||
                             !sf_name_valid(json_object_get_string(json_object_array_get_idx(v, i))))
                                 return sf_http_error(resp, 400, "side_channels must be a list of names"), -EINVAL;
                 c->side_channels = v;
         }
+        /* Not checked upstream at all; ours come last so upstream's order stays intact. */
+        if (sf_http_body_str(req, "ssh_key", &c->ssh_key) == -EINVAL)
+                return sf_http_error(resp, 400, "ssh_key is not a string"), -EINVAL;
+        r = sf_http_body_str(req, "user_data", &c->user_data);
+        if (r == -EINVAL || (c->user_data && !valid_base64(c->user_data)))
+                return sf_http_error(resp, 400, "user_data must be base64 encoded"), -EINVAL;
         return 0;
 }
 

@@ -132,6 +132,7 @@ int sf_config_load(sf_config_t *cfg) {
         str_env("SF_REDIS_HOST", "127.0.0.1", cfg->redis_host, sizeof(cfg->redis_host));
         str_env("SF_NATS_URL", "nats://127.0.0.1:4222", cfg->nats_url, sizeof(cfg->nats_url));
         str_env("SF_API_BIND", "127.0.0.1", cfg->api_bind, sizeof(cfg->api_bind));
+        str_env("SF_CONSOLE_BIND", "127.0.0.1", cfg->console_bind, sizeof(cfg->console_bind));
         str_env("SF_STORAGE", "/srv/sf", cfg->storage, sizeof(cfg->storage));
         str_env("SF_DOMAIN_TYPE", "auto", cfg->domain_type, sizeof(cfg->domain_type));
         str_env("SF_LIBVIRT_URI", "qemu:///system", cfg->libvirt_uri, sizeof(cfg->libvirt_uri));

@@ -62,6 +62,7 @@ typedef struct sf_config {
         int scheduler_cache_timeout_s;     /* SF_SCHEDULER_CACHE_TIMEOUT (5): sf-api re-reads node metrics */
         int node_checkin_max_s;            /* SF_NODE_CHECKIN_MAXIMUM (120): silent longer => missing */
         int usage_event_frequency_s;       /* SF_USAGE_EVENT_FREQUENCY (60; 0 = off): usage events */
+        char console_bind[64];    /* SF_CONSOLE_BIND (127.0.0.1): serial consoles and VDI listen here */
 } sf_config_t;
 
 /* Fill cfg from the environment. -EINVAL with a log line on a malformed value. */

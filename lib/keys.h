@@ -23,5 +23,6 @@
 #define SF_KEY_IPAMOWNERS      "sf:ipamowners:%s"      /* network uuid: owner -> address */
 #define SF_KEY_VXID            "sf:vxid:%u"            /* VXLAN id -> network uuid */
 #define SF_KEY_MAC             "sf:mac:%s"             /* MAC (lower case) -> interface uuid */
+#define SF_KEY_PORT            "sf:port:%s:%d"         /* node, console/VDI port -> instance uuid */
 #define SF_KEY_NETIFACES       "sf:netifaces:%s"       /* network uuid: set of interface uuids */
 #define SF_KEY_ARTIFACTS_URL   "sf:artifacts:url:%s"   /* source URL: set of artifact uuids */

@@ -10,6 +10,11 @@
 #define SF_MAX_BLOCK_DEVICES (SF_MAX_DISKS + 1)
 /* Network interfaces per instance (the "network" list). */
 #define SF_MAX_NICS 16
+/* Side channels (virtio-serial unix sockets) per instance. */
+#define SF_MAX_SIDE_CHANNELS 8
+/* Ports a node hands out for serial consoles and VDI (api.md §7 step 5). */
+#define SF_PORT_MIN 30000
+#define SF_PORT_MAX 50000
 
 /* Numeric ranges of POST /instances (units as upstream: MiB, GiB, KiB). */
 #define SF_MAX_CPUS 64

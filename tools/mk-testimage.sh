@@ -20,7 +20,10 @@ FINAL=$OUT/sftest.qcow2
 DISK_MIB=40
 PART_START=2048                      # sectors (1 MiB)
 MODULES="virtio_pci virtio_blk virtio_net virtio_scsi ata_piix ahci sd_mod sr_mod
-         isofs vfat nls_cp437 nls_ascii nls_utf8 af_packet"
+         isofs vfat nls_cp437 nls_ascii nls_utf8 af_packet
+         nvme virtio_console uhci_hcd ehci_pci xhci_pci usb_storage e1000"
+# Built into some kernels: not finding them as modules is fine.
+OPTIONAL_MODULES=" af_packet nvme virtio_console uhci_hcd ehci_pci xhci_pci usb_storage e1000 "
 
 for tool in apt-cache apt-get dpkg-deb depmod modprobe cpio gzip sfdisk \
             mkfs.vfat syslinux mcopy qemu-img; do
@@ -71,7 +74,10 @@ echo "mk-testimage: kernel $KV from $(basename "$DEB")"
 
 # Extract vmlinuz and the needed modules once per .deb; cache the result.
 KC=$CACHE/$(basename "$DEB" .deb)
-if [ ! -f "$KC/vmlinuz" ] || [ ! -f "$KC/modules/order" ]; then
+# (keyed by the module list too: a cache made for fewer modules is made again)
+WANT_MODULES=$(echo $MODULES)
+if [ ! -f "$KC/vmlinuz" ] || [ ! -f "$KC/modules/order" ] ||
+   [ "$(cat "$KC/modules.list" 2>/dev/null)" != "$WANT_MODULES" ]; then
     K=$WORK/k
     T=$WORK/kc
     mkdir -p "$K" "$T/modules"
@@ -84,7 +90,7 @@ if [ ! -f "$KC/vmlinuz" ] || [ ! -f "$KC/modules/order" ]; then
     for m in $MODULES; do
         deps=$(modprobe -d "$K" -S "$KV" --show-depends "$m" 2>/dev/null || true)
         if [ -z "$deps" ]; then
-            [ "$m" = af_packet ] && continue    # CONFIG_PACKET=y: built in
+            case "$OPTIONAL_MODULES" in *" $m "*) continue ;; esac   # built in
             echo "mk-testimage: module $m not found in $KV" >&2
             exit 1
         fi
@@ -95,6 +101,7 @@ if [ ! -f "$KC/vmlinuz" ] || [ ! -f "$KC/modules/order" ]; then
             echo "$name" >> "$T/modules/order"
         done
     done
+    echo "$WANT_MODULES" > "$T/modules.list"
     rm -rf "$KC"
     mv "$T" "$KC"
 fi
@@ -165,6 +172,12 @@ if [ -n "$dev" ] && { mount -t iso9660 -o ro "$dev" /mnt/config 2>/dev/null ||
     cat /mnt/config/openstack/latest/meta_data.json 2>/dev/null
     echo
     echo "SFTEST-META-END"
+    if [ -f /mnt/config/openstack/latest/user_data ]; then
+        echo "SFTEST-USERDATA-BEGIN"
+        cat /mnt/config/openstack/latest/user_data
+        echo
+        echo "SFTEST-USERDATA-END"
+    fi
     grep -qw 'sftest-poweroff' /mnt/config/openstack/latest/user_data 2>/dev/null && poweroff=1
     # Top-level "name" only (keys[] entries have a "name" too).
     name=$(awk 'BEGIN { RS = "\001" }
@@ -224,6 +237,23 @@ for p in /sys/class/net/eth*; do
     fi
 done
 
+# Block devices as the guest names them, cdrom contents, virtio-serial port names.
+echo "SFTEST-BLOCK $(ls /sys/block | grep -v -e '^loop' -e '^ram' | tr '\n' ' ')"
+for d in /dev/sr*; do
+    [ -e "$d" ] || continue
+    mkdir -p /mnt/cd
+    if mount -t iso9660 -o ro "$d" /mnt/cd 2>/dev/null; then
+        echo "SFTEST-CDROM ${d#/dev/} $(cat /mnt/cd/sftest.txt 2>/dev/null | head -n 1)"
+        umount /mnt/cd
+    else
+        echo "SFTEST-CDROM ${d#/dev/} empty"
+    fi
+done
+ports=""
+for p in /sys/class/virtio-ports/*; do
+    [ -e "$p/name" ] && ports="$ports $(cat "$p/name")"
+done
+echo "SFTEST-CHANNELS$ports"
 echo "SFTEST-DONE"
 
 if [ $poweroff -eq 1 ]; then

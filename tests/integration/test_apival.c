@@ -607,6 +607,104 @@ static void test_disk_limit(void **state) {
         reply_free(&r);
 }
 
+
+/* ---- 6. POST /instances checks in upstream's order (api.md §2.3.1) ---- */
+
+#define NVRAM_MSG "nvram templates are not supported yet: sf has no labels or blobs to resolve label:x from"
+
+typedef struct {
+        const char *extra;  /* body keys after name/cpus/memory */
+        int status;
+        const char *msg;
+} order_case_t;
+
+static void test_create_order(void **state) {
+        /* One fault each: its own message. */
+        static const order_case_t single[] = {
+                {"'disk': " DISK ", 'secure_boot': true", 400, "secure boot requires UEFI be enabled"},
+                {"'disk': " DISK ", 'placed_on': 'no-such-node'", 404, "Specified node does not exist"},
+                {"'disk': " DISK ", 'configdrive': 'floppy'", 400, "invalid config drive type"},
+                {"'disk': []", 400, "instance must specify at least one disk"},
+                {"'disk': ['vda']", 400, "disk specification should contain JSON objects"},
+                {"'disk': [{'size': 1, 'type': 'tape'}]", 400, "invalid disk type tape"},
+                {"'disk': " DISK ", 'nvram_template': 'label:x'", 400, NVRAM_MSG},
+                {"'disk': [{'size': 1, 'bus': 'ide'}]", 400, "IDE disks are no longer supported"},
+                {"'disk': [{'size': 1, 'bus': 'floppy'}]", 400, "invalid disk bus floppy"},
+                {"'disk': " DISK ", 'network': [{'address': 'none'}]", 400,
+                 "network specification is missing network_uuid"},
+                {"'disk': " DISK ", 'network': [{'network_uuid': 'no-such-net'}]", 404, "network no-such-net not found"},
+                {"'disk': " DISK ", 'video': {'model': 'cirrus'}", 400, "video specification requires a memory size"},
+                {"'disk': " DISK ", 'video': {'model': 'vga', 'memory': 1024, 'vdi': 'rdp'}", 400,
+                 "invalid vdi type rdp"},
+                {"'disk': " DISK ", 'video': {'model': 'VGA/><x', 'memory': 1024}", 400,
+                 "invalid video model VGA/><x"},
+                {"'disk': " DISK ", 'metadata': ['a']", 400, "metadata must be a JSON dictionary"},
+                {"'disk': " DISK ", 'side_channels': 'sf-agent'", 400, "side_channels must be a list of strings"},
+                {"'disk': " DISK ", 'user_data': 'not base64!'", 400, "user_data must be base64 encoded"},
+        };
+        /* Two faults: the earlier step's message wins. */
+        static const order_case_t pairs[] = {
+                {"'disk': [], 'secure_boot': true, 'placed_on': 'no-such-node'", 400,
+                 "secure boot requires UEFI be enabled"},
+                {"'disk': [], 'placed_on': 'no-such-node', 'configdrive': 'floppy'", 404,
+                 "Specified node does not exist"},
+                {"'disk': [], 'configdrive': 'floppy'", 400, "invalid config drive type"},
+                {"'disk': [], 'nvram_template': 'label:x'", 400, "instance must specify at least one disk"},
+                {"'disk': [{'size': 1, 'bus': 'ide'}], 'nvram_template': 'label:x'", 400, NVRAM_MSG},
+                {"'disk': [{'size': 1, 'bus': 'ide', 'type': 'tape'}]", 400, "invalid disk type tape"},
+                {"'disk': [{'size': 1}, {'size': 1, 'bus': 'ide'}, {'size': 1, 'type': 'tape'}]", 400,
+                 "invalid disk type tape"},
+                {"'disk': [{'size': 1, 'bus': 'ide'}], 'network': [{'network_uuid': 'no-such-net'}]", 400,
+                 "IDE disks are no longer supported"},
+                {"'disk': " DISK ", 'network': [{'network_uuid': 'no-such-net'}], 'video': {'model': 'cirrus'}", 404,
+                 "network no-such-net not found"},
+                {"'disk': " DISK ", 'video': {'model': 'cirrus'}, 'metadata': ['a']", 400,
+                 "video specification requires a memory size"},
+                {"'disk': " DISK ", 'metadata': ['a'], 'user_data': 'not base64!'", 400,
+                 "metadata must be a JSON dictionary"},
+        };
+        const order_case_t *sets[] = {single, pairs};
+        const size_t lens[] = {SF_ARRAY_SIZE(single), SF_ARRAY_SIZE(pairs)};
+        claims_t before;
+        reply_t r;
+
+        (void)state;
+        claims_count(&before);
+        for (size_t s = 0; s < 2; s++)
+                for (size_t i = 0; i < lens[s]; i++) {
+                        req(&r, "POST", "/instances", sys_tok, "{'name': 'ord-%s', 'cpus': 1, 'memory': 128, %s}",
+                            sfx, sets[s][i].extra);
+                        if (r.status != sets[s][i].status)
+                                print_error("case %s: %s\n", sets[s][i].extra, r.body ? r.body : "");
+                        check_error(&r, sets[s][i].status, sets[s][i].msg);
+                        reply_free(&r);
+                }
+        claims_unchanged(&before, "refused creates");
+
+        /* UEFI (with or without secure boot) is accepted, recorded, q35 only for secure boot. */
+        for (int sb = 0; sb < 2; sb++) {
+                _cleanup_json_ json_object *o = NULL;
+                json_object *v;
+
+                req(&r, "POST", "/instances", sys_tok,
+                    "{'name': 'uefi%d-%s', 'cpus': 1, 'memory': 128, 'disk': " DISK ", 'uefi': true, "
+                    "'secure_boot': %s}",
+                    sb, sfx, sb ? "true" : "false");
+                o = check_json(&r, 200);
+                assert_true(json_object_object_get_ex(o, "uefi", &v) && json_object_get_boolean(v));
+                assert_int_equal(json_object_get_boolean(json_object_object_get(o, "secure_boot")), sb);
+                assert_string_equal(jstr(o, "machine_type"), sb ? "q35" : "pc");
+                reply_free(&r);
+        }
+        /* An empty cdrom drive needs no size; every bus upstream knows is accepted. */
+        req(&r, "POST", "/instances", sys_tok,
+            "{'name': 'cd-%s', 'cpus': 1, 'memory': 128, 'disk': [{'size': 1, 'bus': 'sata'}, {'type': 'cdrom'}, "
+            "{'size': 1, 'bus': 'scsi'}, {'size': 1, 'bus': 'usb'}, {'size': 1, 'bus': 'nvme'}]}",
+            sfx);
+        assert_int_equal(r.status, 200);
+        reply_free(&r);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_prepare),
@@ -619,6 +717,7 @@ int main(void) {
                 cmocka_unit_test(test_network_claims_released),
                 cmocka_unit_test(test_numbers),
                 cmocka_unit_test(test_disk_limit),
+                cmocka_unit_test(test_create_order),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);

@@ -51,6 +51,134 @@ static void basic_spec(sf_domain_spec_t *s, sf_domain_disk_t disks[2], sf_domain
         s->nnics = 1;
 }
 
+/* xml equals tests/golden/<name>; a mismatch leaves the rendering in /tmp for a diff. */
+static void golden_check(const char *xml, const char *name) {
+        char path[256], actual[256];
+        char *golden = NULL;
+        size_t len = 0;
+
+        snprintf(path, sizeof(path), "tests/golden/%s", name);
+        snprintf(actual, sizeof(actual), "/tmp/%s.actual", name);
+        if (sf_file_read(path, &golden, &len) < 0 || strcmp(xml, golden) != 0) {
+                sf_file_write_atomic(actual, xml, strlen(xml), 0644);
+                fprintf(stderr, "golden mismatch: diff %s %s\n", path, actual);
+        }
+        assert_non_null(golden);
+        assert_string_equal(xml, golden);
+        free(golden);
+}
+
+#define DIR "/srv/sf/instances/" UUID
+
+/* Every create option at once (api.md §6.1, §7.2): a sata cdrom with an image, an empty
+ * usb cdrom, an nvme disk (qemu arguments), two NICs with their models, the telnet
+ * serial console and vnc on loopback ports, video, UEFI and two side channels. */
+static void test_golden_options(void **state) {
+        sf_domain_spec_t s;
+        sf_domain_disk_t disks[6];
+        sf_domain_nic_t nics[2];
+        char *xml = NULL;
+
+        (void)state;
+        basic_spec(&s, disks, nics);
+        memset(&disks[2], 0, 4 * sizeof(*disks));
+        snprintf(disks[2].device, sizeof(disks[2].device), "vdc");
+        snprintf(disks[2].bus, sizeof(disks[2].bus), "virtio");
+        snprintf(disks[2].path, sizeof(disks[2].path), DIR "/vdc.qcow2");
+        snprintf(disks[2].format, sizeof(disks[2].format), "qcow2");
+        snprintf(disks[2].type, sizeof(disks[2].type), "disk");
+        snprintf(disks[3].device, sizeof(disks[3].device), "sdd");
+        snprintf(disks[3].bus, sizeof(disks[3].bus), "sata");
+        snprintf(disks[3].path, sizeof(disks[3].path), "/srv/sf/blobs/ab/abcd.iso");
+        snprintf(disks[3].format, sizeof(disks[3].format), "raw");
+        snprintf(disks[3].type, sizeof(disks[3].type), "cdrom");
+        disks[3].readonly = true;
+        snprintf(disks[4].device, sizeof(disks[4].device), "sde");
+        snprintf(disks[4].bus, sizeof(disks[4].bus), "usb");
+        snprintf(disks[4].format, sizeof(disks[4].format), "raw");
+        snprintf(disks[4].type, sizeof(disks[4].type), "cdrom");
+        disks[4].readonly = true;
+        snprintf(disks[5].device, sizeof(disks[5].device), "nvme5");
+        snprintf(disks[5].bus, sizeof(disks[5].bus), "nvme");
+        snprintf(disks[5].path, sizeof(disks[5].path), DIR "/nvme5.qcow2");
+        snprintf(disks[5].format, sizeof(disks[5].format), "qcow2");
+        snprintf(disks[5].type, sizeof(disks[5].type), "disk");
+        s.ndisks = 6;
+        nics[1] = nics[0];
+        snprintf(nics[1].mac, sizeof(nics[1].mac), "02:00:00:12:34:57");
+        snprintf(nics[1].model, sizeof(nics[1].model), "e1000");
+        s.nnics = 2;
+        snprintf(s.listen, sizeof(s.listen), "127.0.0.1");
+        s.console_port = 30001;
+        snprintf(s.vdi, sizeof(s.vdi), "vnc");
+        s.vdi_port = 30002;
+        snprintf(s.video_model, sizeof(s.video_model), "vga");
+        s.video_vram_kib = 16384;
+        s.uefi = true;
+        snprintf(s.loader, sizeof(s.loader), "/usr/share/OVMF/OVMF_CODE_4M.fd");
+        snprintf(s.nvram_template, sizeof(s.nvram_template), "/usr/share/OVMF/OVMF_VARS_4M.fd");
+        snprintf(s.nvram, sizeof(s.nvram), DIR "/nvram");
+        snprintf(s.channel_dir, sizeof(s.channel_dir), DIR);
+        snprintf(s.side_channels[0], sizeof(s.side_channels[0]), "sf-agent");
+        snprintf(s.side_channels[1], sizeof(s.side_channels[1]), "org.example.x");
+        s.nside_channels = 2;
+        assert_int_equal(sf_domain_xml(&s, "templates", &xml), 0);
+        golden_check(xml, "domain-options.xml");
+        free(xml);
+}
+
+/* spice with and without TLS, spiceconcurrent's environment, secure boot's q35 + SMM. */
+static void test_spice_secure_boot(void **state) {
+        sf_domain_spec_t s;
+        sf_domain_disk_t disks[2];
+        sf_domain_nic_t nics[1];
+        char *xml = NULL;
+
+        (void)state;
+        basic_spec(&s, disks, nics);
+        snprintf(s.listen, sizeof(s.listen), "127.0.0.1");
+        snprintf(s.vdi, sizeof(s.vdi), "spice");
+        s.vdi_port = 31000;
+        assert_int_equal(sf_domain_xml(&s, "templates", &xml), 0);
+        assert_non_null(strstr(xml, "<graphics type='spice' port='31000' autoport='no' listen='127.0.0.1'>"));
+        assert_non_null(strstr(xml, "<channel type='spicevmc'>"));
+        assert_null(strstr(xml, "tlsPort"));
+        assert_null(strstr(xml, "qemu:commandline"));
+        /* No console port: the pty console, still logged. */
+        assert_non_null(strstr(xml, "<serial type='pty'>"));
+        free(xml);
+
+        s.vdi_tls_port = 31001;
+        snprintf(s.vdi, sizeof(s.vdi), "spiceconcurrent");
+        s.uefi = s.secure_boot = true;
+        snprintf(s.machine, sizeof(s.machine), "q35");
+        snprintf(s.loader, sizeof(s.loader), "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd");
+        snprintf(s.nvram_template, sizeof(s.nvram_template), "/usr/share/OVMF/OVMF_VARS_4M.ms.fd");
+        snprintf(s.nvram, sizeof(s.nvram), DIR "/nvram");
+        assert_int_equal(sf_domain_xml(&s, "templates", &xml), 0);
+        assert_non_null(strstr(xml, "port='31000' tlsPort='31001' defaultMode='secure' autoport='no'"));
+        assert_non_null(strstr(xml, "<qemu:env name='SPICE_DEBUG_ALLOW_MC' value='1'/>"));
+        assert_non_null(strstr(xml, "<qemu:arg value='ICH9-LPC.disable_s3=1'/>"));
+        assert_non_null(strstr(xml, "<smm state='on'>"));
+        assert_non_null(strstr(xml, "machine='q35'"));
+        assert_non_null(strstr(xml, "<loader readonly='yes' secure='yes' type='pflash'>"
+                                    "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd</loader>"));
+        assert_non_null(strstr(xml, "<nvram template='/usr/share/OVMF/OVMF_VARS_4M.ms.fd'>" DIR "/nvram</nvram>"));
+        free(xml);
+
+        /* Secure boot needs UEFI and q35; a graphics port needs an address. */
+        snprintf(s.machine, sizeof(s.machine), "pc");
+        assert_int_equal(sf_domain_xml(&s, "templates", &xml), -EINVAL);
+        snprintf(s.machine, sizeof(s.machine), "q35");
+        snprintf(s.listen, sizeof(s.listen), "0.0.0.0'/>");
+        assert_int_equal(sf_domain_xml(&s, "templates", &xml), -EINVAL);
+        snprintf(s.listen, sizeof(s.listen), "127.0.0.1");
+        snprintf(s.side_channels[0], sizeof(s.side_channels[0]), "../x");
+        s.nside_channels = 1;
+        snprintf(s.channel_dir, sizeof(s.channel_dir), DIR);
+        assert_int_equal(sf_domain_xml(&s, "templates", &xml), -EINVAL);
+}
+
 static void test_golden(void **state) {
         sf_domain_spec_t s;
         sf_domain_disk_t disks[2];
@@ -90,7 +218,7 @@ static void test_variants(void **state) {
         s.nnics = 0;
         snprintf(s.name, sizeof(s.name), "a<b&'c");
         assert_int_equal(sf_domain_xml(&s, "templates", &xml), 0);
-        assert_non_null(strstr(xml, "<domain type='kvm'>"));
+        assert_non_null(strstr(xml, "<domain type='kvm' "));
         assert_non_null(strstr(xml, "<cpu mode='host-passthrough'/>"));
         assert_non_null(strstr(xml, "<disk type='file' device='cdrom'>"));
         assert_non_null(strstr(xml, "<readonly/>"));
@@ -128,6 +256,8 @@ static void test_invalid(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_golden),
+                cmocka_unit_test(test_golden_options),
+                cmocka_unit_test(test_spice_secure_boot),
                 cmocka_unit_test(test_variants),
                 cmocka_unit_test(test_invalid),
         };

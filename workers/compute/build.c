@@ -6,6 +6,7 @@
 #include "disk.h"
 #include "domain.h"
 #include "imgfmt.h"
+#include "ports.h"
 
 #include "event.h"
 #include "intent.h"
@@ -20,9 +21,24 @@
 #include "virt.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+/* OVMF from Debian's ovmf package (api.md §7.2; the 4M builds are the ones Debian keeps
+ * current).  Secure boot: the secboot code with Microsoft's keys enrolled in the vars. */
+#define OVMF_CODE "/usr/share/OVMF/OVMF_CODE_4M.fd"
+#define OVMF_VARS "/usr/share/OVMF/OVMF_VARS_4M.fd"
+#define OVMF_CODE_SECBOOT "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
+#define OVMF_VARS_SECBOOT "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
+/* Spice gets a TLS port only where libvirt's spice TLS is set up (qemu.conf spice_tls=1
+ * with these certificates): libvirt refuses a tlsPort otherwise. */
+#define SPICE_TLS_CERT "/etc/pki/libvirt-spice/server-cert.pem"
+/* define+start attempts when qemu finds a console/VDI port taken (as upstream). */
+#define START_ATTEMPTS 6
 
 /* Device names per api.md §6.1: index over the final list, by bus. */
 static void device_name(const char *bus, int index, char out[16]) {
@@ -132,6 +148,7 @@ typedef struct {
         sf_cd_iface_t cdifs[SF_MAX_NICS];
         size_t nn;
         json_object *disk_view; /* the record's "disks" */
+        int console_port, vdi_port, vdi_tls_port;
         char *xml;
         double step; /* start of the current step, for its status event */
 } create_t;
@@ -163,16 +180,80 @@ static void disk_view_add(create_t *c, const sf_domain_disk_t *d, int64_t size, 
         json_object_array_add(c->disk_view, dv);
 }
 
-/* One disk from its spec: a qcow2 overlay on its image (art), or a blank qcow2. */
+/* An ISO 9660 image ("CD001" at byte 32769): upstream makes such a base a cdrom. */
+static bool is_iso9660(const char *path) {
+        char magic[5];
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        bool iso;
+
+        if (fd < 0)
+                return false;
+        iso = pread(fd, magic, sizeof(magic), 32769) == (ssize_t)sizeof(magic) && memcmp(magic, "CD001", 5) == 0;
+        close(fd);
+        return iso;
+}
+
+/* qemu opens NVMe disks itself (they are qemu arguments, not libvirt disks), so libvirt
+ * does not hand them to its user: sf does. */
+static int disk_give_to_qemu(const char *path) {
+        struct passwd *pw = getpwnam("libvirt-qemu");
+
+        if (!pw)
+                return 0; /* no such user: qemu runs as root here */
+        return chown(path, pw->pw_uid, pw->pw_gid) < 0 ? -errno : 0;
+}
+
+/* A cdrom: the image's blob itself, read-only (raw, or qcow2 if that is what it is), or
+ * an empty drive.  A cdrom cannot be virtio: upstream moves it to usb. */
+static int create_cdrom(create_t *c, const char *bus, const char *blob) {
+        sf_domain_disk_t *d = &c->disks[c->nd];
+        char reason[256] = "";
+        sf_imgfmt_t fmt = SF_IMGFMT_RAW;
+        int r;
+
+        if (strcmp(bus, "virtio") == 0 || strcmp(bus, "nvme") == 0)
+                bus = "usb";
+        device_name(bus, (int)c->nd, d->device);
+        snprintf(d->bus, sizeof(d->bus), "%s", bus);
+        snprintf(d->type, sizeof(d->type), "cdrom");
+        d->readonly = true;
+        d->path[0] = 0;
+        snprintf(d->format, sizeof(d->format), "raw");
+        if (blob && blob[0]) {
+                sf_compute_blob_path(c->w->ctx, blob, d->path, sizeof(d->path));
+                r = sf_imgfmt_detect(d->path, &fmt, reason, sizeof(reason));
+                if (r == -EMEDIUMTYPE)
+                        return sf_work_error(c->w, "%s", reason), SF_WORK_FAIL;
+                if (r < 0)
+                        return sf_work_error(c->w, "cannot read image: %s", strerror(-r)), SF_WORK_RETRY;
+                snprintf(d->format, sizeof(d->format), "%s", sf_imgfmt_name(fmt));
+        }
+        disk_view_add(c, d, 0, blob, true);
+        c->nd++;
+        return SF_WORK_DONE;
+}
+
+/* One disk from its spec: a qcow2 overlay on its image (art), a blank qcow2, or a cdrom. */
 static int create_disk(create_t *c, json_object *spec, const char *art) {
         sf_work_t *w = c->w;
         const char *bus = sf_json_str(spec, "bus") ?: "virtio";
+        const char *type = sf_json_str(spec, "type") ?: "disk";
         int64_t size = sf_json_int(spec, "size", 0);
         sf_domain_disk_t *d = &c->disks[c->nd];
         char blob[SF_UUID_LEN] = "", base[4096] = "", err[256] = "";
         bool ready;
         int r;
 
+        if (art && *art) {
+                r = sf_compute_current_blob(w->ctx, art, blob, &ready, err, sizeof(err));
+                if (r < 0 || !ready)
+                        return sf_work_error(w, "%s", err[0] ? err : "image vanished"), SF_WORK_FAIL;
+                sf_compute_blob_path(w->ctx, blob, base, sizeof(base));
+                if (strcmp(type, "cdrom") == 0 || is_iso9660(base))
+                        return create_cdrom(c, bus, blob);
+        } else if (strcmp(type, "cdrom") == 0) {
+                return create_cdrom(c, bus, NULL);
+        }
         device_name(bus, (int)c->nd, d->device);
         snprintf(d->bus, sizeof(d->bus), "%s", bus);
         snprintf(d->type, sizeof(d->type), "disk");
@@ -183,9 +264,6 @@ static int create_disk(create_t *c, json_object *spec, const char *art) {
                 snprintf(d->path, sizeof(d->path), "%s/%s.qcow2", c->dir, dev);
         }
         if (art && *art) {
-                r = sf_compute_current_blob(w->ctx, art, blob, &ready, err, sizeof(err));
-                if (r < 0 || !ready)
-                        return sf_work_error(w, "%s", err[0] ? err : "image vanished"), SF_WORK_FAIL;
                 r = image_for_blob(w->ctx, blob, base, sizeof(base), err, sizeof(err));
                 if (r == -EMEDIUMTYPE)
                         return sf_work_error(w, "%s", err), SF_WORK_FAIL;
@@ -204,6 +282,8 @@ static int create_disk(create_t *c, json_object *spec, const char *art) {
                 if (r < 0)
                         return sf_work_error(w, "cannot create blank disk: %s", strerror(-r)), SF_WORK_RETRY;
         }
+        if (strcmp(bus, "nvme") == 0 && (r = disk_give_to_qemu(d->path)) < 0)
+                return sf_work_error(w, "cannot hand %s to qemu: %s", d->path, strerror(-r)), SF_WORK_RETRY;
         sf_work_progress(w); /* disks can take a while: keep the ack timer fresh */
         disk_view_add(c, d, size, blob, false);
         c->nd++;
@@ -313,6 +393,140 @@ static int create_config_drive(create_t *c) {
         return SF_WORK_DONE;
 }
 
+typedef struct {
+        const char *field;
+        int port;
+} port_field_t;
+
+static int set_port_field(json_object *doc, void *ud) {
+        port_field_t *p = ud;
+
+        json_object_object_add(doc, p->field, p->port ? json_object_new_int(p->port) : NULL);
+        return 0;
+}
+
+/* One port of this instance: the recorded one while it is still ours to claim, else a
+ * fresh one, recorded before it is claimed so that a crash in between leaves every claim
+ * named by the record (delete releases what the record names). */
+static int port_assign(create_t *c, const char *field, int recorded, const int *avoid, int navoid, int *ret) {
+        sf_ctx_t *ctx = c->w->ctx;
+        int port = recorded, r;
+
+        for (int attempt = 0; attempt < 20; attempt++) {
+                if (!port) {
+                        r = sf_ports_pick(ctx->cfg.console_bind, avoid, navoid, &port);
+                        if (r < 0)
+                                return r;
+                        r = sf_store_update(ctx->store, "instance", c->uuid, c->fence, set_port_field,
+                                            &(port_field_t){field, port}, NULL);
+                        if (r < 0)
+                                return r;
+                }
+                r = sf_ports_claim(ctx->store, ctx->cfg.node, c->uuid, port);
+                if (r == 0) {
+                        *ret = port;
+                        return 0;
+                }
+                if (r != -EADDRINUSE)
+                        return r;
+                port = 0;
+        }
+        return -EADDRINUSE;
+}
+
+/* Whether something on this host now listens on one of the instance's ports (the
+ * domain failed to start, so it is not qemu's). */
+static bool ports_taken(create_t *c) {
+        const int ports[] = {c->console_port, c->vdi_port, c->vdi_tls_port};
+
+        for (size_t i = 0; i < SF_ARRAY_SIZE(ports); i++)
+                if (ports[i] && !sf_ports_bindable(c->w->ctx->cfg.console_bind, ports[i]))
+                        return true;
+        return false;
+}
+
+static bool spice_tls(void) {
+        return access(SPICE_TLS_CERT, R_OK) == 0;
+}
+
+/* Serial console, VDI and (spice with TLS) VDI TLS ports.  fresh: drop the current ones
+ * (qemu found one taken) and take new ones. */
+static int assign_ports(create_t *c, bool fresh) {
+        sf_ctx_t *ctx = c->w->ctx;
+        json_object *video = NULL;
+        const char *vdi;
+        int avoid[3] = {c->console_port, c->vdi_port, c->vdi_tls_port}, r;
+
+        json_object_object_get_ex(c->inst, "video", &video);
+        vdi = sf_json_str(video, "vdi") ?: "spice";
+        if (fresh) {
+                for (size_t i = 0; i < SF_ARRAY_SIZE(avoid); i++)
+                        if (avoid[i])
+                                sf_ports_release(ctx->store, ctx->cfg.node, c->uuid, avoid[i]);
+        } else {
+                c->console_port = (int)sf_json_int(c->inst, "console_port", 0);
+                c->vdi_port = (int)sf_json_int(c->inst, "vdi_port", 0);
+                c->vdi_tls_port = (int)sf_json_int(c->inst, "vdi_tls_port", 0);
+        }
+        r = port_assign(c, "console_port", fresh ? 0 : c->console_port, avoid, 3, &c->console_port);
+        if (r == 0) {
+                avoid[0] = c->console_port;
+                r = port_assign(c, "vdi_port", fresh ? 0 : c->vdi_port, avoid, 3, &c->vdi_port);
+        }
+        if (r == 0 && strncmp(vdi, "spice", 5) == 0 && spice_tls()) {
+                avoid[1] = c->vdi_port;
+                r = port_assign(c, "vdi_tls_port", fresh ? 0 : c->vdi_tls_port, avoid, 3, &c->vdi_tls_port);
+        }
+        return r;
+}
+
+static int create_ports(create_t *c) {
+        int r = assign_ports(c, false);
+
+        if (r < 0)
+                return sf_work_error(c->w, "cannot allocate console ports: %s", strerror(-r)), SF_WORK_RETRY;
+        return SF_WORK_DONE;
+}
+
+/* UEFI firmware, video, graphics and side channels into spec. */
+static int domain_options(create_t *c, sf_domain_spec_t *spec) {
+        sf_ctx_t *ctx = c->w->ctx;
+        json_object *video = NULL, *sc = NULL;
+
+        snprintf(spec->listen, sizeof(spec->listen), "%s", ctx->cfg.console_bind);
+        spec->console_port = c->console_port;
+        json_object_object_get_ex(c->inst, "video", &video);
+        snprintf(spec->vdi, sizeof(spec->vdi), "%s", sf_json_str(video, "vdi") ?: "spice");
+        spec->vdi_port = c->vdi_port;
+        spec->vdi_tls_port = c->vdi_tls_port;
+        snprintf(spec->video_model, sizeof(spec->video_model), "%s", sf_json_str(video, "model") ?: "cirrus");
+        spec->video_vram_kib = (int)sf_json_int(video, "memory", 16384);
+        spec->uefi = sf_json_bool(c->inst, "uefi", false);
+        spec->secure_boot = sf_json_bool(c->inst, "secure_boot", false);
+        if (spec->uefi) {
+                const char *code = spec->secure_boot ? OVMF_CODE_SECBOOT : OVMF_CODE;
+                const char *vars = spec->secure_boot ? OVMF_VARS_SECBOOT : OVMF_VARS;
+
+                if (access(code, R_OK) < 0 || access(vars, R_OK) < 0)
+                        return sf_work_error(c->w, "UEFI firmware %s is not installed (Debian package ovmf)", code),
+                               SF_WORK_FAIL;
+                snprintf(spec->loader, sizeof(spec->loader), "%s", code);
+                snprintf(spec->nvram_template, sizeof(spec->nvram_template), "%s", vars);
+                snprintf(spec->nvram, sizeof(spec->nvram), "%s/nvram", c->dir);
+        }
+        /* null ⇒ the agent's channel; [] ⇒ none (api.md §2.3.1). */
+        snprintf(spec->channel_dir, sizeof(spec->channel_dir), "%s", c->dir);
+        if (!json_object_object_get_ex(c->inst, "side_channels", &sc) || !sc) {
+                snprintf(spec->side_channels[0], sizeof(spec->side_channels[0]), "sf-agent");
+                spec->nside_channels = 1;
+        } else {
+                for (size_t i = 0; i < json_object_array_length(sc) && i < SF_MAX_SIDE_CHANNELS; i++)
+                        snprintf(spec->side_channels[spec->nside_channels++], sizeof(spec->side_channels[0]), "%s",
+                                 json_object_get_string(json_object_array_get_idx(sc, i)) ?: "");
+        }
+        return SF_WORK_DONE;
+}
+
 static int create_domain_xml(create_t *c) {
         sf_ctx_t *ctx = c->w->ctx;
         sf_compute_t *cs = c->w->user;
@@ -330,6 +544,11 @@ static int create_domain_xml(create_t *c) {
         snprintf(spec.domain_type, sizeof(spec.domain_type), "%s", cs->domain_type);
         snprintf(spec.machine, sizeof(spec.machine), "%s", sf_json_str(c->inst, "machine_type") ?: "pc");
         snprintf(spec.console_log, sizeof(spec.console_log), "%s/console.log", c->dir);
+        r = domain_options(c, &spec);
+        if (r != SF_WORK_DONE)
+                return r;
+        free(c->xml);
+        c->xml = NULL;
         r = sf_domain_xml(&spec, NULL, &c->xml);
         if (r < 0)
                 return sf_work_error(c->w, "cannot render domain XML: %s", strerror(-r)), SF_WORK_FAIL;
@@ -341,9 +560,23 @@ static int create_define_start(create_t *c) {
         _cleanup_json_ json_object *extra = NULL;
         int r;
 
-        r = sf_virt_define_start(cs->conn, c->xml);
-        if (r < 0)
-                return sf_work_error(c->w, "libvirt could not start the domain: %s", strerror(-r)), SF_WORK_RETRY;
+        for (int attempt = 1;; attempt++) {
+                r = sf_virt_define_start(cs->conn, c->xml);
+                if (r == 0)
+                        break;
+                /* qemu could not bind a console or VDI port that something else took since
+                 * it was picked: new ports, as upstream, a few times.  (libvirt's message
+                 * is gone by now; whether a port is taken is asked of the host itself.) */
+                if (attempt >= START_ATTEMPTS || !ports_taken(c))
+                        return sf_work_error(c->w, "libvirt could not start the domain: %s", strerror(-r)),
+                               SF_WORK_RETRY;
+                log_warn("instance %s: a console port is taken; new ports (attempt %d)", c->uuid, attempt);
+                if (assign_ports(c, true) < 0)
+                        return sf_work_error(c->w, "cannot allocate console ports"), SF_WORK_RETRY;
+                r = create_domain_xml(c);
+                if (r != SF_WORK_DONE)
+                        return r;
+        }
         extra = json_object_new_object();
         json_object_object_add(extra, "domain_type", json_object_new_string(cs->domain_type));
         create_step_done(c, "domain defined and started", extra);
@@ -373,7 +606,7 @@ static int create_record(create_t *c) {
 int sf_compute_build(sf_work_t *w, json_object *inst, const sf_fence_t *fence) {
         static int (*const steps[])(create_t *) = {
                 create_instance_dir, create_disks,        create_nics,   create_config_drive,
-                create_domain_xml,   create_define_start, create_record,
+                create_ports,        create_domain_xml,   create_define_start, create_record,
         };
         create_t *c = calloc(1, sizeof(*c));
         int res = SF_WORK_DONE;

@@ -8,6 +8,7 @@
 #include "lock.h"
 #include "log.h"
 #include "object.h"
+#include "ports.h"
 #include "sflimits.h"
 #include "state.h"
 #include "store.h"
@@ -39,6 +40,8 @@ int sf_compute_remove_local(sf_work_t *w, json_object *inst) {
         r = sf_rm_rf(dir);
         if (r < 0)
                 return sf_work_error(w, "cannot remove %s: %s", dir, strerror(-r)), -EIO;
+        if (sf_ports_release_instance(ctx->store, ctx->cfg.node, inst) < 0)
+                return sf_work_error(w, "cannot release console ports"), -EIO;
         if (json_object_object_get_ex(inst, "interfaces", &ifaces)) {
                 for (size_t i = 0; i < json_object_array_length(ifaces); i++) {
                         _cleanup_json_ json_object *net = NULL;

@@ -1,17 +1,19 @@
 /* libvirt domain XML for an instance, rendered from templates/domain*.xml. */
 #pragma once
+#include "sflimits.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
 typedef struct {
         char device[16];         /* vda, sdb, ... (api.md §6.1) */
-        char bus[16];            /* virtio | sata | scsi | usb */
+        char bus[16];            /* virtio | sata | scsi | usb | nvme (nvme: qemu args, libvirt 9 has no nvme bus) */
         char path[4096];
         char format[8];          /* qcow2 | raw */
         char backing[4096];      /* "" if none */
         char backing_format[8];  /* qcow2 | raw, when backing is set */
         bool readonly;
-        char type[8];            /* disk | cdrom */
+        char type[8];            /* disk | cdrom; a cdrom with path "" is an empty drive */
 } sf_domain_disk_t;
 
 typedef struct {
@@ -30,6 +32,25 @@ typedef struct {
         int memory_mib;
         int vcpus;
         char console_log[4096];
+        /* Interactive serial console (telnet) and VDI graphics bind here: loopback unless
+         * configured (SF_CONSOLE_BIND). */
+        char listen[64];
+        int console_port;        /* 0 ⇒ a pty console (no network port) */
+        char vdi[16];            /* vnc | spice | spiceconcurrent | "" (no graphics) */
+        int vdi_port;
+        int vdi_tls_port;        /* spice only; 0 ⇒ no TLS port (the host has no spice TLS) */
+        char video_model[16];    /* cirrus, vga, qxl, virtio, ...; "" ⇒ no <video> */
+        int video_vram_kib;
+        /* UEFI: the OVMF loader (pflash, read-only) and this instance's nvram, made by
+         * libvirt from nvram_template when missing.  Secure boot needs q35 and SMM. */
+        bool uefi, secure_boot;
+        char loader[256];
+        char nvram[4096];
+        char nvram_template[256];
+        /* Side channels: virtio-serial ports <channel_dir>/sc-<name>, guest name <name>. */
+        char channel_dir[4096];
+        char side_channels[SF_MAX_SIDE_CHANNELS][64];
+        size_t nside_channels;
         sf_domain_disk_t *disks;
         size_t ndisks;
         sf_domain_nic_t *nics;
