@@ -1,4 +1,5 @@
 /* sf-compute: this node's hypervisor worker. */
+#include "compute.h"
 #include "handlers.h"
 
 #include "log.h"
@@ -35,12 +36,18 @@ static int setup(sf_ctx_t *ctx, sf_worker_t *w) {
                 cs->conn = NULL;
                 return r;
         }
+        /* Without wake-ups creates still converge, by re-checking every 500 ms. */
+        r = sf_compute_wake_start(ctx, &cs->wake);
+        if (r < 0)
+                log_warn("no wake-ups (%s): waiting creates re-check by delay", strerror(-r));
         return 0;
 }
 
 static void teardown(sf_worker_t *w) {
         sf_compute_t *cs = w->user;
 
+        sf_compute_wake_stop(cs->wake);
+        cs->wake = NULL;
         sf_compute_heartbeat_stop(cs);
         sf_virt_close(cs->conn);
         cs->conn = NULL;
