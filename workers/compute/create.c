@@ -129,7 +129,10 @@ int sf_compute_handle_create(sf_work_t *w) {
         res = interfaces_check(w, inst, &wl);
         if (res != SF_WORK_DONE)
                 return res;
-        wl.n = 0;
+        /* Built already (creating): a re-run before the interfaces are plugged would only
+         * build the same files again; it waits for them too. */
+        if (strcmp(st, "creating") != 0)
+                wl.n = 0;
         res = artifacts_check(w, inst, &wl);
         if (res == SF_WORK_DONE)
                 res = wait_for(w, inst, &wl, seq);
