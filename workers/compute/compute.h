@@ -16,6 +16,10 @@ void sf_compute_instance_dir(sf_ctx_t *ctx, const char *uuid, char *out, size_t 
 void sf_compute_blob_path(sf_ctx_t *ctx, const char *uuid, char *out, size_t len);
 /* The per-instance fenced lock. */
 int sf_compute_lock_instance(sf_ctx_t *ctx, const char *uuid, int wait_ms, sf_lock_t **ret);
+/* Reconnects cs->conn if libvirtd went away (thread-safe; the old connection is kept
+ * open until sf_compute_virt_retired_free at teardown).  0 or a negative errno. */
+int sf_compute_virt_reconnect(const char *uri, sf_compute_t *cs);
+void sf_compute_virt_retired_free(void);
 /* Reconnects libvirt if needed; SF_WORK_DONE when usable. */
 int sf_compute_virt_ready(sf_work_t *w);
 /* The artifact's current blob if it is on this node (*ready), -EIO when it failed. */

@@ -51,13 +51,14 @@ static void teardown(sf_worker_t *w) {
         sf_compute_heartbeat_stop(cs);
         sf_virt_close(cs->conn);
         cs->conn = NULL;
+        sf_compute_virt_retired_free();
 }
 
 int main(void) {
         sf_compute_t cs = {0};
         sf_worker_t w = {.name = "compute", .handlers = sf_compute_handlers,
                          .nhandlers = sf_compute_nhandlers, .user = &cs, .tick = sf_compute_tick,
-                         .tick_ms = 5000};
+                         .tick_ms = 5000, .concurrency = 4};
 
         return sf_worker_main("sf-compute", &w, setup, teardown);
 }
