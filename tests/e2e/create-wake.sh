@@ -48,3 +48,25 @@ lag=$(python3 -c "print(round($t_dom - $t_if, 3))")
 log "interface created -> domain started: $lag s"
 python3 -c "import sys; sys.exit(0 if $lag < 2.5 else 1)" ||
     fail "the create started $lag s after its interface was plugged (woken: well under the 5 s backstop)"
+
+# 4. A lost wake-up never strands a create: sf-compute is killed while the create is
+#    parked, the interface's event fires while nobody listens; the restarted sf-compute
+#    finishes the create anyway (pending intents are re-published at start, and a parked
+#    copy's nak delay is only 5 s).
+stop_pid sf-network
+api_ok POST /instances "{\"name\": \"wake2-$E2E_ID\", \"cpus\": 1, \"memory\": 64, \"disk\": [{\"size\": 1}], \"network\": [{\"network_uuid\": \"$NET_UUID\"}]}"
+VM2=$(json_get uuid <<< "$RESP")
+INSTANCES+=("$VM2")
+VM=$VM2
+wait_until 20 "second create parked" has_event "config drive written"
+kill -KILL "${PIDS[sf-compute]}"
+wait "${PIDS[sf-compute]}" 2>/dev/null || true
+log "sf-compute killed with the create parked"
+start_daemon sf-network
+api_ok GET "/instances/$VM2"
+IF2=$(json_get interfaces.0.uuid <<< "$RESP" 2>/dev/null || json_get interfaces.0 <<< "$RESP")
+iface_created() { api GET "/interfaces/$IF2"; [ "$(json_get state <<< "$RESP")" = created ]; }
+wait_until 30 "interface plugged while sf-compute is down" iface_created
+start_daemon sf-compute
+wait_state instances "$VM2" 30 created
+log "the create finished after the lost wake-up"
