@@ -148,6 +148,18 @@ int sf_compute_handle_create(sf_work_t *w) {
         if (r < 0)
                 return sf_work_error(w, "lock: %s", strerror(-r)), SF_WORK_RETRY;
         fence = sf_lock_fence(lock);
+        /* Read again under the lock: a copy redelivered while another thread still built
+         * (libvirt's start can outlast the ack wait) must see that build's result. */
+        json_object_put(inst);
+        inst = NULL;
+        r = sf_store_get(ctx->store, "instance", uuid, &inst, NULL);
+        st = r == 0 ? sf_json_str(inst, "state") ?: "" : "";
+        if (r < 0 || (strcmp(st, "initial") != 0 && strcmp(st, "preflight") != 0 && strcmp(st, "creating") != 0)) {
+                sf_lock_release(ctx->store, lock);
+                if (r < 0 && r != -ENOENT)
+                        return sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY;
+                return SF_WORK_DONE;
+        }
         if (strcmp(st, "initial") == 0) {
                 r = sf_obj_set_state(ctx, "instance", uuid, "preflight", NULL, &fence, NULL);
                 st = "preflight";
