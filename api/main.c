@@ -4,6 +4,7 @@
 #include "authguard.h"
 
 #include "log.h"
+#include "memtrim.h"
 #include "util.h"
 
 #include <errno.h>
@@ -38,11 +39,14 @@ int main(void) {
         mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
         signal(SIGPIPE, SIG_IGN);
         fd_limit_raise();
+        /* Idle, it gives back what start-up touched and the heap kept (memtrim.h). */
         /* Block the stop signals before threads start so only sigwait sees them. */
         sigemptyset(&set);
         sigaddset(&set, SIGINT);
         sigaddset(&set, SIGTERM);
         pthread_sigmask(SIG_BLOCK, &set, NULL);
+        if (sf_mem_trimmer_start(15) < 0)
+                log_warn("no memory trimmer thread");
         r = sf_ctx_open(&ctx, true, 30);
         if (r < 0)
                 return 1;

@@ -401,3 +401,49 @@ int sf_bus_stream_seqs(sf_bus_t *b, const char *stream, uint64_t *ret_first, uin
         jsStreamInfo_Destroy(si);
         return 0;
 }
+
+struct sf_bus_watch {
+        natsSubscription *sub;
+        sf_bus_watch_fn cb;
+        void *ud;
+};
+
+static void on_watch_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure) {
+        sf_bus_watch_t *w = closure;
+
+        (void)nc, (void)sub;
+        w->cb(natsMsg_GetSubject(m), natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), w->ud);
+        natsMsg_Destroy(m);
+}
+
+int sf_bus_watch(sf_bus_t *b, const char *filter, sf_bus_watch_fn cb, void *ud, sf_bus_watch_t **ret) {
+        sf_bus_watch_t *w;
+        natsStatus s;
+
+        if (!b || !filter || !cb || !ret)
+                return -EINVAL;
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        w->cb = cb;
+        w->ud = ud;
+        s = natsConnection_Subscribe(&w->sub, b->nc, filter, on_watch_msg, w);
+        if (s != NATS_OK) {
+                free(w);
+                return nats_errno(s);
+        }
+        *ret = w;
+        return 0;
+}
+
+void sf_bus_watch_free(sf_bus_watch_t *w) {
+        if (!w)
+                return;
+        /* Drain waits for a callback already running (Unsubscribe would not). */
+        if (natsSubscription_Drain(w->sub) == NATS_OK)
+                natsSubscription_WaitForDrainCompletion(w->sub, 5000);
+        else
+                natsSubscription_Unsubscribe(w->sub);
+        natsSubscription_Destroy(w->sub);
+        free(w);
+}

@@ -62,5 +62,14 @@ int sf_bus_follow(sf_bus_t *b, const char *stream, const char *filter, uint64_t 
 int sf_bus_follow_next(sf_bus_follow_t *f, int timeout_ms, sf_bus_msg_t **ret);
 void sf_bus_follow_free(sf_bus_follow_t *f);
 
+/* A plain (core NATS) subscription: cb(subject, data, len, ud) runs on the client's own
+ * thread for every message published on a subject matching filter from now on, while
+ * connected (nothing is replayed: for wake-ups whose loss something else covers). */
+typedef struct sf_bus_watch sf_bus_watch_t;
+typedef void (*sf_bus_watch_fn)(const char *subject, const void *data, size_t len, void *ud);
+int sf_bus_watch(sf_bus_t *b, const char *filter, sf_bus_watch_fn cb, void *ud, sf_bus_watch_t **ret);
+/* Stops it; no callback runs once this returns.  NULL is fine. */
+void sf_bus_watch_free(sf_bus_watch_t *w);
+
 /* The first and last sequence a stream holds now (first = last + 1 when it is empty). */
 int sf_bus_stream_seqs(sf_bus_t *b, const char *stream, uint64_t *ret_first, uint64_t *ret_last);

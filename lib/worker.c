@@ -1,6 +1,7 @@
 #include "worker.h"
 
 #include "log.h"
+#include "memtrim.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -374,6 +375,9 @@ int sf_worker_main(const char *progname, sf_worker_t *w, int (*setup)(sf_ctx_t *
         int r;
 
         sf_log_init(progname);
+        /* Idle, a worker gives back what start-up touched (memtrim.h). */
+        if (sf_mem_trimmer_start(15) < 0)
+                log_warn("no memory trimmer thread");
         sigemptyset(&sa.sa_mask);
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);

@@ -12,8 +12,17 @@ NET=$NET_UUID VX=$NET_VXID
 
 # Poll fast: the window between preflight and created is a second or two.  If a loaded
 # machine hides the window, delete that instance and try again: the crash must be tested.
+# A create takes milliseconds besides libvirt's start: when the window was missed, the
+# next attempts hold it in `creating` by stopping sf-network first (the create builds its
+# disks and config drive, then waits for the interface), and start it again after the kill.
 caught=""
+net_stopped=""
 for attempt in 1 2 3; do
+    if [ "$attempt" -gt 1 ] && [ -z "$net_stopped" ]; then
+        stop_pid sf-network
+        net_stopped=1
+        log "sf-network stopped: the next create waits in creating"
+    fi
     create_instance "e2e-crash$attempt-$E2E_ID" "$NET"
     VM1=$INST_UUID
     start=$SECONDS
@@ -41,6 +50,10 @@ log "instance $VM1 in '$s': killed sf-compute (pid ${PIDS[sf-compute]}) with SIG
 sleep 1
 start_daemon sf-compute
 log "restarted sf-compute (pid ${PIDS[sf-compute]})"
+if [ -n "$net_stopped" ]; then
+    start_daemon sf-network
+    log "restarted sf-network (pid ${PIDS[sf-network]})"
+fi
 
 t=$SECONDS
 wait_until 120 "instance $VM1 to settle" bash -c '

@@ -527,6 +527,11 @@ static int domain_options(create_t *c, sf_domain_spec_t *spec) {
         return SF_WORK_DONE;
 }
 
+/* Disks and config drive need only the records; the domain needs the bridges. */
+static int create_await_network(create_t *c) {
+        return sf_compute_await_interfaces(c->w, c->inst);
+}
+
 static int create_domain_xml(create_t *c) {
         sf_ctx_t *ctx = c->w->ctx;
         sf_compute_t *cs = c->w->user;
@@ -605,8 +610,9 @@ static int create_record(create_t *c) {
 /* Each step re-checks what exists, so a redelivery after a kill -9 anywhere converges. */
 int sf_compute_build(sf_work_t *w, json_object *inst, const sf_fence_t *fence) {
         static int (*const steps[])(create_t *) = {
-                create_instance_dir, create_disks,        create_nics,   create_config_drive,
-                create_ports,        create_domain_xml,   create_define_start, create_record,
+                create_instance_dir,  create_disks, create_nics,         create_config_drive,
+                create_await_network, create_ports, create_domain_xml,   create_define_start,
+                create_record,
         };
         create_t *c = calloc(1, sizeof(*c));
         int res = SF_WORK_DONE;

@@ -16,6 +16,10 @@ void sf_compute_instance_dir(sf_ctx_t *ctx, const char *uuid, char *out, size_t 
 void sf_compute_blob_path(sf_ctx_t *ctx, const char *uuid, char *out, size_t len);
 /* The per-instance fenced lock. */
 int sf_compute_lock_instance(sf_ctx_t *ctx, const char *uuid, int wait_ms, sf_lock_t **ret);
+/* Reconnects cs->conn if libvirtd went away (thread-safe; the old connection is kept
+ * open until sf_compute_virt_retired_free at teardown).  0 or a negative errno. */
+int sf_compute_virt_reconnect(const char *uri, sf_compute_t *cs);
+void sf_compute_virt_retired_free(void);
 /* Reconnects libvirt if needed; SF_WORK_DONE when usable. */
 int sf_compute_virt_ready(sf_work_t *w);
 /* The artifact's current blob if it is on this node (*ready), -EIO when it failed. */
@@ -25,6 +29,22 @@ int sf_compute_current_blob(sf_ctx_t *ctx, const char *art_uuid, char ret_blob[S
 int sf_compute_build(sf_work_t *w, json_object *inst, const sf_fence_t *fence);
 /* Remove domain, files and addresses of an instance; 0 or -EIO (message in w). */
 int sf_compute_remove_local(sf_work_t *w, json_object *inst);
+
+/* Wake-ups (wake.c): parked creates are re-published when an event names an object they
+ * wait for.  All take NULL (no wake-ups: the worker's short re-check delay applies). */
+#define SF_COMPUTE_WAKE_BACKSTOP_MS 5000 /* a parked create's nak delay: a lost wake-up costs this */
+int sf_compute_wake_start(const sf_ctx_t *parent, sf_compute_wake_t **ret);
+void sf_compute_wake_stop(sf_compute_wake_t *wk);
+/* Read before checking preconditions; hand it to park. */
+uint64_t sf_compute_wake_seq(sf_compute_wake_t *wk);
+/* Park instance inst's create until an event names one of watch[0..n); -EAGAIN (don't
+ * wait: run again now) if one did since seq. */
+int sf_compute_wake_park(sf_compute_wake_t *wk, const char *inst, const char *ns, const char *const *watch, size_t n,
+                         uint64_t seq);
+void sf_compute_wake_unpark(sf_compute_wake_t *wk, const char *inst);
+/* Build step before the domain is defined: every interface created (SF_WORK_DONE),
+ * or parked until one is (SF_WORK_WAIT), or one failed (SF_WORK_FAIL). */
+int sf_compute_await_interfaces(sf_work_t *w, json_object *inst);
 
 int sf_compute_handle_create(sf_work_t *w);
 void sf_compute_create_failed(sf_work_t *w, const char *msg);

@@ -1,4 +1,5 @@
 #include "configdrive.h"
+#include "iso.h"
 
 #include "exec.h"
 #include "log.h"
@@ -182,49 +183,19 @@ cleanup:
         return 0;
 }
 
-static int write_version_dir(const char *stage, const char *version, const char *meta, const char *net,
-                             const unsigned char *ud, size_t udlen, bool have_ud) {
-        static const struct { const char *name; } vendor[] = {{"vendor_data.json"}, {"vendor_data2.json"}};
-        char dir[PATH_MAX], path[PATH_MAX + 64];
-        int r;
-
-        if (snprintf(dir, sizeof(dir), "%s/openstack/%s", stage, version) >= (int)sizeof(dir))
-                return -ENAMETOOLONG;
-        r = sf_mkdir_p(dir, 0755);
-        if (r < 0)
-                return r;
-        snprintf(path, sizeof(path), "%s/meta_data.json", dir);
-        if ((r = sf_file_write_atomic(path, meta, strlen(meta), 0644)) < 0)
-                return r;
-        snprintf(path, sizeof(path), "%s/network_data.json", dir);
-        if ((r = sf_file_write_atomic(path, net, strlen(net), 0644)) < 0)
-                return r;
-        for (size_t i = 0; i < SF_ARRAY_SIZE(vendor); i++) {
-                snprintf(path, sizeof(path), "%s/%s", dir, vendor[i].name);
-                if ((r = sf_file_write_atomic(path, "{}", 2, 0644)) < 0)
-                        return r;
-        }
-        if (have_ud) {
-                snprintf(path, sizeof(path), "%s/user_data", dir);
-                if ((r = sf_file_write_atomic(path, ud, udlen, 0644)) < 0)
-                        return r;
-        }
-        return 0;
-}
-
 int sf_configdrive_build(const sf_configdrive_t *cd, const char *iso_path) {
-        _cleanup_free_ char *meta = NULL, *net = NULL, *out = NULL;
+        static const char *const versions[] = {"2017-02-22", "latest"};
+        _cleanup_free_ char *meta = NULL, *net = NULL;
         _cleanup_free_ unsigned char *ud = NULL;
-        char stage[PATH_MAX], tmp[PATH_MAX];
-        size_t udlen = 0;
+        char tmp[PATH_MAX], paths[2][5][64];
+        sf_iso_file_t files[10];
+        size_t udlen = 0, n = 0;
         bool have_ud = cd && cd->user_data_b64 && cd->user_data_b64[0];
-        bool staged = false;
         int r;
 
         if (!cd || !iso_path)
                 return -EINVAL;
-        if (snprintf(stage, sizeof(stage), "%s.stage.XXXXXX", iso_path) >= (int)sizeof(stage) ||
-            snprintf(tmp, sizeof(tmp), "%s.tmp", iso_path) >= (int)sizeof(tmp))
+        if (snprintf(tmp, sizeof(tmp), "%s.tmp", iso_path) >= (int)sizeof(tmp))
                 return -ENAMETOOLONG;
         if (have_ud && b64_decode(cd->user_data_b64, &ud, &udlen) < 0) {
                 log_err("configdrive %s: user_data is not valid base64", cd->uuid);
@@ -233,30 +204,32 @@ int sf_configdrive_build(const sf_configdrive_t *cd, const char *iso_path) {
         r = sf_configdrive_json(cd, &meta, &net);
         if (r < 0)
                 return r;
-        if (!mkdtemp(stage))
-                return -errno;
-        staged = true;
-        if ((r = write_version_dir(stage, "2017-02-22", meta, net, ud, udlen, have_ud)) < 0 ||
-            (r = write_version_dir(stage, "latest", meta, net, ud, udlen, have_ud)) < 0)
-                goto cleanup;
-
-        char *argv[] = {"genisoimage", "-o", tmp, "-V", "config-2", "-J", "-R",
-                        "-input-charset", "utf-8", stage, NULL};
-        int status = 0;
-        r = sf_exec(argv, &out, &status);
+        /* openstack/<version>/: meta_data.json, network_data.json, vendor_data.json,
+         * vendor_data2.json and user_data if given, for both versions. */
+        for (size_t v = 0; v < SF_ARRAY_SIZE(versions); v++) {
+                static const char *const names[] = {"meta_data.json", "network_data.json", "vendor_data.json",
+                                                    "vendor_data2.json", "user_data"};
+                for (size_t i = 0; i < SF_ARRAY_SIZE(names); i++) {
+                        if (i == 4 && !have_ud)
+                                continue;
+                        snprintf(paths[v][i], sizeof(paths[v][i]), "openstack/%s/%s", versions[v], names[i]);
+                        files[n].path = paths[v][i];
+                        files[n].data = i == 0 ? meta : i == 1 ? net : i == 4 ? (const char *)ud : "{}";
+                        files[n].len = i == 0 ? strlen(meta) : i == 1 ? strlen(net) : i == 4 ? udlen : 2;
+                        n++;
+                }
+        }
+        /* Written in process (iso.c: ISO 9660 + Joliet, label config-2): no genisoimage
+         * exec.  0600: user_data may hold secrets; libvirt's dynamic ownership hands the
+         * file to qemu. */
+        r = sf_iso_write(tmp, "config-2", files, n, 0600);
         if (r < 0) {
-                log_err("configdrive %s: genisoimage failed (%d): %s", cd->uuid, status, out ? out : "");
-                goto cleanup;
+                log_err("configdrive %s: cannot write %s: %s", cd->uuid, tmp, strerror(-r));
+                return r;
         }
-        /* user_data may hold secrets; libvirt's dynamic ownership hands the file to qemu. */
-        if (chmod(tmp, 0600) < 0 || rename(tmp, iso_path) < 0) {
+        if (rename(tmp, iso_path) < 0) {
                 r = -errno;
-                goto cleanup;
-        }
-cleanup:
-        if (r < 0)
                 unlink(tmp);
-        if (staged)
-                sf_rm_rf(stage);
+        }
         return r;
 }

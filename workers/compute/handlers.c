@@ -22,6 +22,7 @@
 #include "virt.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -42,11 +43,52 @@ int sf_compute_lock_instance(sf_ctx_t *ctx, const char *uuid, int wait_ms, sf_lo
         return sf_lock_acquire_worker(ctx->store, name, ctx->cfg.node, LOCK_TTL_MS, wait_ms, ret);
 }
 
+/* Handler threads share cs->conn (libvirt connections are thread-safe).  A reconnect
+ * replaces it under a mutex and keeps the dead one open (retired) until teardown: a
+ * thread may still be in a call on it, and closing would free it under that call. */
+static pthread_mutex_t virt_mu = PTHREAD_MUTEX_INITIALIZER;
+static virConnectPtr retired[16];
+static size_t nretired;
+
+int sf_compute_virt_reconnect(const char *uri, sf_compute_t *cs) {
+        unsigned long ver = 0;
+        virConnectPtr fresh = NULL;
+        int r = 0;
+
+        pthread_mutex_lock(&virt_mu);
+        /* IsAlive alone misses a restart while we were idle (no event loop watches the
+         * socket); one cheap round trip finds it. */
+        if (cs->conn && virConnectIsAlive(cs->conn) == 1 && virConnectGetLibVersion(cs->conn, &ver) == 0)
+                goto cleanup;
+        if (cs->conn)
+                log_warn("libvirt: connection lost; reconnecting");
+        r = sf_virt_open(uri, &fresh);
+        if (r < 0)
+                goto cleanup;
+        if (cs->conn) {
+                if (nretired == SF_ARRAY_SIZE(retired)) {
+                        sf_virt_close(retired[0]); /* long unused: a restart ago */
+                        memmove(retired, retired + 1, sizeof(retired[0]) * --nretired);
+                }
+                retired[nretired++] = cs->conn;
+        }
+        __atomic_store_n(&cs->conn, fresh, __ATOMIC_RELEASE);
+cleanup:
+        pthread_mutex_unlock(&virt_mu);
+        return r;
+}
+
+void sf_compute_virt_retired_free(void) {
+        pthread_mutex_lock(&virt_mu);
+        while (nretired > 0)
+                sf_virt_close(retired[--nretired]);
+        pthread_mutex_unlock(&virt_mu);
+}
+
 /* libvirtd may have restarted under us: reconnect before using the connection, so no
  * handler needs an sf-compute restart to work again.  Returns SF_WORK_DONE when usable. */
 int sf_compute_virt_ready(sf_work_t *w) {
-        sf_compute_t *cs = w->user;
-        int r = sf_virt_ensure_alive(w->ctx->cfg.libvirt_uri, &cs->conn);
+        int r = sf_compute_virt_reconnect(w->ctx->cfg.libvirt_uri, w->user);
 
         if (r < 0)
                 return sf_work_error(w, "libvirt is unreachable: %s", strerror(-r)), SF_WORK_RETRY;

@@ -6,8 +6,11 @@
 
 #include "worker.h"
 
+typedef struct sf_compute_wake sf_compute_wake_t;
+
 typedef struct sf_compute {
         virConnectPtr conn;
+        sf_compute_wake_t *wake; /* wake-ups of parked creates (wake.c); NULL: none */
         char domain_type[8]; /* detected once: kvm or qemu */
         int64_t next_reconcile_ms;
         /* the heartbeat thread (sf_compute_heartbeat_start) */

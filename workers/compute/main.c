@@ -44,6 +44,10 @@ static int setup(sf_ctx_t *ctx, sf_worker_t *w) {
         r = sf_compute_powerwatch_start(cs, ctx->bus);
         if (r < 0)
                 log_err("cannot start the power watcher: %s", strerror(-r));
+        /* Without wake-ups creates still converge, by re-checking every 500 ms. */
+        r = sf_compute_wake_start(ctx, &cs->wake);
+        if (r < 0)
+                log_warn("no wake-ups (%s): waiting creates re-check by delay", strerror(-r));
         return 0;
 }
 
@@ -51,16 +55,19 @@ static void teardown(sf_worker_t *w) {
         sf_compute_t *cs = w->user;
 
         sf_compute_powerwatch_stop(cs);
+        sf_compute_wake_stop(cs->wake);
+        cs->wake = NULL;
         sf_compute_heartbeat_stop(cs);
         sf_virt_close(cs->conn);
         cs->conn = NULL;
+        sf_compute_virt_retired_free();
 }
 
 int main(void) {
         sf_compute_t cs = {0};
         sf_worker_t w = {.name = "compute", .handlers = sf_compute_handlers,
                          .nhandlers = sf_compute_nhandlers, .user = &cs, .tick = sf_compute_tick,
-                         .tick_ms = 5000};
+                         .tick_ms = 5000, .concurrency = 4};
 
         return sf_worker_main("sf-compute", &w, setup, teardown);
 }

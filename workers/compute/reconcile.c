@@ -150,7 +150,7 @@ static int reconcile_stuck(sf_ctx_t *ctx) {
 /* This node's pass: leaked domains, leaked files, stuck instances (each step only if
  * the one before was sure), then the intent re-drive. */
 static void reconcile_node(sf_ctx_t *ctx, sf_compute_t *cs) {
-        if (sf_virt_ensure_alive(ctx->cfg.libvirt_uri, &cs->conn) == 0 && reconcile_domains(ctx, cs) == 0 &&
+        if (sf_compute_virt_reconnect(ctx->cfg.libvirt_uri, cs) == 0 && reconcile_domains(ctx, cs) == 0 &&
             reconcile_instance_dirs(ctx, cs) == 0)
                 reconcile_stuck(ctx);
         sf_intent_redrive(ctx, ctx->cfg.node, "compute", ctx->cfg.redrive_after_s, NULL);

@@ -147,6 +147,7 @@ static int handle_attach(sf_work_t *w) {
         _cleanup_json_ json_object *iface = NULL, *net = NULL;
         const char *st, *nst;
         sf_netplumb_t p;
+        bool plumbed = false;
         int r;
 
         r = sf_store_get(ctx->store, "networkinterface", w->intent->object_uuid, &iface, NULL);
@@ -169,7 +170,12 @@ static int handle_attach(sf_work_t *w) {
                 return sf_work_error(w, "network is %s", nst), SF_WORK_FAIL;
         if (plumb_of(ctx, net, &p) < 0)
                 return sf_work_error(w, "invalid network record"), SF_WORK_FAIL;
-        r = sf_netplumb_ensure(&p);
+        /* A create waits for this step: when the network is already plumbed here (the
+         * reconciler's own test), only the DHCP hosts change; ensure execs a dozen
+         * commands. */
+        r = sf_netplumb_exists(&p, &plumbed);
+        if (r < 0 || !plumbed)
+                r = sf_netplumb_ensure(&p);
         if (r == 0)
                 r = refresh_hosts(ctx, &p);
         if (r < 0)
