@@ -34,8 +34,10 @@ events_named() {   # uuid message: how many events of the instance carry that me
 }
 
 # ---- 1. SIGTERM during a create ----------------------------------------------------------
+node_seen() { api GET "/nodes/$NODE"; [ "$CODE" = 200 ]; }
 compute sf-compute-a SF_CRASHPOINT=create.disks:stop
 A=${PIDS[sf-compute-a]}
+wait_until 30 "the node's first heartbeat" node_seen
 create_instance "e2e-term1-$E2E_ID" "$NET"; X=$INST_UUID
 wait_until 60 "sf-compute A to freeze after the disks of $X" frozen "$A"
 log "A is frozen mid-create of $X ($(state_of "$X"))"
@@ -84,9 +86,13 @@ stop_pid sf-compute-d
 before=$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" --raw HGET "sf:obj:instance:$Z" rev)
 kill -CONT "$C"
 log "C resumed"
-wait_until 20 "C to notice it lost the lock" grep -q "lock lost mid-create" "$W/sf-compute-c.log"
+# C's next step: either it checks its lock and stops, or (broken) it acts.
+wait_until 20 "C to take its next step" bash -c \
+    'grep -q "lock lost mid-create" "$1" || [ -e "$2" ]' _ "$W/sf-compute-c.log" "$STORAGE/instances/$Z"
 sleep 2
 [ ! -e "$STORAGE/instances/$Z" ] || fail "C acted after losing its lock: it re-created $STORAGE/instances/$Z"
+! grep -q "sf:$Z started" "$W/sf-compute-c.log" || fail "C acted after losing its lock: it started domain sf:$Z"
+grep -q "lock lost mid-create" "$W/sf-compute-c.log" || fail "C did not log the lost lock"
 after=$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" --raw HGET "sf:obj:instance:$Z" rev)
 [ "$before" = "$after" ] || fail "C wrote instance $Z after losing its lock (rev $before -> $after)"
 s=$(state_of "$Z"); [ "$s" = deleted ] || fail "$Z is '$s' after C resumed (want deleted)"

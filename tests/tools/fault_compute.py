@@ -231,7 +231,7 @@ def run_once(label, base, expect, crash=None, second_crash=None, kill_delays=Non
     kill_at = None
     if kill_delays:
         kill_at = time.time() + kill_delays[0]
-    deadline = time.time() + 120
+    deadline = time.time() + 90
     seen = []
     while True:
         if kill_at and time.time() >= kill_at and compute.alive():
