@@ -442,7 +442,7 @@ static int port_assign(create_t *c, const char *field, int recorded, const int *
                         r = sf_ports_pick(ctx->cfg.console_bind, avoid, navoid, &port);
                         if (r < 0)
                                 return r;
-                        r = sf_store_update(ctx->store, "instance", c->uuid, c->fence, set_port_field,
+                        r = sf_store_update(ctx->store, "instance", c->uuid, &c->fence, set_port_field,
                                             &(port_field_t){field, port}, NULL);
                         if (r < 0)
                                 return r;
