@@ -159,6 +159,11 @@ int sf_config_load(sf_config_t *cfg) {
         }
         r |= int_env("SF_STUCK_AFTER", 600, &cfg->stuck_after_s);
         r |= int_env("SF_RECONCILE_INTERVAL", 30, &cfg->reconcile_interval_s);
+        r |= int_env("SF_LOCK_TTL_MS", 30000, &cfg->lock_ttl_ms);
+        if (cfg->lock_ttl_ms < 300) {
+                log_err("config: SF_LOCK_TTL_MS must be at least 300");
+                r = -EINVAL;
+        }
         r |= int_env("SF_DOWNLOAD_TIMEOUT", 1800, &cfg->download_timeout_s);
         r |= u64_env("SF_DOWNLOAD_MAX_BYTES", 20ULL << 30, &cfg->download_max_bytes);
         r |= int_env("SF_BLOB_CONCURRENCY", 4, &cfg->blob_concurrency);

@@ -40,6 +40,8 @@ typedef struct sf_config {
         int stuck_after_s;        /* SF_STUCK_AFTER (600): an object this long in a transitional
                                    * state without progress gets its intent again */
         int reconcile_interval_s; /* SF_RECONCILE_INTERVAL (30): between reconciler passes */
+        int lock_ttl_ms;          /* SF_LOCK_TTL_MS (30000): sf-compute's instance locks; a paused
+                                   * holder loses its lock after this long */
         int download_timeout_s;   /* SF_DOWNLOAD_TIMEOUT (1800): total time one image download may take */
         uint64_t download_max_bytes; /* SF_DOWNLOAD_MAX_BYTES (20 GiB): larger images are refused */
         char download_allow[1024];/* SF_DOWNLOAD_ALLOW (""): CIDR[:port],... exempt from lib/netpolicy.h */

@@ -142,6 +142,14 @@ int sf_lock_acquire(sf_store_t *s, const char *name, const char *holder, int ttl
 
 int sf_lock_refresh(sf_store_t *s, sf_lock_t *l) { return refresh_with(s, l); }
 
+int sf_lock_check(sf_store_t *s, sf_lock_t *l) {
+        if (!l)
+                return -ENOLCK;
+        if (atomic_load(&l->lost))
+                return -ENOLCK;
+        return refresh_with(s, l);
+}
+
 bool sf_lock_lost(const sf_lock_t *l) { return atomic_load(&((sf_lock_t *)l)->lost); }
 
 uint64_t sf_lock_token(const sf_lock_t *l) { return l->token; }

@@ -20,6 +20,11 @@ int sf_lock_acquire(sf_store_t *s, const char *name, const char *holder, int ttl
                     bool keepalive, sf_lock_t **ret);
 /* Extend the TTL; -ENOLCK if the lock is no longer ours. */
 int sf_lock_refresh(sf_store_t *s, sf_lock_t *l);
+/* Before a side effect no fence can guard (libvirt, files): 0 if the lock is still ours
+ * (its TTL is extended too), -ENOLCK if it was lost (also remembered: sf_lock_lost), -EIO
+ * if Redis did not answer (do not act either).  One round trip; a process paused right
+ * after it can still act late, so a resource that can, is fenced as well. */
+int sf_lock_check(sf_store_t *s, sf_lock_t *l);
 /* True once a refresh found the lock taken over or expired. */
 bool sf_lock_lost(const sf_lock_t *l);
 uint64_t sf_lock_token(const sf_lock_t *l);

@@ -348,6 +348,14 @@ int sf_worker_run(sf_ctx_t *ctx, const sf_worker_t *w, volatile sig_atomic_t *st
                         nanosleep(&ts, NULL);
                         continue;
                 }
+                /* Stopping (SIGTERM came during the fetch): take nothing new.  Handed
+                 * back at once, so the next start (or another worker) gets it without
+                 * waiting out the ack timer. */
+                if (*stop) {
+                        sf_bus_nak(msg, 0);
+                        sf_bus_msg_free(msg);
+                        break;
+                }
                 if (pooled) {
                         pool_hand_over(&pool, msg);
                         continue;
@@ -355,6 +363,7 @@ int sf_worker_run(sf_ctx_t *ctx, const sf_worker_t *w, volatile sig_atomic_t *st
                 handle_intent(ctx, w, msg, stop);
                 sf_bus_msg_free(msg);
         }
+        log_info("stopping: %s", pooled ? "letting the running handlers finish" : "no handler running");
         if (pooled)
                 pool_stop(&pool);
         sf_bus_sub_free(sub);
@@ -368,9 +377,12 @@ static void on_stop_signal(int sig) {
         main_stop = 1;
 }
 
+/* SIGTERM/SIGINT only set the flag: the consume loop takes nothing new, the handler in
+ * hand finishes (its intent is committed and acked), then the process exits 0.  With
+ * SA_RESTART, so the signal does not fail a system call of the handler in hand. */
 int sf_worker_main(const char *progname, sf_worker_t *w, int (*setup)(sf_ctx_t *ctx, sf_worker_t *w),
                    void (*teardown)(sf_worker_t *w)) {
-        struct sigaction sa = {.sa_handler = on_stop_signal};
+        struct sigaction sa = {.sa_handler = on_stop_signal, .sa_flags = SA_RESTART};
         sf_ctx_t ctx;
         int r;
 
@@ -392,6 +404,7 @@ int sf_worker_main(const char *progname, sf_worker_t *w, int (*setup)(sf_ctx_t *
                 return 1;
         }
         r = sf_worker_run(&ctx, w, &main_stop);
+        log_info("stopped%s", r < 0 ? " on an error" : "");
         if (teardown)
                 teardown(w);
         sf_ctx_close(&ctx);

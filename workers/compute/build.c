@@ -3,6 +3,7 @@
 #include "compute.h"
 
 #include "configdrive.h"
+#include "crashpoint.h"
 #include "disk.h"
 #include "domain.h"
 #include "imgfmt.h"
@@ -138,7 +139,8 @@ static int apply_built(json_object *doc, void *ud) {
 typedef struct {
         sf_work_t *w;
         json_object *inst;
-        const sf_fence_t *fence;
+        sf_lock_t *lock;
+        sf_fence_t fence;
         const char *uuid, *ns;
         char dir[4096], cd_path[4200];
         bool with_cd;
@@ -158,8 +160,26 @@ static void create_step_done(create_t *c, const char *what, json_object *extra) 
         c->step = sf_now();
 }
 
+/* Before a file or libvirt side effect: is the instance lock still ours?  A holder that
+ * was paused past its TTL stops here and runs the intent again later (WAIT), when the
+ * record says what is left to do; the fenced writes refuse anything late anyway. */
+static int create_lock_check(create_t *c) {
+        int r = sf_lock_check(c->w->ctx->store, c->lock);
+
+        if (r == -ENOLCK) {
+                log_warn("instance %s: lock lost mid-create; stopping, the record decides what is left", c->uuid);
+                return sf_work_error(c->w, "instance lock lost"), SF_WORK_WAIT;
+        }
+        if (r < 0)
+                return sf_work_error(c->w, "lock check: %s", strerror(-r)), SF_WORK_RETRY;
+        return SF_WORK_DONE;
+}
+
 static int create_instance_dir(create_t *c) {
         int r;
+
+        if ((r = create_lock_check(c)) != SF_WORK_DONE)
+                return r;
 
         sf_compute_instance_dir(c->w->ctx, c->uuid, c->dir, sizeof(c->dir));
         r = sf_mkdir_p(c->dir, 0755);
@@ -263,6 +283,8 @@ static int create_disk(create_t *c, json_object *spec, const char *art) {
                 memcpy(dev, d->device, sizeof(dev));
                 snprintf(d->path, sizeof(d->path), "%s/%s.qcow2", c->dir, dev);
         }
+        if ((r = create_lock_check(c)) != SF_WORK_DONE)
+                return r;
         if (art && *art) {
                 r = image_for_blob(w->ctx, blob, base, sizeof(base), err, sizeof(err));
                 if (r == -EMEDIUMTYPE)
@@ -287,6 +309,7 @@ static int create_disk(create_t *c, json_object *spec, const char *art) {
         sf_work_progress(w); /* disks can take a while: keep the ack timer fresh */
         disk_view_add(c, d, size, blob, false);
         c->nd++;
+        sf_crashpoint("create.disk");
         return SF_WORK_DONE;
 }
 
@@ -380,6 +403,8 @@ static int create_config_drive(create_t *c) {
 
         if (!c->with_cd)
                 return SF_WORK_DONE;
+        if ((r = create_lock_check(c)) != SF_WORK_DONE)
+                return r;
         snprintf(cd.uuid, sizeof(cd.uuid), "%s", c->uuid);
         snprintf(cd.name, sizeof(cd.name), "%s", sf_json_str(c->inst, "name") ?: "");
         snprintf(cd.zone, sizeof(cd.zone), "%s", ctx->cfg.zone);
@@ -417,7 +442,7 @@ static int port_assign(create_t *c, const char *field, int recorded, const int *
                         r = sf_ports_pick(ctx->cfg.console_bind, avoid, navoid, &port);
                         if (r < 0)
                                 return r;
-                        r = sf_store_update(ctx->store, "instance", c->uuid, c->fence, set_port_field,
+                        r = sf_store_update(ctx->store, "instance", c->uuid, &c->fence, set_port_field,
                                             &(port_field_t){field, port}, NULL);
                         if (r < 0)
                                 return r;
@@ -565,6 +590,8 @@ static int create_define_start(create_t *c) {
         _cleanup_json_ json_object *extra = NULL;
         int r;
 
+        if ((r = create_lock_check(c)) != SF_WORK_DONE)
+                return r;
         for (int attempt = 1;; attempt++) {
                 r = sf_virt_define_start(cs->conn, c->xml);
                 if (r == 0)
@@ -592,7 +619,9 @@ static int create_record(create_t *c) {
         built_t built = {.disks = c->disk_view, .power = "on"};
         int r;
 
-        r = sf_store_update(c->w->ctx->store, "instance", c->uuid, c->fence, apply_built, &built, NULL);
+        r = sf_store_update(c->w->ctx->store, "instance", c->uuid, &c->fence, apply_built, &built, NULL);
+        if (r == -ENOLCK)
+                return sf_work_error(c->w, "instance lock lost"), SF_WORK_WAIT;
         if (r < 0)
                 return sf_work_error(c->w, "cannot record disks: %s", strerror(-r)), SF_WORK_RETRY;
         /* A power change is an attribute write like any other: a "set attribute" event, so
@@ -608,11 +637,16 @@ static int create_record(create_t *c) {
 }
 
 /* Each step re-checks what exists, so a redelivery after a kill -9 anywhere converges. */
-int sf_compute_build(sf_work_t *w, json_object *inst, const sf_fence_t *fence) {
+int sf_compute_build(sf_work_t *w, json_object *inst, sf_lock_t *lock) {
         static int (*const steps[])(create_t *) = {
                 create_instance_dir,  create_disks, create_nics,         create_config_drive,
                 create_await_network, create_ports, create_domain_xml,   create_define_start,
                 create_record,
+        };
+        /* A crash point after each step (lib/crashpoint.h): the fault test kills here. */
+        static const char *const step_names[SF_ARRAY_SIZE(steps)] = {
+                "create.instance-dir", "create.disks",        "create.nics",   "create.config-drive",
+                "create.domain-xml",   "create.define-start", "create.record",
         };
         create_t *c = calloc(1, sizeof(*c));
         int res = SF_WORK_DONE;
@@ -621,14 +655,18 @@ int sf_compute_build(sf_work_t *w, json_object *inst, const sf_fence_t *fence) {
                 return sf_work_error(w, "out of memory"), SF_WORK_RETRY;
         c->w = w;
         c->inst = inst;
-        c->fence = fence;
+        c->lock = lock;
+        c->fence = sf_lock_fence(lock);
         c->uuid = sf_json_str(inst, "uuid");
         c->ns = sf_json_str(inst, "namespace");
         c->with_cd = strcmp(sf_json_str(inst, "configdrive") ?: "openstack-disk", "none") != 0;
         c->disk_view = json_object_new_array();
         c->step = sf_now();
-        for (size_t i = 0; i < SF_ARRAY_SIZE(steps) && res == SF_WORK_DONE; i++)
+        for (size_t i = 0; i < SF_ARRAY_SIZE(steps) && res == SF_WORK_DONE; i++) {
                 res = steps[i](c);
+                if (res == SF_WORK_DONE)
+                        sf_crashpoint(step_names[i]);
+        }
         json_object_put(c->disk_view);
         free(c->xml);
         free(c);

@@ -9,8 +9,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define LOCK_TTL_MS 30000
-
 /* <storage>/instances/<uuid>, <storage>/blobs/<uu>/<uuid> */
 void sf_compute_instance_dir(sf_ctx_t *ctx, const char *uuid, char *out, size_t len);
 void sf_compute_blob_path(sf_ctx_t *ctx, const char *uuid, char *out, size_t len);
@@ -25,10 +23,14 @@ int sf_compute_virt_ready(sf_work_t *w);
 /* The artifact's current blob if it is on this node (*ready), -EIO when it failed. */
 int sf_compute_current_blob(sf_ctx_t *ctx, const char *art_uuid, char ret_blob[SF_UUID_LEN], bool *ready,
                             char *err, size_t errlen);
-/* Build disks, config drive, domain, start it, record; an SF_WORK_* result. */
-int sf_compute_build(sf_work_t *w, json_object *inst, const sf_fence_t *fence);
-/* Remove domain, files and addresses of an instance; 0 or -EIO (message in w). */
-int sf_compute_remove_local(sf_work_t *w, json_object *inst);
+/* Build disks, config drive, domain, start it, record; an SF_WORK_* result.  Every
+ * libvirt or file step runs only after sf_lock_check found the instance lock still ours
+ * (a holder paused past its TTL stops: SF_WORK_DONE, the new holder decides); Redis
+ * writes are fenced with it. */
+int sf_compute_build(sf_work_t *w, json_object *inst, sf_lock_t *lock);
+/* Remove domain, files and addresses of an instance, each step only while lock is still
+ * ours; 0, -ENOLCK (lock lost: nothing more was done) or -EIO (message in w). */
+int sf_compute_remove_local(sf_work_t *w, json_object *inst, sf_lock_t *lock);
 
 /* Wake-ups (wake.c): parked creates are re-published when an event names an object they
  * wait for.  All take NULL (no wake-ups: the worker's short re-check delay applies). */

@@ -2,6 +2,7 @@
  * their events, wake.c), then initial -> preflight -> creating -> (build.c) -> created. */
 #include "compute.h"
 
+#include "crashpoint.h"
 #include "event.h"
 #include "intent.h"
 #include "ipam.h"
@@ -102,6 +103,55 @@ int sf_compute_await_interfaces(sf_work_t *w, json_object *inst) {
         return wait_for(w, inst, &wl, seq);
 }
 
+/* The states a create that failed passes through before `error` (api.md §4.3). */
+static bool failing_state(const char *st) {
+        return strcmp(st, "initial-error") == 0 || strcmp(st, "preflight-error") == 0 ||
+               strcmp(st, "creating-error") == 0 || strcmp(st, "created-error") == 0;
+}
+
+/* The second half of a failure: remove what the instance holds here, then `error`.
+ * Also what a re-run does for an instance left in <state>-error by a crash. */
+static int create_finish_failure(sf_work_t *w, json_object *inst, sf_lock_t *lock) {
+        sf_ctx_t *ctx = w->ctx;
+        const char *uuid = sf_json_str(inst, "uuid");
+        sf_fence_t fence = sf_lock_fence(lock);
+        int r;
+
+        r = sf_compute_remove_local(w, inst, lock);
+        if (r < 0)
+                return r;
+        sf_crashpoint("create-failed.removed");
+        r = sf_obj_set_state(ctx, "instance", uuid, "error", NULL, &fence, NULL);
+        if (r == 0)
+                sf_crashpoint("create-failed.error");
+        return r;
+}
+
+/* A re-run that finds the instance in <state>-error: a failure was being recorded when
+ * the worker died.  Finish it. */
+static int create_resume_failure(sf_work_t *w) {
+        sf_ctx_t *ctx = w->ctx;
+        const char *uuid = w->intent->object_uuid;
+        _cleanup_json_ json_object *inst = NULL;
+        sf_lock_t *lock = NULL;
+        int r;
+
+        r = sf_compute_lock_instance(ctx, uuid, 2000, &lock);
+        if (r == -EBUSY)
+                return sf_work_error(w, "instance is locked"), SF_WORK_WAIT;
+        if (r < 0)
+                return sf_work_error(w, "lock: %s", strerror(-r)), SF_WORK_RETRY;
+        r = sf_store_get(ctx->store, "instance", uuid, &inst, NULL);
+        if (r == 0 && failing_state(sf_json_str(inst, "state") ?: ""))
+                r = create_finish_failure(w, inst, lock);
+        sf_lock_release(ctx->store, lock);
+        if (r == -ENOENT || r == -EINVAL || r == 0)
+                return SF_WORK_DONE;
+        if (r == -ENOLCK)
+                return sf_work_error(w, "instance lock lost"), SF_WORK_WAIT;
+        return w->error[0] ? SF_WORK_RETRY : (sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY);
+}
+
 int sf_compute_handle_create(sf_work_t *w) {
         sf_ctx_t *ctx = w->ctx;
         const char *uuid = w->intent->object_uuid;
@@ -122,6 +172,8 @@ int sf_compute_handle_create(sf_work_t *w) {
         if (r < 0)
                 return sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY;
         st = sf_json_str(inst, "state") ?: "";
+        if (failing_state(st))
+                return create_resume_failure(w);
         if (strcmp(st, "initial") != 0 && strcmp(st, "preflight") != 0 && strcmp(st, "creating") != 0)
                 return SF_WORK_DONE; /* created already, or being deleted, or failed */
         /* The images must be here for the disks; the interfaces only for the start
@@ -163,23 +215,37 @@ int sf_compute_handle_create(sf_work_t *w) {
         if (strcmp(st, "initial") == 0) {
                 r = sf_obj_set_state(ctx, "instance", uuid, "preflight", NULL, &fence, NULL);
                 st = "preflight";
+                if (r == 0)
+                        sf_crashpoint("create.preflight");
         }
-        if (r == 0 && strcmp(st, "preflight") == 0)
+        if (r == 0 && strcmp(st, "preflight") == 0) {
                 r = sf_obj_set_state(ctx, "instance", uuid, "creating", NULL, &fence, NULL);
+                if (r == 0)
+                        sf_crashpoint("create.creating");
+        }
         if (r < 0) {
                 sf_lock_release(ctx->store, lock);
-                /* -EINVAL: somebody moved it (a delete): nothing left for us. */
-                return r == -EINVAL ? SF_WORK_DONE : (sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY);
+                /* -EINVAL: somebody moved it (a delete): nothing left for us.  -ENOLCK: a
+                 * newer holder has it; run again later, the record will say. */
+                if (r == -EINVAL)
+                        return SF_WORK_DONE;
+                if (r == -ENOLCK)
+                        return sf_work_error(w, "instance lock lost"), SF_WORK_WAIT;
+                return sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY;
         }
         sf_work_progress(w);
-        res = sf_compute_build(w, inst, &fence);
+        res = sf_compute_build(w, inst, lock);
         if (res == SF_WORK_DONE) {
                 r = sf_obj_set_state(ctx, "instance", uuid, "created", NULL, &fence, NULL);
-                if (r < 0 && r != -EINVAL)
+                if (r == -ENOLCK)
+                        res = (sf_work_error(w, "instance lock lost"), SF_WORK_WAIT);
+                else if (r < 0 && r != -EINVAL)
                         res = (sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY);
-                else
+                else {
+                        sf_crashpoint("create.created");
                         sf_event_emit(ctx, "instance", uuid, sf_json_str(inst, "namespace"), "status",
                                       "instance started", NULL, sf_now() - t0);
+                }
         }
         sf_lock_release(ctx->store, lock);
         return res;
@@ -190,13 +256,15 @@ int sf_compute_handle_create(sf_work_t *w) {
  * instance lock and fenced like the handlers: a paused process that wakes up after
  * a newer holder (a delete) took over must not write over its result.  If the lock
  * cannot be had, whoever holds it decides; the instance keeps its state and the
- * reconciler's stuck re-drive tries again. */
+ * reconciler's stuck re-drive tries again.  A failure already half recorded (a crash
+ * after <state>-error) is finished, not recorded twice. */
 void sf_compute_create_failed(sf_work_t *w, const char *msg) {
         sf_ctx_t *ctx = w->ctx;
         const char *uuid = w->intent->object_uuid;
         _cleanup_json_ json_object *inst = NULL;
         sf_lock_t *lock = NULL;
         sf_fence_t fence;
+        const char *st;
         char to[48];
         int r;
 
@@ -208,14 +276,17 @@ void sf_compute_create_failed(sf_work_t *w, const char *msg) {
         fence = sf_lock_fence(lock);
         if (sf_store_get(ctx->store, "instance", uuid, &inst, NULL) < 0)
                 goto cleanup;
-        snprintf(to, sizeof(to), "%s-error", sf_json_str(inst, "state") ?: "initial");
-        if (!sf_state_ok("instance", sf_json_str(inst, "state"), to))
-                goto cleanup;
-        if (sf_obj_set_state(ctx, "instance", uuid, to, msg, &fence, NULL) < 0)
-                goto cleanup;
+        st = sf_json_str(inst, "state") ?: "initial";
+        if (!failing_state(st)) {
+                snprintf(to, sizeof(to), "%s-error", st);
+                if (!sf_state_ok("instance", st, to))
+                        goto cleanup;
+                if (sf_obj_set_state(ctx, "instance", uuid, to, msg, &fence, NULL) < 0)
+                        goto cleanup;
+                sf_crashpoint("create-failed.error-state");
+        }
         w->error[0] = 0;
-        if (sf_compute_remove_local(w, inst) == 0)
-                sf_obj_set_state(ctx, "instance", uuid, "error", NULL, &fence, NULL);
+        create_finish_failure(w, inst, lock);
 cleanup:
         sf_lock_release(ctx->store, lock);
 }

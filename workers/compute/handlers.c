@@ -40,7 +40,7 @@ int sf_compute_lock_instance(sf_ctx_t *ctx, const char *uuid, int wait_ms, sf_lo
         char name[64];
 
         snprintf(name, sizeof(name), "instance/%s", uuid);
-        return sf_lock_acquire_worker(ctx->store, name, ctx->cfg.node, LOCK_TTL_MS, wait_ms, ret);
+        return sf_lock_acquire_worker(ctx->store, name, ctx->cfg.node, ctx->cfg.lock_ttl_ms, wait_ms, ret);
 }
 
 /* Handler threads share cs->conn (libvirt connections are thread-safe).  A reconnect

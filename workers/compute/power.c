@@ -11,6 +11,7 @@
 #include "compute.h"
 #include "domain.h"
 
+#include "crashpoint.h"
 #include "event.h"
 #include "intent.h"
 #include "keys.h"
@@ -92,7 +93,7 @@ static int power_record(sf_ctx_t *ctx, virConnectPtr conn, json_object *inst, co
 }
 
 /* Runs op on the domain: SF_WORK_* (a conflict is SF_WORK_FAIL with upstream's words). */
-static int power_apply(sf_work_t *w, json_object *inst, const sf_fence_t *fence, const char *op) {
+static int power_apply(sf_work_t *w, json_object *inst, sf_lock_t *lock, const char *op) {
         sf_compute_t *cs = w->user;
         char name[64];
         const char *verb = NULL;
@@ -104,7 +105,7 @@ static int power_apply(sf_work_t *w, json_object *inst, const sf_fence_t *fence,
                 /* No domain (libvirt lost it): define it again from the instance, as a
                  * create would; every build step keeps what already exists. */
                 if (r == -ENOENT)
-                        return sf_compute_build(w, inst, fence);
+                        return sf_compute_build(w, inst, lock);
         } else if (strcmp(op, "poweroff") == 0) {
                 r = sf_virt_stop(cs->conn, name);
                 if (r == -ENOENT)
@@ -142,8 +143,15 @@ int sf_compute_handle_power(sf_work_t *w) {
         if (res != SF_WORK_DONE)
                 return res;
         fence = sf_lock_fence(lock);
-        res = power_apply(w, inst, &fence, op);
+        /* libvirt takes no fence: act only while the lock is still ours. */
+        r = sf_lock_check(ctx->store, lock);
+        if (r < 0) {
+                sf_lock_release(ctx->store, lock);
+                return sf_work_error(w, "instance lock: %s", strerror(-r)), r == -ENOLCK ? SF_WORK_WAIT : SF_WORK_RETRY;
+        }
+        res = power_apply(w, inst, lock, op);
         if (res == SF_WORK_DONE) {
+                sf_crashpoint("power.applied");
                 r = power_record(ctx, cs->conn, inst, &fence, &power);
                 if (r == -EINVAL || r == -ESTALE)
                         res = SF_WORK_DONE; /* a newer lock holder (a delete) owns it now */

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <dirent.h>
+#include <unistd.h>
 
 /* ---- reconciliation ----
  * Every removal below acts only on certainty: a record that a successful read found
@@ -113,9 +114,25 @@ static int reconcile_instance_dirs(sf_ctx_t *ctx, sf_compute_t *cs) {
         return r;
 }
 
-/* Instances stuck in a transitional state without progress get a fresh intent (e.g.
- * the API died between writing the record and recording its intent). */
-static int reconcile_stuck(sf_ctx_t *ctx) {
+/* The intent that moves an instance on from a state no user action leaves it in: a
+ * create in progress, a failure half recorded (the create handler finishes it), a
+ * delete in progress.  NULL for the states that stay (created, error, deleted, and
+ * delete-wait-error, which waits for the user's next delete as upstream). */
+static const char *stuck_intent(const char *st) {
+        static const char *const create[] = {"initial",         "preflight",      "creating",      "initial-error",
+                                             "preflight-error", "creating-error", "created-error"};
+
+        for (size_t i = 0; i < SF_ARRAY_SIZE(create); i++)
+                if (strcmp(st, create[i]) == 0)
+                        return "instance.create";
+        return strcmp(st, "delete-wait") == 0 ? "instance.delete" : NULL;
+}
+
+/* Instances stuck in a transitional state for min_age_s get a fresh intent (e.g. the API
+ * died between writing the record and recording its intent, or a worker died after its
+ * intent was finished).  An intent still pending is published again instead (one live
+ * copy), so this may run for every such instance at start (min_age_s 0). */
+static int reconcile_stuck(sf_ctx_t *ctx, int min_age_s) {
         char **insts = NULL;
         int r;
 
@@ -124,7 +141,7 @@ static int reconcile_stuck(sf_ctx_t *ctx) {
                 return r;
         for (char **p = insts; *p; p++) {
                 _cleanup_json_ json_object *inst = NULL;
-                const char *st;
+                const char *st, *kind;
                 double age;
 
                 r = sf_store_get(ctx->store, "instance", *p, &inst, NULL);
@@ -134,25 +151,55 @@ static int reconcile_stuck(sf_ctx_t *ctx) {
                         break;
                 st = sf_json_str(inst, "state") ?: "";
                 age = sf_now() - json_object_get_double(json_object_object_get(inst, "state_updated"));
-                if (age < ctx->cfg.stuck_after_s || strcmp(sf_json_str(inst, "node") ?: "", ctx->cfg.node) != 0)
+                if (age < min_age_s || strcmp(sf_json_str(inst, "node") ?: "", ctx->cfg.node) != 0)
                         continue;
-                if (strcmp(st, "initial") == 0 || strcmp(st, "preflight") == 0 || strcmp(st, "creating") == 0)
-                        sf_intent_submit(ctx, ctx->cfg.node, "compute", "instance.create", "instance", *p,
-                                         sf_json_str(inst, "namespace"), NULL, NULL);
-                else if (strcmp(st, "delete-wait") == 0)
-                        sf_intent_submit(ctx, ctx->cfg.node, "compute", "instance.delete", "instance", *p,
-                                         sf_json_str(inst, "namespace"), NULL, NULL);
+                kind = stuck_intent(st);
+                if (!kind)
+                        continue;
+                log_info("reconciler: instance %s is %s; submitting %s", *p, st, kind);
+                sf_intent_submit(ctx, ctx->cfg.node, "compute", kind, "instance", *p, sf_json_str(inst, "namespace"),
+                                 NULL, NULL);
         }
         sf_strv_free(insts);
         return r < 0 ? r : 0;
 }
 
+/* Half-written image transcodes (image_cache/<blob>.qcow2.partial) of a run killed
+ * mid-convert.  Only at start, before this process runs any handler: later, a partial
+ * file may be a convert in progress. */
+static void reconcile_image_partials(sf_ctx_t *ctx) {
+        char dir[4096];
+        struct dirent *e;
+        DIR *d;
+
+        snprintf(dir, sizeof(dir), "%s/image_cache", ctx->cfg.storage);
+        d = opendir(dir);
+        if (!d)
+                return;
+        while ((e = readdir(d))) {
+                size_t n = strlen(e->d_name);
+                char path[4400];
+
+                if (n < 9 || strcmp(e->d_name + n - 8, ".partial") != 0)
+                        continue;
+                snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+                log_warn("reconciler: removing half-written image %s", path);
+                unlink(path);
+        }
+        closedir(d);
+}
+
 /* This node's pass: leaked domains, leaked files, stuck instances (each step only if
- * the one before was sure), then the intent re-drive. */
-static void reconcile_node(sf_ctx_t *ctx, sf_compute_t *cs) {
+ * the one before was sure), then the intent re-drive.  The first pass runs at start,
+ * before any intent is taken: then every instance of this node in a transitional state
+ * is driven on at once (nothing of ours can be working on it), not only after
+ * SF_STUCK_AFTER. */
+static void reconcile_node(sf_ctx_t *ctx, sf_compute_t *cs, bool at_start) {
+        if (at_start)
+                reconcile_image_partials(ctx);
         if (sf_compute_virt_reconnect(ctx->cfg.libvirt_uri, cs) == 0 && reconcile_domains(ctx, cs) == 0 &&
             reconcile_instance_dirs(ctx, cs) == 0)
-                reconcile_stuck(ctx);
+                reconcile_stuck(ctx, at_start ? 0 : ctx->cfg.stuck_after_s);
         sf_intent_redrive(ctx, ctx->cfg.node, "compute", ctx->cfg.redrive_after_s, NULL);
 }
 
@@ -207,7 +254,11 @@ void sf_compute_tick(sf_ctx_t *ctx, void *user) {
         sf_compute_t *cs = user;
 
         if (sf_mono_ms() >= cs->next_reconcile_ms) {
-                reconcile_node(ctx, cs);
+                bool at_start = cs->next_reconcile_ms == 0;
+
+                if (at_start)
+                        log_info("reconciler: start-up pass");
+                reconcile_node(ctx, cs, at_start);
                 reconcile_unplaced(ctx);
                 cs->next_reconcile_ms = sf_mono_ms() + (int64_t)ctx->cfg.reconcile_interval_s * 1000;
         }
