@@ -644,10 +644,12 @@ int sf_compute_build(sf_work_t *w, json_object *inst, sf_lock_t *lock) {
                 create_record,
         };
         /* A crash point after each step (lib/crashpoint.h): the fault test kills here. */
-        static const char *const step_names[SF_ARRAY_SIZE(steps)] = {
-                "create.instance-dir", "create.disks",        "create.nics",   "create.config-drive",
-                "create.domain-xml",   "create.define-start", "create.record",
+        static const char *const step_names[] = {
+                "create.instance-dir",   "create.disks", "create.nics",       "create.config-drive",
+                "create.await-network",  "create.ports", "create.domain-xml", "create.define-start",
+                "create.record",
         };
+        _Static_assert(SF_ARRAY_SIZE(step_names) == SF_ARRAY_SIZE(steps), "a crash point name per step");
         create_t *c = calloc(1, sizeof(*c));
         int res = SF_WORK_DONE;
 
