@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Fault test (issue 8, crash safety): sf-compute is killed with SIGKILL at every crash
-# point of an instance's create, failed create and delete (lib/crashpoint.h), twice in
-# a row, and at random moments, then restarted; after each run the instance must be in
-# its terminal state and have left nothing behind.
+# point of an instance's create, failed create, delete and power operations
+# (lib/crashpoint.h), twice in a row, and at random moments, then restarted; after each
+# run the instance must be in its terminal state (for a power operation: created, with
+# the power_state the operation leaves) and have left nothing behind.
 #
 # Why crash points and the test driver: libvirt's test:///default driver keeps its
 # domains inside the sf-compute process, so it makes ~60 runs fast (no QEMU) but a kill
 # loses its domains.  So phase 1 (tests/tools/fault_compute.py) checks what persists
 # across a kill: Redis (state, IPAM addresses, MAC claims, locks, pending intents) and
 # the instance directories.  Phase 2 covers domains on qemu:///system: a few crash runs
-# with real (TCG) domains, and the start-up reconcile, which must remove planted leaked
+# with real (TCG) domains, the power operations again (where a kill keeps the domain),
+# and the start-up reconcile, which must remove planted leaked
 # domains and directories (no record, or a `deleted` one) at once — SF_RECONCILE_INTERVAL
 # is an hour here — and keep those a live record owns.
 source "$(dirname "$0")/lib.sh"
@@ -41,7 +43,7 @@ log "phase 1: $((SECONDS - t)) s"
 wait_until 120 libvirtd libvirt_up   # another test may be restarting it
 t=$SECONDS
 API=$API TOKEN=$TOKEN BUILD=$BUILD STORAGE=$STORAGE NET=$NET IMAGE_URL=$IMAGE_URL W=$W \
-    REDIS_PORT=$REDIS_PORT SF_LIBVIRT_URI=qemu:///system FAULT_SCENARIOS=libvirt FAULT_MIN_RUNS=1 \
+    REDIS_PORT=$REDIS_PORT SF_LIBVIRT_URI=qemu:///system FAULT_SCENARIOS=${FAULT_SCENARIOS_QEMU:-libvirt,power} FAULT_MIN_RUNS=1 \
     python3 "$E2E_ROOT/tests/tools/fault_compute.py" || fail "phase 2 (qemu:///system crash runs) failed"
 log "phase 2 crash runs: $((SECONDS - t)) s"
 

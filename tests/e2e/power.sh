@@ -162,10 +162,14 @@ for p in off on paused; do
 done
 log "power operations: states and events ok"
 
-# poweron of an instance whose domain libvirt lost: defined again, started.
-op "$VM" poweroff
+# A running domain that disappears outside sf (undefined, then destroyed) is `off`
+# (before, power_state stayed `on` for a domain that no longer existed); poweron of an
+# instance whose domain libvirt lost defines it again and starts it.
+[ "$(power_state "$VM")" = on ] || fail "power_state is not on before the undefine"
 "${VIRSH[@]}" undefine "sf:$VM" > /dev/null || fail "virsh undefine failed"
-domain_exists "$VM" && fail "domain still defined after virsh undefine"
+"${VIRSH[@]}" destroy "sf:$VM" > /dev/null || fail "virsh destroy failed"
+domain_exists "$VM" && fail "domain still there after virsh undefine and destroy"
+wait_power "$VM" off 10 "a domain gone outside sf"
 op "$VM" poweron
 expect_power "$VM" on running "poweron of a lost domain"
 log "poweron redefines a lost domain ok"

@@ -624,12 +624,16 @@ static void test_fetch_progress(void **state) {
                 msleep(50);
         url = sf_strdupf("http://127.0.0.1:%d/slow", p);
         snprintf(dest, sizeof(dest), "%s/slow.out", storage);
+        int64_t t0 = sf_mono_ms(), ms;
         assert_int_equal(sf_blob_fetch_url(url, dest, NULL, NULL, &lim, &res, count_progress, &calls), 0);
+        ms = sf_mono_ms() - t0;
         kill(pid, SIGTERM);
         waitpid(pid, &status, 0);
         assert_int_equal(res.size, 5 * 4096);
-        print_message("progress called %d times over ~5.5 s\n", calls);
-        assert_true(calls >= 2 && calls <= 3);
+        print_message("progress called %d times over %lld ms\n", calls, (long long)ms);
+        /* At most one call per ~2 s of transfer (a loaded machine stretches the
+         * server's ~5.5 s), and more than one. */
+        assert_true(calls >= 2 && calls <= 1 + ms / 2000);
 }
 
 /* ---- the limits (SF_DOWNLOAD_TIMEOUT, SF_DOWNLOAD_MAX_BYTES, lib/netpolicy.h) ---- */

@@ -147,12 +147,14 @@ static void test_lock_keepalive(void **state) {
         (void)state;
         sf_uuid_new(uuid);
         snprintf(name, sizeof(name), "test/%s", uuid);
-        assert_int_equal(sf_lock_acquire(ctx.store, name, "a", 300, 0, true, &a), 0);
-        msleep(1000); /* > 3 TTLs: only the refresher keeps it */
-        assert_int_equal(sf_lock_acquire(ctx.store, name, "b", 300, 0, false, &b), -EBUSY);
+        /* A TTL of 1.2 s (refreshed every 400 ms) leaves a loaded CI machine 800 ms of
+         * scheduling delay before the lock would lapse. */
+        assert_int_equal(sf_lock_acquire(ctx.store, name, "a", 1200, 0, true, &a), 0);
+        msleep(4000); /* > 3 TTLs: only the refresher keeps it */
+        assert_int_equal(sf_lock_acquire(ctx.store, name, "b", 1200, 0, false, &b), -EBUSY);
         assert_false(sf_lock_lost(a));
         sf_lock_release(ctx.store, a);
-        assert_int_equal(sf_lock_acquire(ctx.store, name, "b", 300, 1000, false, &b), 0);
+        assert_int_equal(sf_lock_acquire(ctx.store, name, "b", 1200, 1000, false, &b), 0);
         sf_lock_release(ctx.store, b);
 }
 

@@ -12,6 +12,13 @@ pending intent.  Scenarios (each a list of runs):
   double     a crash at a named point, then a second crash at the first point the
              restarted worker reaches (SF_CRASHPOINT=*:1), then a clean start
   random     kill -9 after a random delay after the POST and after the DELETE
+  power      power operations on one created instance: each of the six operations
+             killed at each power crash point (power.locked, power.applied,
+             power.recorded), a poweron of an instance whose domain is gone walked
+             through every point of its rebuild (*:N), two double kills and random
+             kills; each run must end with the instance `created`, the operation's
+             intent finished, power_state what the operation leaves (and, on
+             qemu:///system, what libvirt says), and no lock held
 
 Environment: API, TOKEN, BUILD, STORAGE, NET (network uuid), IMAGE_URL, W (log dir),
 REDIS_PORT, REDISCLI_AUTH (redis-cli reads it), SF_* for sf-compute (inherited).
@@ -39,7 +46,7 @@ W = os.environ["W"]
 REDIS_PORT = os.environ["REDIS_PORT"]
 VIRSH = os.environ.get("SF_LIBVIRT_URI", "").startswith("qemu")
 MIN_RUNS = int(os.environ.get("FAULT_MIN_RUNS", "50"))
-SCENARIOS = os.environ.get("FAULT_SCENARIOS", "lifecycle,failure,double,random").split(",")
+SCENARIOS = os.environ.get("FAULT_SCENARIOS", "lifecycle,failure,double,random,power").split(",")
 
 u = urllib.parse.urlparse(API)
 conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
@@ -107,6 +114,15 @@ class Compute:
         f.close()
         with open(os.path.join(W, "compute.pids"), "a") as p:
             p.write("%d\n" % self.proc.pid)
+        # Until it consumes (or dies at a crash point): a signal that came before its
+        # handlers were installed (the dynamic loader's few ms) would take the default
+        # action, and a stop right after a start is then not a graceful one.
+        deadline = time.time() + 20
+        while self.alive() and time.time() < deadline:
+            with open(self.logpath, errors="replace") as f:
+                if " consuming " in f.read():
+                    break
+            time.sleep(0.02)
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -282,6 +298,197 @@ def run_once(label, base, expect, crash=None, second_crash=None, kill_delays=Non
     return points
 
 
+# ---- power operations ------------------------------------------------------------------
+POWER_AFTER = {"poweron": "on", "poweroff": "off", "rebootsoft": "on", "reboothard": "on",
+               "pause": "paused", "unpause": "on"}
+POWER_BEFORE = {"poweron": "poweroff", "unpause": "pause"}   # the state an op starts from
+DOMSTATE = {"on": "running", "off": "shut off", "paused": "paused"}
+
+
+def pending_of(uuid):
+    out = []
+    for iid in redis_raw("ZRANGE", "sf:intents:pending", "0", "-1").split():
+        if redis_raw("HGET", "sf:intent:" + iid, "object") == "instance/" + uuid:
+            out.append("%s (%s)" % (iid, redis_raw("HGET", "sf:intent:" + iid, "kind")))
+    return out
+
+
+class PowerCall:
+    """POST /instances/<uuid>/<op> on a connection of its own, in a thread: the API
+    waits (up to 15 s) for the intent, which a killed sf-compute finishes only after
+    its restart."""
+
+    def __init__(self, uuid, op):
+        import threading
+        self.code, self.resp = None, None
+        self.t = threading.Thread(target=self._run, args=(uuid, op), daemon=True)
+        self.t.start()
+
+    def _run(self, uuid, op):
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+        try:
+            c.request("POST", "/instances/%s/%s" % (uuid, op), "{}", {"Authorization": "Bearer " + TOKEN})
+            r = c.getresponse()
+            data = r.read()
+            self.code, self.resp = r.status, (json.loads(data) if data else None)
+        except (http.client.HTTPException, OSError) as e:
+            self.code, self.resp = -1, str(e)
+        finally:
+            c.close()
+
+    def done(self):
+        return not self.t.is_alive()
+
+
+def power_state_is(uuid, want, label):
+    """power_state (and on qemu:///system the domain) settle on want (a state, or a
+    tuple of acceptable ones) within 15 s; returns the one reached."""
+    wants = want if isinstance(want, tuple) else (want,)
+    deadline = time.time() + 15
+    while True:
+        st = instance(uuid)
+        dom = domain_state(uuid) if VIRSH else None
+        if st.get("state") != "created":
+            fail("%s: instance %s is %s (%s), not created" % (label, uuid, st.get("state"), st.get("error_message")))
+        ps = st.get("power_state")
+        if ps in wants and (not VIRSH or dom == DOMSTATE[ps]):
+            return ps
+        if time.time() > deadline:
+            fail("%s: power_state %s, domain %s; want %s" % (label, ps, dom, " or ".join(wants)))
+        time.sleep(0.1)
+
+
+def power_clean(uuid, op, label):
+    """op with a clean sf-compute running: 200 and the state it leaves."""
+    call = PowerCall(uuid, op)
+    call.t.join(70)
+    if call.code != 200:
+        fail("%s: clean %s gave %s %s (log %s)" % (label, op, call.code, call.resp, compute.logpath))
+    power_state_is(uuid, POWER_AFTER[op], "%s (clean %s)" % (label, op))
+
+
+def power_run(label, uuid, op, crash=None, second_crash=None, kill_delay=None, lose_domain=False):
+    """op on a created instance with sf-compute crashing as asked; returns the points."""
+    lost = lose_domain
+    compute.stop()
+    if lose_domain and VIRSH:   # as if libvirt lost the domain while sf-compute was away
+        for verb in ("destroy", "undefine --nvram"):
+            subprocess.run(["virsh", "-q", "-c", "qemu:///system"] + verb.split() + ["sf:" + uuid],
+                           capture_output=True, timeout=30)
+    compute.start(crash, label)
+    if not lose_domain:
+        # The test driver lost the domain with the restart; poweron rebuilds it.  The
+        # crash point counts these clean passes: aim it at the operation under test.
+        power_clean(uuid, "poweron", label)
+        if op in POWER_BEFORE:
+            power_clean(uuid, POWER_BEFORE[op], label)
+    call = PowerCall(uuid, op)
+    kill_at = time.time() + kill_delay if kill_delay is not None else None
+    points, restarts = [], 0
+    deadline = time.time() + 90
+    while True:
+        if kill_at and time.time() >= kill_at and compute.alive():
+            compute.kill9()
+            kill_at = None
+        if not compute.alive():
+            points.append(compute.crashed_at())
+            restarts += 1
+            if restarts > 3:
+                fail("%s: sf-compute died %d times" % (label, restarts))
+            compute.start(second_crash if restarts == 1 else None, label + "-r%d" % restarts)
+            lost = lost or not VIRSH   # the test driver's domains die with the process
+        if call.done() and not pending_of(uuid):
+            break
+        if time.time() > deadline:
+            fail("%s: op %s not finished: API %s, pending %s (crash points %s, log %s)" % (
+                label, op, "answered" if call.done() else "waiting", pending_of(uuid), points, compute.logpath))
+        time.sleep(0.05)
+    # What the operation leaves.  A domain that is gone (the test driver's, after a kill)
+    # is off: poweron builds it again, poweroff has nothing to do, the rest conflict (409).
+    # The watcher says `off` for a domain that is gone, so a kill that came after the
+    # operation had finished (only a random kill can) leaves `off` whatever the op was.
+    want = POWER_AFTER[op]
+    codes = (200,)
+    if lost and op not in ("poweron", "poweroff"):
+        want, codes = "off", (200, 409)   # 200: the API's 15 s wait ran out first
+    if lost and kill_delay is not None:
+        want = (want, "off")
+    if call.code not in codes:
+        fail("%s: %s answered %s %s, want %s (crash points %s)" % (label, op, call.code, call.resp, codes, points))
+    want = power_state_is(uuid, want, label)
+    deadline = time.time() + 10
+    while compute.alive() and redis_raw("GET", "sf:lock:instance/" + uuid).endswith("/%d" % compute.proc.pid):
+        if time.time() > deadline:
+            fail("%s: sf-compute %d still holds the lock of instance %s" % (label, compute.proc.pid, uuid))
+        time.sleep(0.1)
+    log("%-24s crash at %-32s -> %s %s, power_state %s" % (label, ",".join(points) or "(none reached)", op,
+                                                            call.code, want))
+    return points
+
+
+def power_scenario():
+    """Returns (runs, crashes, points covered)."""
+    runs, crashes, covered = 0, 0, set()
+    compute.start(None, "power-setup")
+    inst = post_instance("f-power", IMAGE_URL + "/sftest.qcow2")
+    uuid = inst["uuid"]
+    ifaces = interfaces_of(uuid)
+    deadline = time.time() + 120
+    while instance(uuid).get("state") != "created":
+        if time.time() > deadline or instance(uuid).get("state") == "error":
+            fail("power: instance %s did not reach created: %s" % (uuid, instance(uuid)))
+        time.sleep(0.1)
+
+    def count(pts, want=None, label=""):
+        nonlocal runs, crashes
+        runs += 1
+        crashes += len(pts)
+        covered.update(pts)
+        if want is not None and pts[:len(want)] != want:
+            fail("%s: crashed at %s, want %s" % (label, pts, want))
+
+    for op in ("poweroff", "poweron", "rebootsoft", "reboothard", "pause", "unpause"):
+        # The clean poweron (and the op's starting state) before it pass each point once.
+        n = 2 + (1 if op in POWER_BEFORE else 0)
+        for point in ("power.locked", "power.applied", "power.recorded"):
+            label = "power-%s-%s" % (op, point.split(".")[1])
+            count(power_run(label, uuid, op, crash="%s:%d" % (point, n)), [point], label)
+    # A poweron that must define the domain again (libvirt lost it), killed at every
+    # point it reaches, in turn.
+    n = 1
+    while True:
+        pts = power_run("power-rebuild-%d" % n, uuid, "poweron", crash="*:%d" % n, lose_domain=True)
+        count(pts)
+        if not pts:
+            break
+        n += 1
+        if n > 40:
+            fail("power-rebuild: still crashing after 40 points")
+    log("power-rebuild: %d crash points, each survived" % (n - 1))
+    count(power_run("power-double-poweroff", uuid, "poweroff", crash="power.applied:2", second_crash="*:1"),
+          ["power.applied", "power.locked"], "power-double-poweroff")
+    count(power_run("power-double-rebuild", uuid, "poweron", crash="create.define-start", second_crash="*:1",
+                    lose_domain=True))
+    rnd = random.Random(int(os.environ.get("FAULT_SEED", "0")) or None)
+    for i in range(int(os.environ.get("FAULT_POWER_RANDOM", "5"))):
+        op = rnd.choice(sorted(POWER_AFTER))
+        count(power_run("power-random-%d-%s" % (i, op), uuid, op, kill_delay=rnd.uniform(0, 0.03)))
+    # The instance still deletes cleanly and leaves nothing.
+    compute.stop()
+    compute.start(None, "power-delete")
+    code, resp = api("DELETE", "/instances/" + uuid)
+    if code != 200:
+        fail("power: DELETE: %d %s" % (code, resp))
+    deadline = time.time() + 60
+    while instance(uuid).get("state") != "deleted":
+        if time.time() > deadline:
+            fail("power: instance %s not deleted: %s" % (uuid, instance(uuid)))
+        time.sleep(0.1)
+    check_no_leak(uuid, ifaces, "power")
+    compute.stop()
+    return runs, crashes, covered
+
+
 def main():
     runs, crashes, covered = 0, 0, set()
     good = IMAGE_URL + "/sftest.qcow2"
@@ -322,6 +529,11 @@ def main():
                 covered.update(pts)
                 if pts != [point]:
                     fail("libvirt-%s: crashed at %s" % (point, pts))
+        elif sc == "power":
+            r, c, cov = power_scenario()
+            runs += r
+            crashes += c
+            covered.update(cov)
         elif sc == "random":
             rnd = random.Random(int(os.environ.get("FAULT_SEED", "0")) or None)
             for i in range(10):

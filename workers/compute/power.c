@@ -149,6 +149,7 @@ int sf_compute_handle_power(sf_work_t *w) {
                 sf_lock_release(ctx->store, lock);
                 return sf_work_error(w, "instance lock: %s", strerror(-r)), r == -ENOLCK ? SF_WORK_WAIT : SF_WORK_RETRY;
         }
+        sf_crashpoint("power.locked");
         res = power_apply(w, inst, lock, op);
         if (res == SF_WORK_DONE) {
                 sf_crashpoint("power.applied");
@@ -157,8 +158,13 @@ int sf_compute_handle_power(sf_work_t *w) {
                         res = SF_WORK_DONE; /* a newer lock holder (a delete) owns it now */
                 else if (r < 0)
                         res = (sf_work_error(w, "cannot record the power state: %s", strerror(-r)), SF_WORK_RETRY);
+        } else if (res == SF_WORK_FAIL) {
+                /* A conflict means libvirt found the domain off or gone: say so in the
+                 * record too, or the API would go on offering a reboot of it. */
+                (void)power_record(ctx, cs->conn, inst, &fence, NULL);
         }
         if (res == SF_WORK_DONE) {
+                sf_crashpoint("power.recorded");
                 extra = json_object_new_object();
                 json_object_object_add(extra, "power_state", power ? json_object_new_string(power) : NULL);
                 /* The operation's own name, as upstream's audit events say it. */
@@ -319,6 +325,24 @@ static void watch_closed(void *opaque) {
         pthread_mutex_unlock(&pw->mu);
 }
 
+/* The power state libvirt gives the domain (NULL: one sf has no name for).  No domain
+ * is "off": the record is written only under the instance lock and in state `created`,
+ * where no create or delete is at work, so the domain is gone for certain (libvirt
+ * lost it; poweron defines it again). */
+static int watch_power(virConnectPtr conn, const char *name, const char **ret_power) {
+        int r, state;
+
+        r = sf_virt_state(conn, name, &state);
+        if (r == -ENOENT) {
+                *ret_power = "off";
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        *ret_power = sf_virt_power_name(state);
+        return 0;
+}
+
 /* 0 done (recorded, unchanged, or not ours to touch), -EAGAIN to look again later. */
 static int watch_sync_one(sf_ctx_t *ctx, virConnectPtr conn, const char *uuid) {
         _cleanup_json_ json_object *inst = NULL, *extra = NULL;
@@ -326,15 +350,12 @@ static int watch_sync_one(sf_ctx_t *ctx, virConnectPtr conn, const char *uuid) {
         sf_lock_t *lock = NULL;
         sf_fence_t fence;
         char name[64];
-        int r, state;
+        int r;
 
         sf_domain_name(uuid, name);
-        r = sf_virt_state(conn, name, &state);
-        if (r == -ENOENT)
-                return 0; /* no domain: a create or a delete is at work, or libvirt lost it (poweron redefines) */
+        r = watch_power(conn, name, &power);
         if (r < 0)
                 return -EAGAIN;
-        power = sf_virt_power_name(state);
         /* Cheap check first: only a change takes the lock. */
         r = sf_store_get(ctx->store, "instance", uuid, &inst, NULL);
         if (r == -ENOENT)
@@ -352,7 +373,7 @@ static int watch_sync_one(sf_ctx_t *ctx, virConnectPtr conn, const char *uuid) {
         json_object_put(inst);
         inst = NULL;
         r = sf_store_get(ctx->store, "instance", uuid, &inst, NULL);
-        if (r == 0 && sf_virt_state(conn, name, &state) == 0 && (power = sf_virt_power_name(state)) &&
+        if (r == 0 && watch_power(conn, name, &power) == 0 && power &&
             strcmp(sf_json_str(inst, "state") ?: "", "created") == 0 &&
             strcmp(was = sf_json_str(inst, "power_state") ?: "", power) != 0) {
                 extra = json_object_new_object();
