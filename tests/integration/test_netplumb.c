@@ -420,6 +420,9 @@ static void test_ensure_creates(void **state) {
         (void)state;
         assert_int_equal(sf_netplumb_exists(&F.n, &exists), 0);
         assert_false(exists);
+        exists = true;
+        assert_int_equal(sf_netplumb_links_exist(&F.n, &exists), 0);
+        assert_false(exists);
         fprintf(stderr, "test_netplumb: first ensure %.3f s\n", ensure_timed());
         assert_int_equal(sf_netplumb_exists(&F.n, &exists), 0);
         assert_true(exists);
@@ -560,6 +563,9 @@ static void test_firewall_repair(void **state) {
         assert_int_equal(fw_rule_count(F.n.egress_bridge), 0);
         assert_int_equal(sf_netplumb_exists(&F.n, &exists), 0);
         assert_false(exists);
+        /* The links alone are still there (an attach does not wait for the repair). */
+        assert_int_equal(sf_netplumb_links_exist(&F.n, &exists), 0);
+        assert_true(exists);
         assert_int_equal(sf_netplumb_ensure(&F.n), 0);
         assert_int_equal(fw_rule_count(F.n.egress_bridge), 1);
         assert_int_equal(sf_netplumb_exists(&F.n, &exists), 0);

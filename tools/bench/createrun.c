@@ -14,16 +14,19 @@
  * domain is destroyed and undefined, the instance deleted through the API (waited for).
  * Prints one JSON object: sf_running_ms, sf_created_ms, raw_running_ms (arrays) and their
  * medians.  Exits 1 on any failure. */
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -169,6 +172,46 @@ static void drop_regions(char *s, const char *start, const char *end) {
                 memmove(a, b + strlen(end), strlen(b + strlen(end)) + 1);
 }
 
+/* A free loopback TCP port (bound and closed: libvirt binds it a moment later). */
+static int free_port(void) {
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t l = sizeof(a);
+        int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+        if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+            getsockname(fd, (struct sockaddr *)&a, &l) == 0)
+                port = ntohs(a.sin_port);
+        if (fd >= 0)
+                close(fd);
+        if (port < 0)
+                exit(1);
+        return port;
+}
+
+/* The instance's console and VDI ports are fixed in its XML (and in use by it): the raw
+ * copy gets fresh fixed ports of its own, so libvirt does the same work for both. */
+static char *move_ports(char *xml) {
+        static const char *const keys[] = {"service='", "tlsPort='", "<graphics type='spice' port='",
+                                           "<graphics type='vnc' port='"};
+        int old[8], n = 0;
+
+        for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+                for (char *p = xml; (p = strstr(p, keys[k])); p += strlen(keys[k])) {
+                        int v = atoi(p + strlen(keys[k])), seen = 0;
+                        for (int i = 0; i < n; i++)
+                                seen |= old[i] == v;
+                        if (v >= 1024 && !seen && n < 8)
+                                old[n++] = v;
+                }
+        for (int i = 0; i < n; i++) {
+                char from[32], to[32];
+                snprintf(from, sizeof(from), "'%d'", old[i]);
+                snprintf(to, sizeof(to), "'%d'", free_port());
+                xml = replace_all(xml, from, to);
+        }
+        return xml;
+}
+
 static int copy_file(const char *from, const char *to) {
         char buf[65536];
         size_t n;
@@ -296,6 +339,10 @@ int main(int argc, char **argv) {
                         fprintf(stderr, "no XML for %s\n", dname);
                         return 1;
                 }
+                /* The sf guest is still booting (TCG eats a core): paused, it does not
+                 * slow down the raw domain's start (the instance is deleted after). */
+                if (virDomainSuspend(d) < 0)
+                        fprintf(stderr, "cannot pause %s: %s\n", dname, virGetLastErrorMessage());
                 virDomainFree(d);
                 {
                         FILE *f = fopen("/proc/sys/kernel/random/uuid", "re");
@@ -316,6 +363,7 @@ int main(int argc, char **argv) {
                 xml = replace_all(xml, uuid, rawuuid);
                 drop_regions(xml, "<metadata>", "</metadata>");
                 drop_regions(xml, "<mac address=", "/>");
+                xml = move_ports(xml);
                 {
                         static const char *files[] = {"vda.qcow2", "sda.qcow2", "config.iso", NULL};
                         for (const char **f = files; *f; f++) {
@@ -332,6 +380,8 @@ int main(int argc, char **argv) {
                 raw = virDomainDefineXML(conn, xml);
                 if (!raw || virDomainCreate(raw) < 0) {
                         fprintf(stderr, "raw define/start failed: %s\n", virGetLastErrorMessage());
+                        if (raw)
+                                virDomainUndefineFlags(raw, VIR_DOMAIN_UNDEFINE_NVRAM);
                         return 1;
                 }
                 t = ev_wait(rawname, 120000);

@@ -170,10 +170,10 @@ static int handle_attach(sf_work_t *w) {
                 return sf_work_error(w, "network is %s", nst), SF_WORK_FAIL;
         if (plumb_of(ctx, net, &p) < 0)
                 return sf_work_error(w, "invalid network record"), SF_WORK_FAIL;
-        /* A create waits for this step: when the network is already plumbed here (the
-         * reconciler's own test), only the DHCP hosts change; ensure execs a dozen
-         * commands. */
-        r = sf_netplumb_exists(&p, &plumbed);
+        /* A create waits for this step: when the network's links and dnsmasq are
+         * already here, only the DHCP hosts change (ensure execs a dozen commands, and
+         * even the firewall check execs iptables twice; the reconciler checks those). */
+        r = sf_netplumb_links_exist(&p, &plumbed);
         if (r < 0 || !plumbed)
                 r = sf_netplumb_ensure(&p);
         if (r == 0)
@@ -199,7 +199,7 @@ static int handle_refresh(sf_work_t *w) {
                 return sf_work_error(w, "redis: %s", strerror(-r)), SF_WORK_RETRY;
         if (strcmp(sf_json_str(net, "state") ?: "", "deleted") == 0 || plumb_of(w->ctx, net, &p) < 0)
                 return SF_WORK_DONE;
-        if (sf_netplumb_exists(&p, &exists) < 0 || !exists)
+        if (sf_netplumb_links_exist(&p, &exists) < 0 || !exists)
                 return SF_WORK_DONE; /* not plumbed here: nothing to refresh */
         r = refresh_hosts(w->ctx, &p);
         if (r < 0)

@@ -1129,7 +1129,7 @@ int sf_netplumb_destroy(const sf_netplumb_t *n) {
         return first;
 }
 
-int sf_netplumb_exists(const sf_netplumb_t *n, bool *ret) {
+int sf_netplumb_links_exist(const sf_netplumb_t *n, bool *ret) {
         names_t nm;
         int r;
 
@@ -1139,6 +1139,17 @@ int sf_netplumb_exists(const sf_netplumb_t *n, bool *ret) {
         names_fill(n, &nm);
         *ret = netns_present(n->uuid) && if_nametoindex(nm.bridge) > 0 &&
                (!n->provide_dhcp || dnsmasq_pid(n) > 0);
+        return 0;
+}
+
+int sf_netplumb_exists(const sf_netplumb_t *n, bool *ret) {
+        names_t nm;
+        int r;
+
+        r = sf_netplumb_links_exist(n, ret);
+        if (r < 0)
+                return r;
+        names_fill(n, &nm);
         /* A lost firewall rule is lost plumbing too: the reconciler re-runs ensure. */
         if (*ret)
                 r = fw_present(GUEST_BRIDGES, ret);

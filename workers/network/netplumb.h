@@ -55,6 +55,10 @@ int sf_netplumb_destroy(const sf_netplumb_t *n);
 /* *ret = netns, bridge, dnsmasq (if DHCP) and the host INPUT rules all present. */
 int sf_netplumb_exists(const sf_netplumb_t *n, bool *ret);
 
+/* The same without the firewall rules (each check execs iptables): for the paths a
+ * create waits on; the reconciler's sf_netplumb_exists repairs a lost rule. */
+int sf_netplumb_links_exist(const sf_netplumb_t *n, bool *ret);
+
 /* The link names for vxid (each buffer at least 16 bytes). */
 void sf_netplumb_names(uint32_t vxid, char vxlan[16], char bridge[16], char veth_o[16],
                        char veth_i[16], char egr_o[16], char egr_i[16]);
