@@ -11,6 +11,7 @@
 #include "compute.h"
 #include "domain.h"
 
+#include "blobfile.h"
 #include "crashpoint.h"
 #include "event.h"
 #include "intent.h"
@@ -205,7 +206,7 @@ int sf_compute_handle_screenshot(sf_work_t *w) {
         sf_compute_t *cs = w->user;
         const char *uuid = w->intent->object_uuid, *blob = sf_intent_arg(w->intent, "blob");
         _cleanup_json_ json_object *inst = NULL, *doc = NULL, *old = NULL;
-        char name[64], path[4096], tmp[4200], dir[4096], mime[64] = "";
+        char name[64], path[4096], tmp[4200], dir[4096], mime[64] = "", sha512[SF_SHA512_HEX_LEN];
         struct stat sb;
         int r, res;
 
@@ -233,6 +234,9 @@ int sf_compute_handle_screenshot(sf_work_t *w) {
                         return sf_work_error(w, "instance %s has no screen (no video device)", uuid), SF_WORK_FAIL;
                 return sf_work_error(w, "instance %s is not running", uuid), SF_WORK_FAIL;
         }
+        /* The digest of the complete file, before it takes its name: a record always has it. */
+        if (r == 0)
+                r = sf_blobfile_sha512(tmp, sha512);
         if (r < 0 || rename(tmp, path) < 0 || stat(path, &sb) < 0) {
                 unlink(tmp);
                 return sf_work_error(w, "screenshot failed: %s", strerror(r < 0 ? -r : errno)), SF_WORK_RETRY;
@@ -247,7 +251,7 @@ int sf_compute_handle_screenshot(sf_work_t *w) {
         json_object_object_add(doc, "modified", NULL);
         json_object_object_add(doc, "etag", NULL);
         json_object_object_add(doc, "fetched_at", json_object_new_double(sf_now()));
-        json_object_object_add(doc, "sha512", NULL);
+        json_object_object_add(doc, "sha512", json_object_new_string(sha512));
         json_object_object_add(doc, "mime_type", json_object_new_string(mime));
         json_object_object_add(doc, "locations", json_object_new_array());
         json_object_array_add(json_object_object_get(doc, "locations"), json_object_new_string(ctx->cfg.node));
