@@ -172,3 +172,7 @@ int sf_api_instance_consoledata_delete(sf_http_req_t *req, sf_http_resp_t *resp)
 int sf_api_instance_screenshot(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_instance_vdiconsolehelper(sf_http_req_t *req, sf_http_resp_t *resp);
 int sf_api_admin_cacert(sf_http_req_t *req, sf_http_resp_t *resp);
+
+/* api/blobs.c: GET /blobs/<uuid> and its data (api.md §2.8). */
+int sf_api_blob_get(sf_http_req_t *req, sf_http_resp_t *resp);
+int sf_api_blob_data(sf_http_req_t *req, sf_http_resp_t *resp);

@@ -803,6 +803,7 @@ int sf_api_root(sf_http_req_t *req, sf_http_resp_t *resp) {
                 "<h1>Shaken Fist REST API service</h1>\n"
                 "<p>This is sf, a Shaken Fist compatible cloud.</p>\n"
                 "<p>Capabilities:</p><ul>\n"
+                "<li>blob-data-limit</li>\n"
                 "<li>cluster-cacert</li>\n"
                 "<li>events-by-type</li>\n"
                 "<li>instance-get</li>\n"

@@ -196,6 +196,18 @@ int sf_http_raw(sf_http_resp_t *r, int status, const char *content_type, const v
         return resp_set(r, status, content_type, body, len);
 }
 
+int sf_http_file(sf_http_resp_t *r, int status, const char *content_type, int fd, uint64_t offset, uint64_t size) {
+        resp_reset(r);
+        r->mhd = MHD_create_response_from_fd_at_offset64(size, fd, offset);
+        if (!r->mhd) {
+                close(fd);
+                return -ENOMEM;
+        }
+        MHD_add_response_header(r->mhd, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+        r->status = status;
+        return 0;
+}
+
 /* ---- streaming ---- */
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {

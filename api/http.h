@@ -119,6 +119,12 @@ int sf_http_error(sf_http_resp_t *r, int status, const char *fmt, ...)
 /* Arbitrary bytes (copied). content_type must be a static string. */
 int sf_http_raw(sf_http_resp_t *r, int status, const char *content_type, const void *data, size_t len);
 
+/* The bytes [offset, offset + size) of the open regular file fd as the body: MHD sends them
+ * from the file itself (sendfile where it can), so nothing is read into memory.  fd is
+ * consumed: closed once MHD is done with it, or at once if this fails (-ENOMEM).
+ * content_type must be a static string. */
+int sf_http_file(sf_http_resp_t *r, int status, const char *content_type, int fd, uint64_t offset, uint64_t size);
+
 /* Pure route lookup. scratch (scratch_len >= strlen(path) + 1) receives the NUL-separated
  * captured parameters that params[] point into. Returns 0 and sets *ret_route, *ret_nparams on a
  * match, -ENOENT if nothing matches, -ENAMETOOLONG if scratch is too small or there are more

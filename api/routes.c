@@ -67,6 +67,8 @@ const sf_http_route_t sf_api_routes[] = {
         {"GET", "/events/stream", sf_api_events_stream},
         {"GET", "/admin/locks", sf_api_admin_locks},
         {"GET", "/admin/cacert", sf_api_admin_cacert},
+        {"GET", "/blobs/{}", sf_api_blob_get},
+        {"GET", "/blobs/{}/data", sf_api_blob_data},
         {"GET", "/interfaces/{}/metadata", sf_api_interface_meta_get},
         {"POST", "/interfaces/{}/metadata", sf_api_interface_meta_post},
         {"PUT", "/interfaces/{}/metadata/{}", sf_api_interface_meta_put},
