@@ -63,6 +63,7 @@ static char node_name[64];
 static char node2[64]; /* test_node_delete's own node */
 static char net_uuid[SF_UUID_LEN], net_name[64], net2_uuid[SF_UUID_LEN];
 static char inst_uuid[SF_UUID_LEN], inst_name[64], iface_uuid[SF_UUID_LEN];
+static char blob_uuid[SF_UUID_LEN]; /* a blob of system's, with its file */
 
 #define DISK "[{'size': 8, 'base': 'http://images.example.com/sf-iso.qcow2'}]"
 
@@ -149,6 +150,8 @@ static int teardown(void **state) {
                 sf_store_purge(ctx.store, "node", node_name);
         if (ctx.store && node2[0])
                 sf_store_purge(ctx.store, "node", node2);
+        if (ctx.store && blob_uuid[0])
+                sf_store_purge(ctx.store, "blob", blob_uuid);
         sf_ctx_close(&ctx);
         if (storage[0])
                 sf_rm_rf(storage);
@@ -221,6 +224,23 @@ static void test_world(void **state) {
         snprintf(iface_uuid, sizeof(iface_uuid), "%s",
                  jstr(json_object_array_get_idx(json_object_object_get(o, "interfaces"), 0), "uuid"));
         assert_true(sf_uuid_parse(iface_uuid, NULL));
+
+        /* A blob as a screenshot leaves it: a record of system's and its file. */
+        {
+                _cleanup_json_ json_object *b = json_object_new_object();
+                char dir[128], file[256];
+
+                sf_uuid_new(blob_uuid);
+                snprintf(dir, sizeof(dir), "%s/blobs/%.2s", storage, blob_uuid);
+                snprintf(file, sizeof(file), "%s/%s", dir, blob_uuid);
+                assert_int_equal(sf_mkdir_p(dir, 0755), 0);
+                assert_int_equal(sf_file_write_atomic(file, "P6\n1 1\n255\n\0\0\0", 14, 0644), 0);
+                json_object_object_add(b, "uuid", json_object_new_string(blob_uuid));
+                json_object_object_add(b, "state", json_object_new_string("created"));
+                json_object_object_add(b, "namespace", json_object_new_string("system"));
+                json_object_object_add(b, "size", json_object_new_int(14));
+                assert_int_equal(sf_obj_create(&ctx, "blob", blob_uuid, b), 0);
+        }
 }
 
 /* ---- the matrix ---- */
@@ -237,7 +257,7 @@ typedef enum {
 typedef struct iso_case {
         const char *route; /* "METHOD pattern" exactly as in sf_api_routes[] */
         iso_kind_t kind;
-        const char *path;  /* placeholders: {A} {B} {D} {net} {net2} {inst} {iface} {node} {who} */
+        const char *path;  /* placeholders: {A} {B} {D} {net} {net2} {inst} {iface} {node} {who} {blob} */
         const char *body;  /* NULL = no body; same placeholders */
         long denied_status; /* what B gets (404, or 401 for FOREIGN), with denied_msg */
         const char *denied_msg;
@@ -373,6 +393,9 @@ static const iso_case_t cases[] = {
         {"GET /admin/locks", ISO_SYSTEM, "/admin/locks", NULL, UNAUTH, false, 200, NULL, NULL},
         /* Any token (upstream: the cluster's CA is no secret): B gets it as system does. */
         {"GET /admin/cacert", ISO_SYSTEM, "/admin/cacert", NULL, 200, NULL, false, 200, NULL, NULL},
+        /* Blobs: any token reads any blob (api.md §2.8: knowing the uuid implies access). */
+        {"GET /blobs/{}", ISO_SYSTEM, "/blobs/{blob}", NULL, 200, NULL, false, 200, NULL, NULL},
+        {"GET /blobs/{}/data", ISO_SYSTEM, "/blobs/{blob}/data", NULL, 200, NULL, false, 200, NULL, NULL},
         /* The live stream: A's instance events reach A and system only (a trust shows
          * namespace events, never instances: api.md §3.4, docs/events-stream.md). */
         {"GET /events/stream", ISO_STREAM, "/events/stream", NULL, 0, NULL, false, 200, NULL, NULL},
@@ -430,7 +453,7 @@ static void expand(const char *in, who_t who, bool by_name, char *out, size_t ou
                         const char *ph;
                         int which;
                 } phs[] = {{"{A}", 0}, {"{B}", 1}, {"{D}", 2}, {"{net}", 3}, {"{net2}", 4}, {"{inst}", 5},
-                           {"{iface}", 6}, {"{node}", 7}, {"{who}", 8}};
+                           {"{iface}", 6}, {"{node}", 7}, {"{who}", 8}, {"{blob}", 9}};
 
                 for (size_t i = 0; i < SF_ARRAY_SIZE(phs) && !v; i++) {
                         if (strncmp(p, phs[i].ph, strlen(phs[i].ph)) != 0)
@@ -445,6 +468,7 @@ static void expand(const char *in, who_t who, bool by_name, char *out, size_t ou
                         case 5: v = by_name ? inst_name : inst_uuid; break;
                         case 6: v = iface_uuid; break;
                         case 7: v = node_name; break;
+                        case 9: v = blob_uuid; break;
                         default: v = who_name[who]; break;
                         }
                 }
