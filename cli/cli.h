@@ -75,6 +75,12 @@ int sf_cli_call(sf_cli_t *cli, const char *method, char *path, json_object *body
 /* fmt with up to two %s, each replaced by a percent-encoded segment. Caller frees. */
 char *sf_cli_path(const char *fmt, const char *a, const char *b);
 
+/* Upstream's get_blob_data: the bytes of blob uuid into f, in one GET
+ * /blobs/<uuid>/data?offset=0, or, when the server lists blob-data-limit, in requests of
+ * at most 512 MiB until a short one (upstream forgets to advance the offset between them;
+ * sf advances it).  0, or -1 with the error printed. */
+int sf_cli_blob_download(sf_cli_t *cli, const char *uuid, FILE *f);
+
 /* ---- output helpers ---- */
 /* Python str() of o[key] ("None" when absent). Caller frees. */
 char *sf_cli_pyfield(json_object *o, const char *key);

@@ -58,11 +58,40 @@ int sf_client_configure(sf_client_t *c) {
 typedef struct {
         char *buf;
         size_t len;
+        /* Downloads (sf_client_download): the body of a 200 goes here instead of buf. */
+        FILE *file;
+        CURL *h;                  /* the exchange in progress, for its status */
+        unsigned long long written;
+        int write_errno;          /* writing to file failed (the transfer was aborted) */
 } membuf_t;
+
+/* Forget a failed answer before the next try; a download keeps its file. */
+static void membuf_reset(membuf_t *m) {
+        free(m->buf);
+        m->buf = NULL;
+        m->len = 0;
+        m->write_errno = 0;
+}
 
 static size_t on_data(char *p, size_t size, size_t n, void *ud) {
         membuf_t *m = ud;
-        char *nb = realloc(m->buf, m->len + size * n + 1);
+        char *nb;
+
+        if (m->file) {
+                long status = 0;
+
+                curl_easy_getinfo(m->h, CURLINFO_RESPONSE_CODE, &status);
+                if (status == 200) {
+                        errno = 0;
+                        if (fwrite(p, size, n, m->file) != n) {
+                                m->write_errno = errno ? errno : EIO;
+                                return 0; /* aborts the transfer */
+                        }
+                        m->written += size * n;
+                        return size * n;
+                }
+        }
+        nb = realloc(m->buf, m->len + size * n + 1);
         if (!nb)
                 return 0;
         memcpy(nb + m->len, p, size * n);
@@ -98,6 +127,7 @@ static long exchange(sf_client_t *c, const char *method, const char *path, json_
                 return 0;
         if (asprintf(&url, "%s%s", c->apiurl, path) < 0)
                 abort();
+        out->h = h;
         curl_easy_setopt(h, CURLOPT_URL, url);
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
         curl_easy_setopt(h, CURLOPT_USERAGENT, SF_CLI_USER_AGENT);
@@ -218,8 +248,7 @@ static int request(sf_client_t *c, const char *method, const char *path, json_ob
                 return -1;
         status = exchange(c, method, path, body, 1, 0, out);
         if (status == 401) {  /* token expired or its key rotated: once more with a new one */
-                free(out->buf);
-                *out = (membuf_t){0};
+                membuf_reset(out);
                 if (sf_client_authenticate(c) < 0)
                         return -1;
                 status = exchange(c, method, path, body, 1, 0, out);
@@ -229,15 +258,16 @@ static int request(sf_client_t *c, const char *method, const char *path, json_ob
          * (cli.md §2.2 step 6). With continue the deadline has passed: the first 406 is
          * the answer. */
         for (double deadline = mono_s() + sf_client_deadline_s(c); status == 406 && mono_s() + 1 <= deadline;) {
-                free(out->buf);
-                *out = (membuf_t){0};
+                membuf_reset(out);
                 sleep(1);
                 status = exchange(c, method, path, body, 1, 0, out);
         }
-        if (status != 200) {
-                sf_client_report(status, out->buf);
-                free(out->buf);
-                *out = (membuf_t){0};
+        if (status != 200 || out->write_errno) {
+                if (out->write_errno)
+                        fprintf(stderr, "ERROR: cannot write the answer: %s\n", strerror(out->write_errno));
+                else
+                        sf_client_report(status, out->buf);
+                membuf_reset(out);
                 return -1;
         }
         return 0;
@@ -279,6 +309,18 @@ int sf_client_request_raw(sf_client_t *c, const char *method, const char *path, 
         *ret_text = out.buf ? out.buf : strdup("");
         *ret_len = out.len;
         return *ret_text ? 0 : -1;
+}
+
+int sf_client_download(sf_client_t *c, const char *path, FILE *f, unsigned long long *ret_len) {
+        membuf_t out = {.file = f};
+        int r = request(c, "GET", path, NULL, &out);
+
+        free(out.buf);
+        if (r < 0)
+                return -1;
+        if (ret_len)
+                *ret_len = out.written;
+        return 0;
 }
 
 char *sf_client_escape(const char *s) {

@@ -3,6 +3,7 @@
  * (§2.4). libcurl + json-c only: nothing here talks to Redis or NATS. */
 #pragma once
 #include <json-c/json.h>
+#include <stdio.h>
 
 #define SF_CLI_VERSION "0.7.5"
 #define SF_CLI_USER_AGENT "Mozilla/5.0 (Ubuntu; Linux x86_64) Shaken Fist/" SF_CLI_VERSION
@@ -44,6 +45,12 @@ int sf_client_deadline_s(const sf_client_t *c);
  * NULs itself): e.g. GET /instances/<ref>/consoledata. Caller frees *ret_text. */
 int sf_client_request_raw(sf_client_t *c, const char *method, const char *path, json_object *body,
                           char **ret_text, size_t *ret_len);
+
+/* GET path (no body), the body of a 200 written to f as it arrives (never held in
+ * memory); anything else is reported as sf_client_request reports it, with the same 401
+ * re-authentication and 406 retries.  *ret_len (may be NULL) gets the bytes written.
+ * 0, or -1 with the error printed (a failed write of f too). */
+int sf_client_download(sf_client_t *c, const char *path, FILE *f, unsigned long long *ret_len);
 
 /* A path segment percent-encoded (names may hold anything the server accepts). Caller frees. */
 char *sf_client_escape(const char *s);

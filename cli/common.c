@@ -48,6 +48,34 @@ int sf_cli_call(sf_cli_t *cli, const char *method, char *path, json_object *body
         return r;
 }
 
+/* Upstream's chunk with blob-data-limit (cli.md §3.4). */
+#define BLOB_DATA_CHUNK (512ULL * 1024 * 1024)
+
+int sf_cli_blob_download(sf_cli_t *cli, const char *uuid, FILE *f) {
+        int cap = sf_client_capable(&cli->client, "blob-data-limit");
+        unsigned long long offset = 0, got;
+        char *path, *fmt;
+
+        if (cap < 0)
+                return -1;
+        for (;;) {
+                if (asprintf(&fmt, cap ? "/blobs/%%s/data?offset=%llu&limit=%llu" : "/blobs/%%s/data?offset=%llu",
+                             offset, BLOB_DATA_CHUNK) < 0)
+                        abort();
+                path = sf_cli_path(fmt, uuid, NULL);
+                free(fmt);
+                got = 0;
+                if (sf_client_download(&cli->client, path, f, &got) < 0) {
+                        free(path);
+                        return -1;
+                }
+                free(path);
+                offset += got;
+                if (!cap || got < BLOB_DATA_CHUNK)
+                        return 0;
+        }
+}
+
 char *sf_cli_pyfield(json_object *o, const char *key) {
         json_object *v = NULL;
         json_object_object_get_ex(o, key, &v);
