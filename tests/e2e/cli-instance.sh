@@ -2,14 +2,16 @@
 # End-to-end: `sf instance` (cli/cmd_instance.c) against a full node booting real TCG VMs.
 # 1. On the wire, against a fake API: the POST /instances body of a create with every
 #    option is what upstream's client sends (byte for byte when SF_UPSTREAM_CLIENT names
-#    it, else upstream's rules written out here); refusals send nothing and exit 1.
+#    it, else upstream's rules written out here); refusals send nothing and exit 1;
+#    screenshot's requests with and without blob-data-limit, and the file it writes.
 # 2. Every instance command in all three formats (one VM per format): --simple and --json
 #    must equal tests/golden/cli/instance.{simple,json} (uuids, MACs, addresses, node,
 #    ports and times masked; SF_GOLDEN_UPDATE=1 rewrites them), --pretty is checked for its
 #    table and blocks. Settings: flags (pretty), ~/.shakenfist (simple), SHAKENFIST_* (json).
 # 3. What create sent is what the instance has (read back with show --json); delete waits
 #    until deleted; --async continue returns at once; delete-all --confirm waits for each;
-#    consoledata prints the guest's console; an unknown instance exits 1 with
+#    consoledata prints the guest's console; screenshot writes the guest's screen (an image)
+#    and prints nothing; an unknown instance exits 1 with
 #    "Resource not found" on stderr.
 source "$(dirname "$0")/lib.sh"
 
@@ -31,6 +33,8 @@ python3 - "$SF" "${SF_UPSTREAM_CLIENT:-}" "$W" <<'PY' || fail "create on the wir
 import base64, http.server, json, os, subprocess, sys, threading
 SF, UPSTREAM, W = sys.argv[1], sys.argv[2], sys.argv[3]
 bodies = []
+CAPS = []   # capabilities GET / lists (none by default)
+SHOT_BLOB, SHOT = '0c5a4e0e-5ee1-4c58-9d5b-0d1e7c3b0a11', b'P6\n2 1\n255\n' + bytes(range(6))
 
 class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a):
@@ -41,13 +45,19 @@ class H(http.server.BaseHTTPRequestHandler):
         if self.path == '/auth':
             return self.reply(200, {'access_token': 't', 'token_type': 'Bearer', 'expires_in': 900})
         if self.path == '/':
+            if CAPS:
+                return self.reply(200, None, ''.join('<li>%s</li>' % c for c in CAPS).encode(), 'text/html')
             return self.reply(200, None)
         bodies.append((self.command, self.path, body))
+        if CAPS and self.path == '/instances/vm1/screenshot':
+            return self.reply(200, SHOT_BLOB)
+        if CAPS and self.path.startswith('/blobs/%s/data?' % SHOT_BLOB):
+            return self.reply(200, None, SHOT, 'text/plain')
         return self.reply(400, {'error': 'captured', 'status': 400})
-    def reply(self, code, doc):
-        data = json.dumps(doc).encode()
+    def reply(self, code, doc, data=None, ctype='application/json'):
+        data = json.dumps(doc).encode() if data is None else data
         self.send_response(code)
-        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Type', ctype)
         self.send_header('Content-Length', str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -152,6 +162,26 @@ for cmd in ('vdiconsolefile', 'vdiconsole'):
     rc, out, seen = run(SF, 'instance', cmd, 'vm1')
     assert rc == 1 and not seen and 'Unfortunately this server does not implement VDI console helpers.' in out, (
         cmd, rc, out, seen)
+# screenshot: DESTINATION is opened first (as upstream's); without the capability nothing
+# is asked. With it: GET screenshot, then the blob's bytes in one request (with
+# blob-data-limit: offset and a 512 MiB limit), written as they came; nothing printed.
+dest = os.path.join(W, 'shot.ppm')
+rc, out, seen = run(SF, 'instance', 'screenshot', 'vm1', dest)
+assert rc == 1 and not seen and 'does not support fetching a screenshot of an instance' in out, (rc, out, seen)
+assert os.path.exists(dest)
+for caps, query in ((['instance-screenshot'], 'offset=0'),
+                    (['instance-screenshot', 'blob-data-limit'], 'offset=0&limit=536870912')):
+    CAPS[:] = caps
+    for client, fmt in [(SF, '--simple'), (SF, '--json')] + ([(UPSTREAM, '--json')] if UPSTREAM else []):
+        os.unlink(dest)
+        rc, out, seen = run(client, fmt, 'instance', 'screenshot', 'vm1', dest)
+        assert rc == 0 and out == '', (client, caps, rc, out)
+        assert [b[:2] for b in seen] == [('GET', '/instances/vm1/screenshot'),
+                                         ('GET', '/blobs/%s/data?%s' % (SHOT_BLOB, query))], (client, caps, seen)
+        assert open(dest, 'rb').read() == SHOT, (client, caps)
+CAPS[:] = []
+rc, out, seen = run(SF, 'instance', 'screenshot', 'vm1', os.path.join(W, 'no', 'such', 'dir'))
+assert rc == 1 and not seen and 'cannot open' in out, (rc, out, seen)
 
 # byte for byte what upstream's client sends, when we have it
 if UPSTREAM:
@@ -186,9 +216,9 @@ sfc() {
 mask() {
     python3 -c '
 import re, sys
-node, image, net = sys.argv[1:4]
+node, image, net, w = sys.argv[1:5]
 t = sys.stdin.read()
-t = t.replace(image, "IMAGE").replace(node, "NODE")
+t = t.replace(w, "W").replace(image, "IMAGE").replace(node, "NODE")
 t = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "UUID", t)
 t = re.sub(r"\b[0-9a-f]{2}(:[0-9a-f]{2}){5}\b", "MAC", t)
 t = re.sub(r"\b" + re.escape(net) + r"\d+\b", "IP", t)
@@ -197,7 +227,7 @@ t = re.sub(r"(?m)^(\|\s*)\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?(\s*)", lambda m:
 t = re.sub("\"(timestamp|duration)\": [0-9.e+-]+", "\"\\1\": N", t)
 t = re.sub("\"(console_port|vdi_port|vdi_tls_port)\": [0-9]+", "\"\\1\": PORT", t)
 t = re.sub(r"(?m)^(console port|vdi port|vdi tls port)(\s*:\s*)\d+$", r"\1\2PORT", t)
-sys.stdout.write(t)' "$NODE" "$IMAGE_URL" "${NET_ROUTER%1}"
+sys.stdout.write(t)' "$NODE" "$IMAGE_URL" "${NET_ROUTER%1}" "$W"
 }
 step() {
     local fmt=$1 rc=0; shift
@@ -227,6 +257,7 @@ scenario() {
     step "$f" instance unpause "$vm"
     step "$f" instance reboot --hard "$vm"
     step "$f" instance consoledelete "$vm"
+    step "$f" instance screenshot "$vm" "$W/screen.$f"
     step "$f" instance show cli-nosuch
     step "$f" instance delete "$vm"
     step "$f" instance list
@@ -245,6 +276,12 @@ for f in simple json; do
     fi
     diff -u "$GOLDEN/instance.$f" "$W/out.$f" || fail "--$f output differs from tests/golden/cli/instance.$f"
 done
+# screenshot wrote the guest's screen (PPM or PNG, as QEMU makes it) in every format.
+for f in pretty simple json; do
+    head -c 8 "$W/screen.$f" | od -An -c | tr -d ' ' | grep -qE '^(P6|211PNG)' ||
+        fail "instance screenshot --$f: $W/screen.$f is no image ($(head -c 8 "$W/screen.$f" | od -An -c))"
+done
+log "screenshot ok ($(wc -c < "$W/screen.json") bytes)"
 # The scenarios can outlast the setup's token (15 min) on a loaded machine: a fresh one.
 TOKEN=$(curl -s -X POST -d "{\"namespace\": \"system\", \"key\": \"$KEY\"}" "$API/auth" |
         json_get access_token) || fail "POST /auth gave no access_token"

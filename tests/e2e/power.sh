@@ -9,7 +9,9 @@
 #    resume, and a guest that powers itself off (user_data `sftest-poweroff`) goes `off`
 #    with its event on GET .../events;
 #  - consoledata length semantics (N, default, -1, 0, a bad length), DELETE then a short log;
-#  - vdiconsolehelper and screenshot answer (or refuse with a 406) without a 5xx;
+#  - vdiconsolehelper answers (or refuses with a 406) without a 5xx; screenshot stores
+#    an image as a blob with its size and sha512, served by GET /blobs/<uuid>/data and
+#    written by `sf instance screenshot`;
 #  - the same through `sf` (reboot, poweroff, poweron, pause, unpause, consoledelete).
 source "$(dirname "$0")/lib.sh"
 
@@ -200,14 +202,34 @@ case $CODE in
     *) fail "vdiconsolehelper returned $CODE: $RESP" ;;
 esac
 log "vdiconsolehelper: $CODE"
-api GET "/instances/$VM/screenshot"
-case $CODE in
-    200) B=$(python3 -c 'import json,sys; print(json.loads(sys.stdin.read()))' <<< "$RESP")
-         [ -s "$STORAGE/blobs/${B:0:2}/$B" ] || fail "screenshot blob $B has no file" ;;
-    406) ;;
-    *) fail "screenshot returned $CODE: $RESP" ;;
-esac
-log "screenshot: $CODE $RESP"
+# screenshot: a new blob holding the guest's screen (PPM or PNG), whose record has the
+# file's size and sha512, whose bytes GET /blobs/<uuid>/data serves (offset and limit
+# too), and which `sf instance screenshot` writes to a file.
+is_image() { python3 -c 'import sys; d = open(sys.argv[1], "rb").read(8)
+sys.exit(0 if d[:2] == b"P6" or d == b"\x89PNG\r\n\x1a\n" else 1)' "$1"; }
+api_ok GET "/instances/$VM/screenshot"
+B=$(python3 -c 'import json,sys; print(json.loads(sys.stdin.read()))' <<< "$RESP")
+BF=$STORAGE/blobs/${B:0:2}/$B
+[ -s "$BF" ] || fail "screenshot blob $B has no file"
+is_image "$BF" || fail "screenshot blob $B is no PPM or PNG: $(head -c 16 "$BF" | od -c | head -2)"
+curl -sf -o "$W/shot.rest" -H "Authorization: Bearer $TOKEN" "$API/blobs/$B/data" ||
+    fail "GET /blobs/$B/data failed"
+cmp -s "$W/shot.rest" "$BF" || fail "GET /blobs/$B/data differs from the blob's file"
+curl -sf -o "$W/shot.part" -H "Authorization: Bearer $TOKEN" "$API/blobs/$B/data?offset=2&limit=5" ||
+    fail "GET /blobs/$B/data?offset=2&limit=5 failed"
+[ "$(od -An -tx1 < "$W/shot.part")" = "$(tail -c +3 "$BF" | head -c 5 | od -An -tx1)" ] ||
+    fail "GET /blobs/$B/data?offset=2&limit=5 is not bytes 2..6 of the file"
+api_ok GET "/blobs/$B"
+[ "$(json_get size <<< "$RESP")" = "$(stat -c %s "$BF")" ] || fail "blob $B size is not the file's: $RESP"
+[ "$(json_get sha512 <<< "$RESP")" = "$(sha512sum "$BF" | cut -d' ' -f1)" ] ||
+    fail "blob $B sha512 is not the file's: $RESP"
+[ "$(json_get state <<< "$RESP")" = created ] || fail "blob $B is not created: $RESP"
+SHAKENFIST_API_URL=$API SHAKENFIST_NAMESPACE=system SHAKENFIST_KEY=$KEY \
+    "$SF" --json instance screenshot "e2e-pwr-$E2E_ID" "$W/shot.cli" > "$W/sf.out" 2> "$W/sf.err" ||
+    fail "sf instance screenshot: $(cat "$W/sf.err")"
+[ ! -s "$W/sf.out" ] || fail "sf instance screenshot printed: $(cat "$W/sf.out")"
+[ -s "$W/shot.cli" ] && is_image "$W/shot.cli" || fail "sf instance screenshot wrote no image"
+log "screenshot: blob $B, $(stat -c %s "$BF") bytes ($(head -c 2 "$BF")), sha512 recorded; sf instance screenshot ok"
 
 # ---- the same through sf ----
 export SHAKENFIST_API_URL=$API SHAKENFIST_NAMESPACE=system SHAKENFIST_KEY=$KEY
