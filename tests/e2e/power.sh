@@ -229,7 +229,7 @@ SHAKENFIST_API_URL=$API SHAKENFIST_NAMESPACE=system SHAKENFIST_KEY=$KEY \
     fail "sf instance screenshot: $(cat "$W/sf.err")"
 [ ! -s "$W/sf.out" ] || fail "sf instance screenshot printed: $(cat "$W/sf.out")"
 [ -s "$W/shot.cli" ] && is_image "$W/shot.cli" || fail "sf instance screenshot wrote no image"
-log "screenshot: blob $B, $(stat -c %s "$BF") bytes ($(head -c 2 "$BF")), sha512 recorded; sf instance screenshot ok"
+log "screenshot: blob $B, $(stat -c %s "$BF") bytes of $(json_get mime-type <<< "$RESP"), sha512 recorded; sf instance screenshot ok"
 
 # ---- the same through sf ----
 export SHAKENFIST_API_URL=$API SHAKENFIST_NAMESPACE=system SHAKENFIST_KEY=$KEY
