@@ -175,7 +175,7 @@ int sf_event_emit(sf_ctx_t *ctx, const char *objtype, const char *uuid, const ch
                 subject_token(ns, t_ns, sizeof(t_ns));
                 subject_token(uuid, t_uuid, sizeof(t_uuid));
                 snprintf(subject, sizeof(subject), "sf.event.%s.%s.%s", t_ns, objtype, t_uuid);
-                if (sf_bus_publish(ctx->bus, subject, NULL, buf, len) < 0)
+                if (sf_bus_publish_async(ctx->bus, subject, buf, len) < 0)
                         log_warn("event %s/%s: not published", objtype, uuid);
                 free(buf);
         }
@@ -370,7 +370,7 @@ int sf_event_emit_many(sf_ctx_t *ctx, const char *objtype, const char *uuid, con
                 subject_token(ns, t_ns, sizeof(t_ns));
                 subject_token(uuid, t_uuid, sizeof(t_uuid));
                 snprintf(subject, sizeof(subject), "sf.event.%s.%s.%s", t_ns, objtype, t_uuid);
-                if (sf_bus_publish(ctx->bus, subject, NULL, buf, len) < 0)
+                if (sf_bus_publish_async(ctx->bus, subject, buf, len) < 0)
                         log_warn("event %s/%s: not published", objtype, uuid);
                 free(buf);
         }

@@ -1,7 +1,8 @@
 /* Events (api.md §5): kept per object and event type in Redis (newest first, capped at
  * SF_EVENTS_KEEP, trimmed by age on write and filtered by age on read, the list expiring
  * once everything in it is past its type's retention), and published on
- * sf.event.<namespace>.<objtype>.<uuid> for live followers.  Every `audit` event of an
+ * sf.event.<namespace>.<objtype>.<uuid> for live followers (after the Redis write,
+ * without waiting for JetStream's ack: sf_bus_publish_async).  Every `audit` event of an
  * object with a namespace is also stored on that namespace's own events (extra gains
  * object_type and object_uuid). */
 #pragma once

@@ -55,6 +55,12 @@ node_up() { api GET "/nodes/$NODE"; [ "$CODE" = 200 ]; }
 wait_until 30 "node heartbeat" node_up
 log "node up (api $API, compute on test:///default)"
 
+# CPU time (utime + stime, clock ticks) of each server process, to show where the
+# burst's work went.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+declare -A CPU0=()
+for p in redis nats sf-api sf-compute; do CPU0[$p]=$(cpu_ticks "${PIDS[$p]}"); done
+
 # CONNS threads POST their share back to back; a poller counts `created` in GET /instances
 # every 20 ms.  Rate = N / (last created - first POST).
 python3 - "$API" "$TOKEN" "$N" "$CONNS" > "$W/burst.json" <<'EOF' || fail "burst failed"
@@ -72,7 +78,7 @@ def post(k):
         if r.status != 200:
             errors.append("%d %s" % (r.status, d[:200]))
 threads = [threading.Thread(target=post, args=(k,)) for k in range(conns)]
-t0 = time.monotonic()
+t0, c0 = time.monotonic(), time.process_time()
 for t in threads: t.start()
 c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
 posted = None
@@ -93,9 +99,14 @@ while True:
     time.sleep(0.02)
 total = time.monotonic() - t0
 print(json.dumps({"n": n, "posted_s": round(posted or total, 3), "created_s": round(total, 3),
-                  "rate": round(n / total, 1)}))
+                  "rate": round(n / total, 1), "client_cpu_ms": round((time.process_time() - c0) * 1000)}))
 EOF
 log "burst: $(cat "$W/burst.json")"
+hz=$(getconf CLK_TCK)
+for p in redis nats sf-api sf-compute; do
+    echo "  cpu $p $(( ($(cpu_ticks "${PIDS[$p]}") - CPU0[$p]) * 1000 / hz )) ms"
+done
+echo "  cpu load-generator (python) $(json_get client_cpu_ms < "$W/burst.json") ms"
 # Where the work went: Redis commands over the whole burst (per create: divide by N).
 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" info commandstats |
     sed -n 's/^cmdstat_\([a-z]*\):calls=\([0-9]*\),usec=\([0-9]*\).*/  redis \1 \2 calls \3 us/p' | sort -k3 -n -r
