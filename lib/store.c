@@ -12,11 +12,26 @@
 #include <string.h>
 #include <time.h>
 
+/* The documents this connection last read or wrote, by object: only ever sf_store_update's
+ * first guess (never an answer to a read).  Every write is a compare-and-set on the
+ * revision, so a stale guess costs one refused write and a fresh read, never a lost
+ * change; and a guess on which the caller's function decides not to write is read again
+ * before that decision counts. */
+#define SEEN_SLOTS 16
+typedef struct seen_doc {
+        char key[160]; /* "<type>/<uuid>"; "" = free */
+        uint64_t rev;
+        char *text;
+        uint64_t used; /* for eviction: the least recently used slot goes */
+} seen_doc_t;
+
 struct sf_store {
         redisContext *c;
         char host[128];
         int port;
         int timeout_ms; /* per reply */
+        seen_doc_t seen[SEEN_SLOTS];
+        uint64_t seen_clock;
 };
 
 /* Bump a type's generation (SF_KEY_GEN): a counter that a missing key (a new or wiped
@@ -144,7 +159,53 @@ void sf_store_free(sf_store_t *s) {
                 return;
         if (s->c)
                 redisFree(s->c);
+        for (size_t i = 0; i < SEEN_SLOTS; i++)
+                free(s->seen[i].text);
         free(s);
+}
+
+static seen_doc_t *seen_find(sf_store_t *s, const char *type, const char *uuid) {
+        char key[160];
+
+        snprintf(key, sizeof(key), "%s/%s", type, uuid);
+        for (size_t i = 0; i < SEEN_SLOTS; i++)
+                if (s->seen[i].key[0] && strcmp(s->seen[i].key, key) == 0)
+                        return &s->seen[i];
+        return NULL;
+}
+
+/* Remember (rev, text) of type/uuid; text NULL forgets it. */
+static void seen_note(sf_store_t *s, const char *type, const char *uuid, uint64_t rev, const char *text) {
+        seen_doc_t *d = seen_find(s, type, uuid);
+        char *copy = NULL;
+
+        if (!d && !text)
+                return;
+        if (text && !(copy = strdup(text))) {
+                if (d) {
+                        free(d->text);
+                        *d = (seen_doc_t){0};
+                }
+                return;
+        }
+        if (!d) {
+                d = &s->seen[0];
+                for (size_t i = 1; i < SEEN_SLOTS && d->key[0]; i++)
+                        if (!s->seen[i].key[0] || s->seen[i].used < d->used)
+                                d = &s->seen[i];
+                free(d->text);
+                *d = (seen_doc_t){0};
+                snprintf(d->key, sizeof(d->key), "%s/%s", type, uuid);
+        }
+        if (!copy) {
+                free(d->text);
+                *d = (seen_doc_t){0};
+                return;
+        }
+        free(d->text);
+        d->text = copy;
+        d->rev = rev;
+        d->used = ++s->seen_clock;
 }
 
 const char *sf_store_host(const sf_store_t *s) { return s->host; }
@@ -279,11 +340,14 @@ int sf_store_get(sf_store_t *s, const char *type, const char *uuid, json_object 
         int ret;
 
         ret = sf_store_reply_obj(r, type, uuid, &rev, &text, NULL);
+        if (ret == -ENOENT)
+                seen_note(s, type, uuid, 0, NULL);
         if (ret < 0)
                 return ret;
         ret = sf_store_doc_parse(text, type, uuid, &doc);
         if (ret < 0)
                 return ret;
+        seen_note(s, type, uuid, rev, text);
         if (ret_rev)
                 *ret_rev = rev;
         if (ret_doc)
@@ -481,13 +545,35 @@ int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t exp
         }
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
                 return -EIO;
-        if (r->element[0]->integer == -1)
+        if (r->element[0]->integer == -1) {
+                seen_note(s, type, uuid, 0, NULL);
                 return -ESTALE;
+        }
         if (r->element[0]->integer == -2)
                 return -ENOLCK;
+        seen_note(s, type, uuid, (uint64_t)r->element[1]->integer, text);
         if (ret_rev)
                 *ret_rev = (uint64_t)r->element[1]->integer;
         return 0;
+}
+
+/* The first guess of sf_store_update: the document this connection last read or wrote,
+ * if any.  1 with *ret_doc and *ret_rev set, 0 without a guess. */
+static int seen_guess(sf_store_t *s, const char *type, const char *uuid, json_object **ret_doc, uint64_t *ret_rev) {
+        seen_doc_t *d = seen_find(s, type, uuid);
+        json_object *doc;
+
+        if (!d || !d->text)
+                return 0;
+        doc = json_tokener_parse(d->text);
+        if (!doc || !json_object_is_type(doc, json_type_object)) {
+                json_object_put(doc);
+                return 0;
+        }
+        d->used = ++s->seen_clock;
+        *ret_doc = doc;
+        *ret_rev = d->rev;
+        return 1;
 }
 
 int sf_store_update(sf_store_t *s, const char *type, const char *uuid, const sf_fence_t *fence,
@@ -497,6 +583,21 @@ int sf_store_update(sf_store_t *s, const char *type, const char *uuid, const sf_
                 uint64_t rev;
                 int r;
 
+                /* First try: the document as this connection last saw it (no read).  Only
+                 * a write validates a guess, so any other outcome is decided again on a
+                 * fresh read. */
+                if (attempt == 0 && seen_guess(s, type, uuid, &doc, &rev) == 1) {
+                        r = fn(doc, userdata);
+                        if (r == 0) {
+                                r = sf_store_put(s, type, uuid, rev, doc, fence, NULL);
+                                if (r == 0)
+                                        goto done;
+                                if (r != -ESTALE)
+                                        return r;
+                        }
+                        json_object_put(doc);
+                        doc = NULL;
+                }
                 r = sf_store_get(s, type, uuid, &doc, &rev);
                 if (r < 0)
                         return r;
@@ -517,6 +618,7 @@ int sf_store_update(sf_store_t *s, const char *type, const char *uuid, const sf_
                         if (r < 0)
                                 return r;
                 }
+        done:
                 if (ret_doc)
                         *ret_doc = json_object_get(doc);
                 return 0;
@@ -567,6 +669,7 @@ int sf_store_purge(sf_store_t *s, const char *type, const char *uuid) {
         const char *argv[12] = {"EVAL", PURGE_LUA, nkeys};
         int r = sf_store_get(s, type, uuid, &doc, NULL), argc = 3, nk = 4;
 
+        seen_note(s, type, uuid, 0, NULL);
         if (r == -ENOENT) {
                 events_purge(s, type, uuid); /* events of an object whose record went first */
                 return 0;

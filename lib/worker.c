@@ -49,7 +49,7 @@ static void handle_intent(sf_ctx_t *ctx, const sf_worker_t *w, sf_bus_msg_t *msg
         const void *data;
         size_t len;
         char state[16];
-        int attempts = 0, r, res;
+        int attempts = 0, run = 0, r, res;
 
         data = sf_bus_msg_data(msg, &len);
         wire = sf__intent__unpack(NULL, len, data);
@@ -58,8 +58,9 @@ static void handle_intent(sf_ctx_t *ctx, const sf_worker_t *w, sf_bus_msg_t *msg
                 sf_bus_term(msg);
                 goto cleanup;
         }
-        /* Redis is the truth: the record decides, the message only names it. */
-        r = sf_intent_load(ctx->store, wire->id, &in, state, &attempts);
+        /* Redis is the truth: the record decides, the message only names it.  Loaded,
+         * checked, counted and touched in one round trip (sf_intent_begin). */
+        r = sf_intent_begin(ctx->store, wire->id, sf_bus_msg_id(msg), &in, state, &attempts, &run);
         if (r == -ENOENT) {
                 log_warn("intent %s has no record; dropping", wire->id);
                 sf_bus_term(msg);
@@ -69,18 +70,13 @@ static void handle_intent(sf_ctx_t *ctx, const sf_worker_t *w, sf_bus_msg_t *msg
                 sf_bus_nak(msg, 2000); /* Redis unreachable: try again later */
                 goto cleanup;
         }
-        if (strcmp(state, SF_INTENT_PENDING) != 0) {
+        if (run < 0) {
                 log_debug("intent %s already %s; ack", in->id, state);
                 sf_bus_ack(msg);
                 goto cleanup;
         }
         /* A newer copy of this intent was published (re-drive, re-submit): that one runs. */
-        r = sf_intent_current(ctx->store, in->id, sf_bus_msg_id(msg));
-        if (r < 0) {
-                sf_bus_nak(msg, 2000);
-                goto cleanup;
-        }
-        if (r == 0) {
+        if (run == 0) {
                 log_debug("intent %s: copy %s superseded; ack", in->id, sf_bus_msg_id(msg) ?: "?");
                 sf_bus_ack(msg);
                 goto cleanup;
@@ -88,11 +84,8 @@ static void handle_intent(sf_ctx_t *ctx, const sf_worker_t *w, sf_bus_msg_t *msg
         work.intent = in;
         h = find_handler(w, in->kind);
         if (!h) {
+                sf_intent_attempt(ctx->store, in->id, -1, NULL); /* not a run: uncounted */
                 fail_intent(&work, NULL, "no handler for this intent kind");
-                goto cleanup;
-        }
-        if (sf_intent_attempt(ctx->store, in->id, 1, &attempts) < 0) {
-                sf_bus_nak(msg, 2000);
                 goto cleanup;
         }
         if (attempts > ctx->cfg.max_attempts) {
@@ -101,7 +94,6 @@ static void handle_intent(sf_ctx_t *ctx, const sf_worker_t *w, sf_bus_msg_t *msg
                 fail_intent(&work, h, m);
                 goto cleanup;
         }
-        sf_intent_touch(ctx->store, in->id);
         log_debug("intent %s %s %s attempt %d", in->id, in->kind, in->object_uuid, attempts);
         res = h->fn(&work);
         switch (res) {
