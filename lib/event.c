@@ -141,6 +141,41 @@ static int event_store(sf_ctx_t *ctx, const char *objtype, const char *uuid, con
         return 0;
 }
 
+/* The bus copy of a stored event, with the timestamp Redis stored. */
+static int event_publish(sf_ctx_t *ctx, const char *objtype, const char *uuid, const char *ns, const char *type,
+                         const char *message, json_object *extra, double duration, double stored) {
+        Sf__Event ev = SF__EVENT__INIT;
+        char subject[512], t_ns[80], t_uuid[80];
+        uint8_t *buf;
+        size_t len;
+
+        if (!ctx->bus)
+                return 0;
+        ev.object_type = (char *)objtype;
+        ev.object_uuid = (char *)uuid;
+        ev.ns = (char *)(ns ? ns : "");
+        ev.type = (char *)type;
+        /* The stored timestamp (perhaps bumped), so both copies name one event. */
+        ev.timestamp = stored;
+        ev.fqdn = ctx->cfg.node;
+        ev.has_duration = duration >= 0;
+        ev.duration = duration >= 0 ? duration : 0;
+        ev.message = (char *)message;
+        ev.extra_json = (char *)(extra ? json_object_to_json_string_ext(extra, JSON_C_TO_STRING_PLAIN) : "{}");
+        len = sf__event__get_packed_size(&ev);
+        buf = malloc(len ? len : 1);
+        if (!buf)
+                return -ENOMEM;
+        sf__event__pack(&ev, buf);
+        subject_token(ns, t_ns, sizeof(t_ns));
+        subject_token(uuid, t_uuid, sizeof(t_uuid));
+        snprintf(subject, sizeof(subject), "sf.event.%s.%s.%s", t_ns, objtype, t_uuid);
+        if (sf_bus_publish_async(ctx->bus, subject, buf, len) < 0)
+                log_warn("event %s/%s: not published", objtype, uuid);
+        free(buf);
+        return 0;
+}
+
 int sf_event_emit(sf_ctx_t *ctx, const char *objtype, const char *uuid, const char *ns,
                   const char *type, const char *message, json_object *extra, double duration) {
         double now = sf_now(), stored = now;
@@ -149,37 +184,90 @@ int sf_event_emit(sf_ctx_t *ctx, const char *objtype, const char *uuid, const ch
         r = event_store(ctx, objtype, uuid, ns, type, message, extra, duration, now, &stored);
         if (r < 0)
                 return r;
-        if (ctx->bus) {
-                Sf__Event ev = SF__EVENT__INIT;
-                char subject[512], t_ns[80], t_uuid[80];
-                uint8_t *buf;
-                size_t len;
+        return event_publish(ctx, objtype, uuid, ns, type, message, extra, duration, stored);
+}
 
-                ev.object_type = (char *)objtype;
-                ev.object_uuid = (char *)uuid;
-                ev.ns = (char *)(ns ? ns : "");
-                ev.type = (char *)type;
-                /* The stored timestamp (perhaps bumped), so both copies name one event. */
-                ev.timestamp = stored;
-                ev.fqdn = ctx->cfg.node;
-                ev.has_duration = duration >= 0;
-                ev.duration = duration >= 0 ? duration : 0;
-                ev.message = (char *)message;
-                ev.extra_json = (char *)(extra ? json_object_to_json_string_ext(extra, JSON_C_TO_STRING_PLAIN)
-                                               : "{}");
-                len = sf__event__get_packed_size(&ev);
-                buf = malloc(len ? len : 1);
-                if (!buf)
-                        return -ENOMEM;
-                sf__event__pack(&ev, buf);
-                subject_token(ns, t_ns, sizeof(t_ns));
-                subject_token(uuid, t_uuid, sizeof(t_uuid));
-                snprintf(subject, sizeof(subject), "sf.event.%s.%s.%s", t_ns, objtype, t_uuid);
-                if (sf_bus_publish_async(ctx->bus, subject, buf, len) < 0)
-                        log_warn("event %s/%s: not published", objtype, uuid);
-                free(buf);
+/* PUSH_LUA as the `then_` of a write (sf_store_update_then): k = {list, lastkey[,
+ * mirror list, mirror lastkey]}, a = {now, rest, cap, retention, mirror rest}. */
+static const char THEN_LUA[] =
+        "local function push(list, lastkey, rest, now, keep, ret)\n"
+        "  local ts = now\n"
+        "  local last = redis.call('GET', lastkey)\n"
+        "  if last and tonumber(last) >= ts then ts = tonumber(last) + 0.00001 end\n"
+        "  redis.call('SET', lastkey, string.format('%.6f', ts))\n"
+        "  redis.call('LPUSH', list, string.format('{\"timestamp\": %.6f, ', ts) .. rest)\n"
+        "  redis.call('LTRIM', list, 0, keep - 1)\n"
+        "  if ret < 0 then redis.call('PERSIST', list) return ts end\n"
+        "  local cutoff = now - ret\n"
+        "  for i = 1, 100 do\n"
+        "    local oldest = redis.call('LINDEX', list, -1)\n"
+        "    local t = oldest and tonumber(string.match(oldest, '^{\"timestamp\": ([%d%.]+)'))\n"
+        "    if not t or t >= cutoff then break end\n"
+        "    redis.call('RPOP', list)\n"
+        "  end\n"
+        "  redis.call('EXPIRE', list, ret + 1)\n"
+        "  return ts\n"
+        "end\n"
+        "local function then_(k, a)\n"
+        "  local now, keep, ret = tonumber(a[1]), tonumber(a[3]), tonumber(a[4])\n"
+        "  local ts = push(k[1], k[2], a[2], now, keep, ret)\n"
+        "  if k[3] then push(k[3], k[4], a[5], now, keep, ret) end\n"
+        "  return string.format('%.6f', ts)\n"
+        "end\n";
+
+void sf_event_write_done(sf_event_write_t *ev) {
+        free(ev->rest);
+        free(ev->mirror);
+        free(ev->ns);
+        ev->rest = ev->mirror = ev->ns = NULL;
+}
+
+int sf_event_write_then(json_object *doc, void *userdata, sf_store_then_t *then) {
+        sf_event_write_t *ev = userdata;
+        const char *ns = sf_json_str(doc, "namespace");
+        int ti = type_index(ev->type);
+        bool mirrored;
+
+        sf_event_write_done(ev);
+        if (ev->skip && ev->skip(doc, ev->skip_ud))
+                return 1;
+        if (ti < 0)
+                return -EINVAL;
+        mirrored = ti == 0 && ns && *ns && strcmp(ev->objtype, "namespace") != 0;
+        ev->ns = ns ? strdup(ns) : NULL;
+        ev->rest = record_rest(ev->ctx, ev->type, ev->message, ev->extra, ev->duration);
+        if (mirrored)
+                ev->mirror = mirror_rest(ev->ctx, ev->objtype, ev->uuid, ev->message, ev->extra, ev->duration);
+        if ((ns && !ev->ns) || !ev->rest || (mirrored && !ev->mirror))
+                return -ENOMEM;
+        ev->now = sf_now();
+        snprintf(ev->now_s, sizeof(ev->now_s), "%.6f", ev->now);
+        snprintf(ev->key, sizeof(ev->key), SF_KEY_EVENTS, ev->objtype, ev->uuid, ev->type);
+        snprintf(ev->lastkey, sizeof(ev->lastkey), SF_KEY_EVENTTS, ev->objtype, ev->uuid);
+        snprintf(ev->keep, sizeof(ev->keep), "%d", SF_EVENTS_KEEP);
+        snprintf(ev->ret, sizeof(ev->ret), "%lld", (long long)retention_s[ti]);
+        *then = (sf_store_then_t){.lua = THEN_LUA, .nkeys = 2, .nargs = 4};
+        then->keys[0] = ev->key;
+        then->keys[1] = ev->lastkey;
+        then->args[0] = ev->now_s;
+        then->args[1] = ev->rest;
+        then->args[2] = ev->keep;
+        then->args[3] = ev->ret;
+        if (mirrored) {
+                snprintf(ev->nskey, sizeof(ev->nskey), SF_KEY_EVENTS, "namespace", ns, ev->type);
+                snprintf(ev->nslast, sizeof(ev->nslast), SF_KEY_EVENTTS, "namespace", ns);
+                then->keys[then->nkeys++] = ev->nskey;
+                then->keys[then->nkeys++] = ev->nslast;
+                then->args[then->nargs++] = ev->mirror;
         }
         return 0;
+}
+
+int sf_event_write_publish(sf_event_write_t *ev, const char *stored_ts) {
+        double ts = stored_ts ? strtod(stored_ts, NULL) : ev->now;
+
+        return event_publish(ev->ctx, ev->objtype, ev->uuid, ev->ns, ev->type, ev->message, ev->extra, ev->duration,
+                             ts);
 }
 
 /* Read one list's newest `want` records younger than their type's retention into all

@@ -63,6 +63,27 @@ static const char PUT_LUA[] =
         "bump(KEYS[3])\n"
         "return {0, cur + 1}\n";
 
+/* PUT_LUA with something more stored only if the write happens (sf_store_update_then):
+ * the script is GEN_BUMP_LUA, the caller's `then_` function, then this.  KEYS[1..4] as
+ * PUT_LUA's, KEYS[5..4+nt] then_'s keys, the index sets after them.  ARGV[1..4] as
+ * PUT_LUA's, ARGV[5] nt, ARGV[6] na, ARGV[7..6+na] then_'s args. */
+static const char PUT_THEN_BODY_LUA[] =
+        "local nt, na = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+        "local cur = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')\n"
+        "if cur ~= tonumber(ARGV[1]) then return {-1, cur} end\n"
+        "if ARGV[3] ~= '0' then\n"
+        "  local hi = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
+        "  if tonumber(ARGV[3]) < hi then return {-2, hi} end\n"
+        "  redis.call('SET', KEYS[2], ARGV[3])\n"
+        "end\n"
+        "redis.call('HSET', KEYS[1], 'rev', cur + 1, 'doc', ARGV[2])\n"
+        "for i = 5 + nt, #KEYS do redis.call('SADD', KEYS[i], ARGV[4]) end\n"
+        "bump(KEYS[3])\n"
+        "local tk, ta = {}, {}\n"
+        "for i = 1, nt do tk[i] = KEYS[4 + i] end\n"
+        "for i = 1, na do ta[i] = ARGV[6 + i] end\n"
+        "return {0, cur + 1, then_(tk, ta)}\n";
+
 /* The hard delete of the record, in one step (so a crash never leaves an object out of
  * its indexes but still there, behind an unchanged generation).  KEYS[1] object, KEYS[2]
  * its older single event list, KEYS[3] generation, KEYS[4..] index sets; ARGV[1] uuid.
@@ -495,24 +516,35 @@ cleanup:
         return r;
 }
 
-int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t expect_rev,
-                 json_object *doc, const sf_fence_t *fence, uint64_t *ret_rev) {
-        const char *argv[16];
-        char keybuf[4][256], revs[24], toks[24], nkeys[16];
+/* sf_store_put, with then (optional: sf_store_update_then) in the same script; its
+ * result (a string) into *ret_then. */
+static int store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t expect_rev, json_object *doc,
+                     const sf_fence_t *fence, const sf_store_then_t *then, uint64_t *ret_rev, char **ret_then) {
+        const char *argv[16 + 2 * SF_STORE_THEN_MAX];
+        char keybuf[4][256], revs[24], toks[24], nkeys[16], nt[8], na[8];
         const char *fields[3] = {"namespace", "name", "node"};
         const char *names[3] = {"ns", "name", "node"};
         int argc = 0, nk = 0;
         const char *text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN);
+        _cleanup_free_ char *script = NULL;
         _cleanup_reply_ redisReply *r = NULL;
 
+        if (then && (then->nkeys > SF_STORE_THEN_MAX || then->nargs > SF_STORE_THEN_MAX))
+                return -EINVAL;
+        if (then) {
+                script = sf_strdupf("%s%s\n%s", GEN_BUMP_LUA, then->lua, PUT_THEN_BODY_LUA);
+                if (!script)
+                        return -ENOMEM;
+        }
         snprintf(keybuf[0], sizeof(keybuf[0]), SF_KEY_OBJ, type, uuid);
         snprintf(keybuf[1], sizeof(keybuf[1]), SF_KEY_FENCE, fence ? fence->resource : "-");
         snprintf(keybuf[2], sizeof(keybuf[2]), SF_KEY_GEN, type);
         snprintf(keybuf[3], sizeof(keybuf[3]), SF_KEY_IDX_ALL, type);
         nk = 4;
         argv[argc++] = "EVAL";
-        argv[argc++] = PUT_LUA;
-        /* Keys: object, fence, generation, all-index, then up to three field indexes. */
+        argv[argc++] = then ? script : PUT_LUA;
+        /* Keys: object, fence, generation, all-index, [then_'s keys,] then up to three
+         * field indexes. */
         char idx[3][256];
         int nidx = 0;
         for (int i = 0; i < 3; i++) {
@@ -520,12 +552,14 @@ int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t exp
                 if (v && *v)
                         snprintf(idx[nidx++], sizeof(idx[0]), SF_KEY_IDX, type, names[i], v);
         }
-        snprintf(nkeys, sizeof(nkeys), "%d", nk + nidx);
+        snprintf(nkeys, sizeof(nkeys), "%d", nk + nidx + (then ? (int)then->nkeys : 0));
         argv[argc++] = nkeys;
         argv[argc++] = keybuf[0];
         argv[argc++] = keybuf[1];
         argv[argc++] = keybuf[2];
         argv[argc++] = keybuf[3];
+        for (size_t i = 0; then && i < then->nkeys; i++)
+                argv[argc++] = then->keys[i];
         for (int i = 0; i < nidx; i++)
                 argv[argc++] = idx[i];
         snprintf(revs, sizeof(revs), "%llu", (unsigned long long)expect_rev);
@@ -534,6 +568,14 @@ int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t exp
         argv[argc++] = text;
         argv[argc++] = toks;
         argv[argc++] = uuid;
+        if (then) {
+                snprintf(nt, sizeof(nt), "%zu", then->nkeys);
+                snprintf(na, sizeof(na), "%zu", then->nargs);
+                argv[argc++] = nt;
+                argv[argc++] = na;
+                for (size_t i = 0; i < then->nargs; i++)
+                        argv[argc++] = then->args[i];
+        }
         /* Once: a lost reply may mean it was applied, and a second try would then report
          * a conflict with our own write (or, in sf_store_update, apply the change twice). */
         r = sf_store_cmdargv_once(s, argc, argv, NULL);
@@ -543,7 +585,7 @@ int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t exp
                 log_err("store put %s/%s: %s", type, uuid, r->str);
                 return sf_store_reply_errno(r);
         }
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+        if (r->type != REDIS_REPLY_ARRAY || r->elements < 2)
                 return -EIO;
         if (r->element[0]->integer == -1) {
                 seen_note(s, type, uuid, 0, NULL);
@@ -554,7 +596,25 @@ int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t exp
         seen_note(s, type, uuid, (uint64_t)r->element[1]->integer, text);
         if (ret_rev)
                 *ret_rev = (uint64_t)r->element[1]->integer;
+        if (ret_then && r->elements > 2 && r->element[2]->type == REDIS_REPLY_STRING)
+                *ret_then = strdup(r->element[2]->str);
         return 0;
+}
+
+int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t expect_rev,
+                 json_object *doc, const sf_fence_t *fence, uint64_t *ret_rev) {
+        return store_put(s, type, uuid, expect_rev, doc, fence, NULL, ret_rev, NULL);
+}
+
+int sf_store_put_then(sf_store_t *s, const char *type, const char *uuid, uint64_t expect_rev, json_object *doc,
+                      const sf_fence_t *fence, sf_store_then_fn then_fn, void *then_ud, uint64_t *ret_rev,
+                      char **ret_then) {
+        sf_store_then_t then = {0};
+        int t = then_fn(doc, then_ud, &then);
+
+        if (t < 0)
+                return t;
+        return store_put(s, type, uuid, expect_rev, doc, fence, t == 0 ? &then : NULL, ret_rev, ret_then);
 }
 
 /* The first guess of sf_store_update: the document this connection last read or wrote,
@@ -576,54 +636,73 @@ static int seen_guess(sf_store_t *s, const char *type, const char *uuid, json_ob
         return 1;
 }
 
-int sf_store_update(sf_store_t *s, const char *type, const char *uuid, const sf_fence_t *fence,
-                    sf_store_mutate_fn fn, void *userdata, json_object **ret_doc) {
+/* One write of sf_store_update(_then): fn applied to doc, and if it wants a write, doc
+ * written at rev with what then_fn adds.  Returns fn's result (0 written, 1 nothing to
+ * do) or a negative errno; *ret_wrote says whether it came from the write (-ESTALE: a
+ * conflict) rather than from fn or then_fn. */
+static int update_once(sf_store_t *s, const char *type, const char *uuid, const sf_fence_t *fence,
+                       sf_store_mutate_fn fn, void *userdata, sf_store_then_fn then_fn, void *then_ud,
+                       json_object *doc, uint64_t rev, char **ret_then, bool *ret_wrote) {
+        sf_store_then_t then = {0};
+        int r = fn(doc, userdata), t = 1;
+
+        *ret_wrote = false;
+        if (r != 0)
+                return r;
+        if (then_fn && (t = then_fn(doc, then_ud, &then)) < 0)
+                return t;
+        *ret_wrote = true;
+        return store_put(s, type, uuid, rev, doc, fence, t == 0 ? &then : NULL, NULL, ret_then);
+}
+
+int sf_store_update_then(sf_store_t *s, const char *type, const char *uuid, const sf_fence_t *fence,
+                         sf_store_mutate_fn fn, void *userdata, sf_store_then_fn then_fn, void *then_ud,
+                         json_object **ret_doc, char **ret_then) {
         for (int attempt = 0; attempt < 100; attempt++) {
                 _cleanup_json_ json_object *doc = NULL;
                 uint64_t rev;
+                bool wrote;
                 int r;
 
                 /* First try: the document as this connection last saw it (no read).  Only
-                 * a write validates a guess, so any other outcome is decided again on a
-                 * fresh read. */
+                 * a write validates a guess: whatever fn decided on it, and a conflict, are
+                 * decided again on a fresh read. */
                 if (attempt == 0 && seen_guess(s, type, uuid, &doc, &rev) == 1) {
-                        r = fn(doc, userdata);
-                        if (r == 0) {
-                                r = sf_store_put(s, type, uuid, rev, doc, fence, NULL);
-                                if (r == 0)
-                                        goto done;
-                                if (r != -ESTALE)
-                                        return r;
-                        }
+                        r = update_once(s, type, uuid, fence, fn, userdata, then_fn, then_ud, doc, rev, ret_then,
+                                        &wrote);
+                        if (r == 0 && wrote)
+                                goto done;
+                        if (wrote && r != -ESTALE)
+                                return r;
                         json_object_put(doc);
                         doc = NULL;
                 }
                 r = sf_store_get(s, type, uuid, &doc, &rev);
                 if (r < 0)
                         return r;
-                r = fn(doc, userdata);
+                r = update_once(s, type, uuid, fence, fn, userdata, then_fn, then_ud, doc, rev, ret_then, &wrote);
+                if (r == -ESTALE && wrote) {
+                        /* Somebody else wrote first: back off a random little while (so one
+                         * writer cannot starve), re-read, re-apply. */
+                        uint32_t rnd = 0;
+                        sf_random_bytes(&rnd, sizeof(rnd));
+                        struct timespec ts = {0, (long)(rnd % (uint32_t)(attempt + 1)) * 200000L};
+                        nanosleep(&ts, NULL);
+                        continue;
+                }
                 if (r < 0)
                         return r;
-                if (r == 0) {
-                        r = sf_store_put(s, type, uuid, rev, doc, fence, NULL);
-                        if (r == -ESTALE) {
-                                /* Somebody else wrote first: back off a random little while
-                                 * (so one writer cannot starve), re-read, re-apply. */
-                                uint32_t rnd = 0;
-                                sf_random_bytes(&rnd, sizeof(rnd));
-                                struct timespec ts = {0, (long)(rnd % (uint32_t)(attempt + 1)) * 200000L};
-                                nanosleep(&ts, NULL);
-                                continue;
-                        }
-                        if (r < 0)
-                                return r;
-                }
         done:
                 if (ret_doc)
                         *ret_doc = json_object_get(doc);
                 return 0;
         }
         return -ESTALE;
+}
+
+int sf_store_update(sf_store_t *s, const char *type, const char *uuid, const sf_fence_t *fence,
+                    sf_store_mutate_fn fn, void *userdata, json_object **ret_doc) {
+        return sf_store_update_then(s, type, uuid, fence, fn, userdata, NULL, NULL, ret_doc, NULL);
 }
 
 int sf_store_index(sf_store_t *s, const char *type, const char *index, const char *value,

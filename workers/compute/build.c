@@ -641,24 +641,39 @@ static int create_define_start(create_t *c) {
         return SF_WORK_DONE;
 }
 
+/* A write that leaves the power state as it was carries no event. */
+static bool power_unchanged(json_object *doc, void *ud) {
+        const built_t *b = ud;
+
+        (void)doc;
+        return !b->power_changed;
+}
+
 static int create_record(create_t *c) {
         built_t built = {.disks = c->disk_view, .power = "on"};
+        _cleanup_json_ json_object *extra = json_object_new_object();
+        _cleanup_free_ char *stored_ts = NULL;
+        /* A power change is an attribute write like any other: a "set attribute" event, so
+         * event readers and the live stream see it (lib/object.c does the same), stored in
+         * the record's own write. */
+        sf_event_write_t ev = {.ctx = c->w->ctx, .objtype = "instance", .uuid = c->uuid, .type = "mutate",
+                               .message = "set attribute", .extra = extra, .duration = -1,
+                               .skip = power_unchanged, .skip_ud = &built};
         int r;
 
-        r = sf_store_update(c->w->ctx->store, "instance", c->uuid, &c->fence, apply_built, &built, NULL);
+        if (!extra)
+                return sf_work_error(c->w, "out of memory"), SF_WORK_RETRY;
+        json_object_object_add(extra, "attribute", json_object_new_string("power_state"));
+        json_object_object_add(extra, "value", json_object_new_string(built.power));
+        r = sf_store_update_then(c->w->ctx->store, "instance", c->uuid, &c->fence, apply_built, &built,
+                                 sf_event_write_then, &ev, NULL, &stored_ts);
+        if (r == 0 && stored_ts)
+                sf_event_write_publish(&ev, stored_ts);
+        sf_event_write_done(&ev);
         if (r == -ENOLCK)
                 return sf_work_error(c->w, "instance lock lost"), SF_WORK_WAIT;
         if (r < 0)
                 return sf_work_error(c->w, "cannot record disks: %s", strerror(-r)), SF_WORK_RETRY;
-        /* A power change is an attribute write like any other: a "set attribute" event, so
-         * event readers and the live stream see it (lib/object.c does the same). */
-        if (built.power_changed) {
-                _cleanup_json_ json_object *extra = json_object_new_object();
-
-                json_object_object_add(extra, "attribute", json_object_new_string("power_state"));
-                json_object_object_add(extra, "value", json_object_new_string(built.power));
-                sf_event_emit(c->w->ctx, "instance", c->uuid, c->ns, "mutate", "set attribute", extra, -1);
-        }
         return SF_WORK_DONE;
 }
 
