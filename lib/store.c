@@ -77,6 +77,7 @@ static const char PUT_THEN_BODY_LUA[] =
         "  redis.call('SET', KEYS[2], ARGV[3])\n"
         "end\n"
         "redis.call('HSET', KEYS[1], 'rev', cur + 1, 'doc', ARGV[2])\n"
+        "redis.call('SADD', KEYS[4], ARGV[4])\n"
         "for i = 5 + nt, #KEYS do redis.call('SADD', KEYS[i], ARGV[4]) end\n"
         "bump(KEYS[3])\n"
         "local tk, ta = {}, {}\n"
