@@ -61,8 +61,8 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 declare -A CPU0=()
 for p in redis nats sf-api sf-compute; do CPU0[$p]=$(cpu_ticks "${PIDS[$p]}"); done
 
-# CONNS threads POST their share back to back; a poller counts `created` in GET /instances
-# every 20 ms.  Rate = N / (last created - first POST).
+# CONNS threads POST their share back to back; once all are answered, a poller counts
+# `created` in GET /instances every 20 ms.  Rate = N / (last created - first POST).
 python3 - "$API" "$TOKEN" "$N" "$CONNS" > "$W/burst.json" <<'EOF' || fail "burst failed"
 import http.client, json, sys, threading, time, urllib.parse
 api, token, n, conns = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -81,10 +81,11 @@ threads = [threading.Thread(target=post, args=(k,)) for k in range(conns)]
 t0, c0 = time.monotonic(), time.process_time()
 for t in threads: t.start()
 c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
-posted = None
+# The last create cannot finish before the last POST is answered: polling starts then,
+# so the poller's GETs do not compete with the POSTs for the CPU they measure.
+for t in threads: t.join()
+posted = time.monotonic() - t0
 while True:
-    if posted is None and not any(t.is_alive() for t in threads):
-        posted = time.monotonic() - t0
     c.request("GET", "/instances", "", h)
     r = c.getresponse(); d = json.loads(r.read())
     states = {}
