@@ -12,6 +12,11 @@
 #include <time.h>
 
 void sf_work_progress(sf_work_t *w) {
+        int64_t now = sf_mono_ms();
+
+        if (now - w->progressed_ms < SF_WORK_PROGRESS_MS)
+                return;
+        w->progressed_ms = now;
         if (w->msg)
                 sf_bus_progress(w->msg);
         sf_intent_touch(w->ctx->store, w->intent->id);
@@ -43,7 +48,9 @@ static void fail_intent(sf_work_t *work, const sf_handler_t *h, const char *mess
 
 static void handle_intent(sf_ctx_t *ctx, const sf_worker_t *w, sf_bus_msg_t *msg,
                           volatile sig_atomic_t *stop) {
-        sf_work_t work = {.ctx = ctx, .msg = msg, .wait_ms = 500, .user = w->user, .stop = stop};
+        /* The fetch just started the ack timer and sf_intent_begin touches the record. */
+        sf_work_t work = {.ctx = ctx, .msg = msg, .wait_ms = 500, .user = w->user, .stop = stop,
+                          .progressed_ms = sf_mono_ms()};
         Sf__Intent *wire = NULL, *in = NULL;
         const sf_handler_t *h;
         const void *data;
