@@ -318,34 +318,47 @@ void sf_bus_sub_free(sf_bus_sub_t *s) {
         free(s);
 }
 
-int sf_bus_fetch(sf_bus_sub_t *s, int timeout_ms, sf_bus_msg_t **ret) {
+int sf_bus_fetch_many(sf_bus_sub_t *s, int max, int timeout_ms, sf_bus_msg_t **ret, int *ret_n) {
         natsMsgList list = {0};
         jsErrCode jerr = 0;
-        jsMsgMetaData *meta = NULL;
-        sf_bus_msg_t *m;
         natsStatus st;
+        int n = 0;
 
-        st = natsSubscription_Fetch(&list, s->sub, 1, timeout_ms, &jerr);
+        *ret_n = 0;
+        if (max < 1)
+                return -EINVAL;
+        st = natsSubscription_Fetch(&list, s->sub, max, timeout_ms, &jerr);
         if (st != NATS_OK || list.Count == 0) {
                 natsMsgList_Destroy(&list);
-                return st == NATS_OK ? -ETIMEDOUT : nats_errno(st);
+                return st == NATS_OK || st == NATS_TIMEOUT ? -ETIMEDOUT : nats_errno(st);
         }
-        m = calloc(1, sizeof(*m));
-        if (!m) {
-                natsMsgList_Destroy(&list);
-                return -ENOMEM;
+        for (int i = 0; i < list.Count && n < max; i++) {
+                jsMsgMetaData *meta = NULL;
+                sf_bus_msg_t *m = calloc(1, sizeof(*m));
+
+                if (!m)
+                        break; /* the rest is redelivered after the ack wait */
+                m->msg = list.Msgs[i];
+                list.Msgs[i] = NULL;
+                m->delivered = 1;
+                if (natsMsg_GetMetaData(&meta, m->msg) == NATS_OK) {
+                        m->delivered = meta->NumDelivered;
+                        m->seq = meta->Sequence.Stream;
+                        jsMsgMetaData_Destroy(meta);
+                }
+                ret[n++] = m;
         }
-        m->msg = list.Msgs[0];
-        list.Msgs[0] = NULL;
         natsMsgList_Destroy(&list);
-        m->delivered = 1;
-        if (natsMsg_GetMetaData(&meta, m->msg) == NATS_OK) {
-                m->delivered = meta->NumDelivered;
-                m->seq = meta->Sequence.Stream;
-                jsMsgMetaData_Destroy(meta);
-        }
-        *ret = m;
-        return 0;
+        *ret_n = n;
+        return n > 0 ? 0 : -ENOMEM;
+}
+
+int sf_bus_fetch(sf_bus_sub_t *s, int timeout_ms, sf_bus_msg_t **ret) {
+        int n = 0, r = sf_bus_fetch_many(s, 1, timeout_ms, ret, &n);
+
+        if (r == -ETIMEDOUT)
+                return r;
+        return r < 0 ? r : 0;
 }
 
 const void *sf_bus_msg_data(sf_bus_msg_t *m, size_t *ret_len) {

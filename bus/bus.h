@@ -50,6 +50,10 @@ int sf_bus_sub_check(sf_bus_sub_t **sub);
 
 /* One message, or -ETIMEDOUT when none arrived within timeout_ms. */
 int sf_bus_fetch(sf_bus_sub_t *s, int timeout_ms, sf_bus_msg_t **ret);
+/* Up to max messages in one pull request (ret has room for max): as soon as at least one
+ * is there, it returns what the server sent (*ret_n), or -ETIMEDOUT when none arrived
+ * within timeout_ms.  Each message's ack timer runs from its delivery. */
+int sf_bus_fetch_many(sf_bus_sub_t *s, int max, int timeout_ms, sf_bus_msg_t **ret, int *ret_n);
 const void *sf_bus_msg_data(sf_bus_msg_t *m, size_t *ret_len);
 const char *sf_bus_msg_subject(sf_bus_msg_t *m);
 uint64_t sf_bus_msg_delivered(sf_bus_msg_t *m); /* 1 on first delivery */

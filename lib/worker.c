@@ -229,10 +229,11 @@ static int pool_start(pool_t *p, const sf_ctx_t *parent, const sf_worker_t *w, v
         return 0;
 }
 
-/* Wait up to timeout_ms for a thread with nothing queued for it. */
-static bool pool_wait_free(pool_t *p, int timeout_ms) {
+/* Wait up to timeout_ms for a thread with nothing queued for it; how many such threads
+ * there are (0 after the timeout). */
+static int pool_wait_free(pool_t *p, int timeout_ms) {
         struct timespec until;
-        bool free_slot;
+        int free_slots;
 
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += timeout_ms / 1000;
@@ -242,11 +243,11 @@ static bool pool_wait_free(pool_t *p, int timeout_ms) {
                 until.tv_nsec -= 1000000000L;
         }
         pthread_mutex_lock(&p->mu);
-        while (!(free_slot = p->idle > (int)p->nqueued))
+        while ((free_slots = p->idle - (int)p->nqueued) <= 0)
                 if (pthread_cond_timedwait(&p->changed, &p->mu, &until) != 0)
                         break;
         pthread_mutex_unlock(&p->mu);
-        return free_slot;
+        return free_slots > 0 ? free_slots : 0;
 }
 
 static bool pool_busy(pool_t *p) {
@@ -310,7 +311,8 @@ int sf_worker_run(sf_ctx_t *ctx, const sf_worker_t *w, volatile sig_atomic_t *st
                         log_info("re-published %d pending intent(s) left by a previous run", n);
         }
         while (!*stop) {
-                sf_bus_msg_t *msg = NULL;
+                sf_bus_msg_t *msgs[POOL_MAX];
+                int n = 0, nfree = 1;
 
                 /* A server that lost its store (lazy fsync, power loss) comes back without
                  * our stream or consumer: notice, recreate, and re-publish from Redis. */
@@ -336,10 +338,11 @@ int sf_worker_run(sf_ctx_t *ctx, const sf_worker_t *w, volatile sig_atomic_t *st
                         w->tick(ctx, w->user);
                         next_tick = sf_mono_ms() + (w->tick_ms > 0 ? w->tick_ms : 5000);
                 }
-                /* Fetch only for a free thread: a fetched message's ack timer is running. */
-                if (pooled && !pool_wait_free(&pool, 1000))
+                /* Fetch only for free threads (as many messages as there are, in one
+                 * pull request): a fetched message's ack timer is running. */
+                if (pooled && !(nfree = pool_wait_free(&pool, 1000)))
                         continue;
-                r = sf_bus_fetch(sub, 1000, &msg);
+                r = sf_bus_fetch_many(sub, pooled ? nfree : 1, 1000, msgs, &n);
                 if (r == -ETIMEDOUT)
                         continue;
                 if (r < 0) {
@@ -348,19 +351,23 @@ int sf_worker_run(sf_ctx_t *ctx, const sf_worker_t *w, volatile sig_atomic_t *st
                         continue;
                 }
                 /* Stopping (SIGTERM came during the fetch): take nothing new.  Handed
-                 * back at once, so the next start (or another worker) gets it without
+                 * back at once, so the next start (or another worker) gets them without
                  * waiting out the ack timer. */
                 if (*stop) {
-                        sf_bus_nak(msg, 0);
-                        sf_bus_msg_free(msg);
+                        for (int i = 0; i < n; i++) {
+                                sf_bus_nak(msgs[i], 0);
+                                sf_bus_msg_free(msgs[i]);
+                        }
                         break;
                 }
-                if (pooled) {
-                        pool_hand_over(&pool, msg);
-                        continue;
+                for (int i = 0; i < n; i++) {
+                        if (pooled) {
+                                pool_hand_over(&pool, msgs[i]);
+                                continue;
+                        }
+                        handle_intent(ctx, w, msgs[i], stop);
+                        sf_bus_msg_free(msgs[i]);
                 }
-                handle_intent(ctx, w, msg, stop);
-                sf_bus_msg_free(msg);
         }
         log_info("stopping: %s", pooled ? "letting the running handlers finish" : "no handler running");
         if (pooled)
