@@ -343,32 +343,46 @@ int sf_event_list(sf_store_t *s, const char *objtype, const char *uuid, const ch
 
 /* PUSH_LUA for several records of one object and type: ARGV[1] now, ARGV[2] cap,
  * ARGV[3] retention, then per record its rest and its mirror's ("" without a mirror).
- * Returns the stored timestamps. */
+ * Returns the stored timestamps.  What PUSH_LUA does per record is done once per list
+ * here (one GET and SET of the last timestamp, one LPUSH of all records, one trim),
+ * with the same result: the same timestamps (each past the previous one, as stored
+ * with %.6f) and the same list. */
 static const char PUSH_MANY_LUA[] =
-        "local keep, ret = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
-        "local function push(list, lastkey, rest)\n"
-        "  local ts = tonumber(ARGV[1])\n"
+        "local now, keep, ret = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+        "local function push_all(list, lastkey, recs)\n"
         "  local last = redis.call('GET', lastkey)\n"
-        "  if last and tonumber(last) >= ts then ts = tonumber(last) + 0.00001 end\n"
-        "  redis.call('SET', lastkey, string.format('%.6f', ts))\n"
-        "  redis.call('LPUSH', list, string.format('{\"timestamp\": %.6f, ', ts) .. rest)\n"
+        "  last = last and tonumber(last)\n"
+        "  local vals, tss = {}, {}\n"
+        "  for i, rest in ipairs(recs) do\n"
+        "    local ts = now\n"
+        "    if last and last >= ts then ts = last + 0.00001 end\n"
+        "    last = tonumber(string.format('%.6f', ts))\n"
+        "    tss[i] = ts\n"
+        "    vals[i] = string.format('{\"timestamp\": %.6f, ', ts) .. rest\n"
+        "  end\n"
+        "  redis.call('SET', lastkey, string.format('%.6f', tss[#tss]))\n"
+        "  redis.call('LPUSH', list, unpack(vals))\n"
         "  redis.call('LTRIM', list, 0, keep - 1)\n"
-        "  if ret < 0 then redis.call('PERSIST', list) return ts end\n"
-        "  local cutoff = tonumber(ARGV[1]) - ret\n"
-        "  for i = 1, 100 do\n"
+        "  if ret < 0 then redis.call('PERSIST', list) return tss end\n"
+        "  local cutoff = now - ret\n"
+        "  for i = 1, 100 * #recs do\n"
         "    local oldest = redis.call('LINDEX', list, -1)\n"
         "    local t = oldest and tonumber(string.match(oldest, '^{\"timestamp\": ([%d%.]+)'))\n"
         "    if not t or t >= cutoff then break end\n"
         "    redis.call('RPOP', list)\n"
         "  end\n"
         "  redis.call('EXPIRE', list, ret + 1)\n"
-        "  return ts\n"
+        "  return tss\n"
         "end\n"
-        "local out = {}\n"
+        "local recs, mrecs, out = {}, {}, {}\n"
         "for i = 4, #ARGV, 2 do\n"
-        "  out[#out + 1] = string.format('%.6f', push(KEYS[1], KEYS[2], ARGV[i]))\n"
-        "  if KEYS[3] and ARGV[i + 1] ~= '' then push(KEYS[3], KEYS[4], ARGV[i + 1]) end\n"
+        "  recs[#recs + 1] = ARGV[i]\n"
+        "  if KEYS[3] and ARGV[i + 1] ~= '' then mrecs[#mrecs + 1] = ARGV[i + 1] end\n"
         "end\n"
+        "if #recs > 0 then\n"
+        "  for i, ts in ipairs(push_all(KEYS[1], KEYS[2], recs)) do out[i] = string.format('%.6f', ts) end\n"
+        "end\n"
+        "if #mrecs > 0 then push_all(KEYS[3], KEYS[4], mrecs) end\n"
         "return out\n";
 
 int sf_event_emit_many(sf_ctx_t *ctx, const char *objtype, const char *uuid, const char *ns, const char *type,
