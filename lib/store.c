@@ -48,11 +48,14 @@ struct sf_store {
 
 /* KEYS[1] object hash, KEYS[2] fence key (or "-"), KEYS[3] the type's generation,
  * KEYS[4..] index sets.
- * ARGV[1] expected rev, ARGV[2] doc, ARGV[3] fence token ("0" = none), ARGV[4] uuid. */
+ * ARGV[1] expected rev, ARGV[2] doc, ARGV[3] fence token ("0" = none), ARGV[4] uuid,
+ * ARGV[5] the expected current document ("" = any at that rev: a write from a guess
+ * checks the text too, as a record deleted and made again restarts its revisions). */
 static const char PUT_LUA[] =
         GEN_BUMP_LUA
         "local cur = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')\n"
         "if cur ~= tonumber(ARGV[1]) then return {-1, cur} end\n"
+        "if ARGV[5] ~= '' and redis.call('HGET', KEYS[1], 'doc') ~= ARGV[5] then return {-1, cur} end\n"
         "if ARGV[3] ~= '0' then\n"
         "  local hi = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
         "  if tonumber(ARGV[3]) < hi then return {-2, hi} end\n"
@@ -65,12 +68,13 @@ static const char PUT_LUA[] =
 
 /* PUT_LUA with something more stored only if the write happens (sf_store_update_then):
  * the script is GEN_BUMP_LUA, the caller's `then_` function, then this.  KEYS[1..4] as
- * PUT_LUA's, KEYS[5..4+nt] then_'s keys, the index sets after them.  ARGV[1..4] as
- * PUT_LUA's, ARGV[5] nt, ARGV[6] na, ARGV[7..6+na] then_'s args. */
+ * PUT_LUA's, KEYS[5..4+nt] then_'s keys, the index sets after them.  ARGV[1..5] as
+ * PUT_LUA's, ARGV[6] nt, ARGV[7] na, ARGV[8..7+na] then_'s args. */
 static const char PUT_THEN_BODY_LUA[] =
-        "local nt, na = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+        "local nt, na = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
         "local cur = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')\n"
         "if cur ~= tonumber(ARGV[1]) then return {-1, cur} end\n"
+        "if ARGV[5] ~= '' and redis.call('HGET', KEYS[1], 'doc') ~= ARGV[5] then return {-1, cur} end\n"
         "if ARGV[3] ~= '0' then\n"
         "  local hi = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
         "  if tonumber(ARGV[3]) < hi then return {-2, hi} end\n"
@@ -82,7 +86,7 @@ static const char PUT_THEN_BODY_LUA[] =
         "bump(KEYS[3])\n"
         "local tk, ta = {}, {}\n"
         "for i = 1, nt do tk[i] = KEYS[4 + i] end\n"
-        "for i = 1, na do ta[i] = ARGV[6 + i] end\n"
+        "for i = 1, na do ta[i] = ARGV[7 + i] end\n"
         "return {0, cur + 1, then_(tk, ta)}\n";
 
 /* The hard delete of the record, in one step (so a crash never leaves an object out of
@@ -518,10 +522,12 @@ cleanup:
 }
 
 /* sf_store_put, with then (optional: sf_store_update_then) in the same script; its
- * result (a string) into *ret_then. */
+ * result (a string) into *ret_then.  expect_text (optional): the write also needs the
+ * stored document to be exactly that (a guess: see sf_store_update_then). */
 static int store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t expect_rev, json_object *doc,
-                     const sf_fence_t *fence, const sf_store_then_t *then, uint64_t *ret_rev, char **ret_then) {
-        const char *argv[16 + 2 * SF_STORE_THEN_MAX];
+                     const sf_fence_t *fence, const sf_store_then_t *then, const char *expect_text,
+                     uint64_t *ret_rev, char **ret_then) {
+        const char *argv[17 + 2 * SF_STORE_THEN_MAX];
         char keybuf[4][256], revs[24], toks[24], nkeys[16], nt[8], na[8];
         const char *fields[3] = {"namespace", "name", "node"};
         const char *names[3] = {"ns", "name", "node"};
@@ -569,6 +575,7 @@ static int store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t
         argv[argc++] = text;
         argv[argc++] = toks;
         argv[argc++] = uuid;
+        argv[argc++] = expect_text ? expect_text : "";
         if (then) {
                 snprintf(nt, sizeof(nt), "%zu", then->nkeys);
                 snprintf(na, sizeof(na), "%zu", then->nargs);
@@ -604,7 +611,7 @@ static int store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t
 
 int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t expect_rev,
                  json_object *doc, const sf_fence_t *fence, uint64_t *ret_rev) {
-        return store_put(s, type, uuid, expect_rev, doc, fence, NULL, ret_rev, NULL);
+        return store_put(s, type, uuid, expect_rev, doc, fence, NULL, NULL, ret_rev, NULL);
 }
 
 int sf_store_put_then(sf_store_t *s, const char *type, const char *uuid, uint64_t expect_rev, json_object *doc,
@@ -615,25 +622,28 @@ int sf_store_put_then(sf_store_t *s, const char *type, const char *uuid, uint64_
 
         if (t < 0)
                 return t;
-        return store_put(s, type, uuid, expect_rev, doc, fence, t == 0 ? &then : NULL, ret_rev, ret_then);
+        return store_put(s, type, uuid, expect_rev, doc, fence, t == 0 ? &then : NULL, NULL, ret_rev, ret_then);
 }
 
 /* The first guess of sf_store_update: the document this connection last read or wrote,
  * if any.  1 with *ret_doc and *ret_rev set, 0 without a guess. */
-static int seen_guess(sf_store_t *s, const char *type, const char *uuid, json_object **ret_doc, uint64_t *ret_rev) {
+static int seen_guess(sf_store_t *s, const char *type, const char *uuid, json_object **ret_doc, uint64_t *ret_rev,
+                      char **ret_text) {
         seen_doc_t *d = seen_find(s, type, uuid);
         json_object *doc;
+        char *text;
 
         if (!d || !d->text)
                 return 0;
         doc = json_tokener_parse(d->text);
-        if (!doc || !json_object_is_type(doc, json_type_object)) {
+        if (!doc || !json_object_is_type(doc, json_type_object) || !(text = strdup(d->text))) {
                 json_object_put(doc);
                 return 0;
         }
         d->used = ++s->seen_clock;
         *ret_doc = doc;
         *ret_rev = d->rev;
+        *ret_text = text;
         return 1;
 }
 
@@ -643,7 +653,7 @@ static int seen_guess(sf_store_t *s, const char *type, const char *uuid, json_ob
  * conflict) rather than from fn or then_fn. */
 static int update_once(sf_store_t *s, const char *type, const char *uuid, const sf_fence_t *fence,
                        sf_store_mutate_fn fn, void *userdata, sf_store_then_fn then_fn, void *then_ud,
-                       json_object *doc, uint64_t rev, char **ret_then, bool *ret_wrote) {
+                       json_object *doc, uint64_t rev, const char *expect_text, char **ret_then, bool *ret_wrote) {
         sf_store_then_t then = {0};
         int r = fn(doc, userdata), t = 1;
 
@@ -653,7 +663,7 @@ static int update_once(sf_store_t *s, const char *type, const char *uuid, const 
         if (then_fn && (t = then_fn(doc, then_ud, &then)) < 0)
                 return t;
         *ret_wrote = true;
-        return store_put(s, type, uuid, rev, doc, fence, t == 0 ? &then : NULL, NULL, ret_then);
+        return store_put(s, type, uuid, rev, doc, fence, t == 0 ? &then : NULL, expect_text, NULL, ret_then);
 }
 
 int sf_store_update_then(sf_store_t *s, const char *type, const char *uuid, const sf_fence_t *fence,
@@ -661,16 +671,18 @@ int sf_store_update_then(sf_store_t *s, const char *type, const char *uuid, cons
                          json_object **ret_doc, char **ret_then) {
         for (int attempt = 0; attempt < 100; attempt++) {
                 _cleanup_json_ json_object *doc = NULL;
+                _cleanup_free_ char *guess = NULL;
                 uint64_t rev;
                 bool wrote;
                 int r;
 
                 /* First try: the document as this connection last saw it (no read).  Only
-                 * a write validates a guess: whatever fn decided on it, and a conflict, are
-                 * decided again on a fresh read. */
-                if (attempt == 0 && seen_guess(s, type, uuid, &doc, &rev) == 1) {
-                        r = update_once(s, type, uuid, fence, fn, userdata, then_fn, then_ud, doc, rev, ret_then,
-                                        &wrote);
+                 * a write validates a guess (same revision and the very same text: a
+                 * record deleted and made again restarts its revisions); whatever fn
+                 * decided on it, and a conflict, are decided again on a fresh read. */
+                if (attempt == 0 && seen_guess(s, type, uuid, &doc, &rev, &guess) == 1) {
+                        r = update_once(s, type, uuid, fence, fn, userdata, then_fn, then_ud, doc, rev, guess,
+                                        ret_then, &wrote);
                         if (r == 0 && wrote)
                                 goto done;
                         if (wrote && r != -ESTALE)
@@ -681,7 +693,8 @@ int sf_store_update_then(sf_store_t *s, const char *type, const char *uuid, cons
                 r = sf_store_get(s, type, uuid, &doc, &rev);
                 if (r < 0)
                         return r;
-                r = update_once(s, type, uuid, fence, fn, userdata, then_fn, then_ud, doc, rev, ret_then, &wrote);
+                r = update_once(s, type, uuid, fence, fn, userdata, then_fn, then_ud, doc, rev, NULL, ret_then,
+                                &wrote);
                 if (r == -ESTALE && wrote) {
                         /* Somebody else wrote first: back off a random little while (so one
                          * writer cannot starve), re-read, re-apply. */

@@ -71,9 +71,10 @@ int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t exp
 /* Read-modify-write with CAS retries.  fn returns 0 to write, 1 for "nothing to do"
  * (no write, success), or a negative errno to abort with it.  *ret_doc (optional)
  * gets the resulting document (caller puts it).  The first try applies fn to the
- * document this connection last read or wrote (if any) without reading it: the write's
- * compare-and-set validates it, and if it was stale, or fn returned non-zero on it, fn
- * is applied again to a fresh read.  So fn may run more than once (as on any conflict). */
+ * document this connection last read or wrote (if any) without reading it: the write
+ * validates it (the stored revision and text must still be that document's), and if it
+ * was stale, or fn returned non-zero on it, fn is applied again to a fresh read.  So fn
+ * may run more than once (as on any conflict). */
 typedef int (*sf_store_mutate_fn)(json_object *doc, void *userdata);
 int sf_store_update(sf_store_t *s, const char *type, const char *uuid, const sf_fence_t *fence,
                     sf_store_mutate_fn fn, void *userdata, json_object **ret_doc);

@@ -184,7 +184,7 @@ static void test_update_guess(void **state) {
         char uuid[SF_UUID_LEN];
         sf_store_t *other = NULL;
         _cleanup_json_ json_object *doc = json_object_new_object(), *got = NULL, *theirs = NULL;
-        uint64_t rev = 0;
+        uint64_t rev = 0, ours = 0;
 
         (void)state;
         sf_uuid_new(uuid);
@@ -207,8 +207,24 @@ static void test_update_guess(void **state) {
         json_object_put(got);
         got = NULL;
         assert_int_equal(sf_store_update(ctx.store, "thing", uuid, NULL, add_one, NULL, NULL), 0);
-        assert_int_equal(sf_store_get(ctx.store, "thing", uuid, &got, NULL), 0);
+        assert_int_equal(sf_store_get(ctx.store, "thing", uuid, &got, &ours), 0);
         assert_int_equal(sf_json_int(got, "n", 0), 42);
+        json_object_put(got);
+        got = NULL;
+        /* Deleted and made again by another connection, up to the revision of our guess:
+         * the revision matches, the text does not, so the guess is not written back. */
+        assert_int_equal(sf_store_purge(other, "thing", uuid), 0);
+        json_object_put(theirs);
+        theirs = json_object_new_object();
+        json_object_object_add(theirs, "fresh", json_object_new_boolean(true));
+        assert_int_equal(sf_store_put(other, "thing", uuid, 0, theirs, NULL, &rev), 0);
+        while (rev < ours)
+                assert_int_equal(sf_store_put(other, "thing", uuid, rev, theirs, NULL, &rev), 0);
+        assert_int_equal(rev, ours);
+        assert_int_equal(sf_store_update(ctx.store, "thing", uuid, NULL, add_one, NULL, NULL), 0);
+        assert_int_equal(sf_store_get(ctx.store, "thing", uuid, &got, NULL), 0);
+        assert_true(sf_json_bool(got, "fresh", false));
+        assert_int_equal(sf_json_int(got, "n", 0), 1);
         sf_store_free(other);
 }
 

@@ -18,6 +18,9 @@ mkdir -p "$OUT"
 # These domains only ever lived in the test driver: no virsh calls for them at cleanup.
 bench_cleanup() {
     local rc=$?
+    # Not under set -e: `(exit "$rc")` of a failed run must not end the trap before
+    # e2e_cleanup has stopped redis-server and nats-server.
+    set +e
     stop_pid sf-api; stop_pid sf-compute
     rm -rf "$STORAGE/instances"
     (exit "$rc"); e2e_cleanup
