@@ -539,8 +539,16 @@ static int set_interfaces(json_object *doc, void *ud) {
         return 0;
 }
 
-static int set_artifacts(json_object *doc, void *ud) {
-        json_object_object_add(doc, "artifacts", json_object_get((json_object *)ud));
+typedef struct {
+        json_object *artifacts;
+        const char *node;
+} placement_t;
+
+static int set_placement(json_object *doc, void *ud) {
+        const placement_t *p = ud;
+
+        json_object_object_add(doc, "artifacts", json_object_get(p->artifacts));
+        json_object_object_add(doc, "node", json_object_new_string(p->node));
         return 0;
 }
 
@@ -598,7 +606,7 @@ static int instance_record_write(sf_ctx_t *ctx, const create_req_t *c, const cha
         json_object_object_add(doc, "vdi_tls_port", NULL);
         json_object_object_add(doc, "interfaces", json_object_new_array());
         json_object_object_add(doc, "disks", json_object_new_array());
-        /* Filled in by instance_resolve_images, before "node" is set. */
+        /* Filled in by instance_place, in the write that sets "node". */
         json_object_object_add(doc, "artifacts", json_object_new_array());
         return sf_obj_create(ctx, "instance", uuid, doc);
 }
@@ -672,20 +680,22 @@ static int instance_add_interfaces(sf_ctx_t *ctx, const create_req_t *c, const c
         return 0;
 }
 
-/* Step: record the chosen node.  Last before the intents: once "node" is set, a re-drive
- * (an API killed before publishing) builds from this record, so it must be complete. */
-static int instance_record_node(sf_ctx_t *ctx, const create_req_t *c, const char *uuid, const char *node) {
-        (void)c; /* the scheduler logged its stages (api/scheduler.c) */
-        return sf_obj_set_field(ctx, "instance", uuid, "node", json_object_new_string(node), NULL);
-}
-
 /* Step: an image artifact per URL disk (api.md §6.3), found or created only once the
  * interfaces are claimed and a node is chosen, so a refused create leaves no artifact
- * behind.  Written to the record before "node" is. */
-static int instance_resolve_images(sf_ctx_t *ctx, create_req_t *c, const char *uuid) {
-        _cleanup_json_ json_object *arts = json_object_new_array();
+ * behind; then the artifacts and the chosen node in one write (with the node's "set
+ * attribute" event).  Last before the intents: once "node" is set, a re-drive (an API
+ * killed before publishing) builds from this record, so it must be complete.
+ * *ret_doc gets the record as written. */
+static int instance_place(sf_ctx_t *ctx, create_req_t *c, const char *uuid, const char *node,
+                          json_object **ret_doc) {
+        _cleanup_json_ json_object *arts = json_object_new_array(), *extra = json_object_new_object();
+        _cleanup_free_ char *stored_ts = NULL;
+        sf_event_write_t ev = {.ctx = ctx, .objtype = "instance", .uuid = uuid, .type = "mutate",
+                               .message = "set attribute", .extra = extra, .duration = -1};
         int r;
 
+        if (!arts || !extra)
+                return -ENOMEM;
         for (size_t i = 0; i < c->ndisks; i++) {
                 const char *base = sf_json_str(json_object_array_get_idx(c->disks, i), "base");
 
@@ -697,7 +707,15 @@ static int instance_resolve_images(sf_ctx_t *ctx, create_req_t *c, const char *u
                 }
                 json_object_array_add(arts, c->artifacts[i][0] ? json_object_new_string(c->artifacts[i]) : NULL);
         }
-        return sf_store_update(ctx->store, "instance", uuid, NULL, set_artifacts, arts, NULL);
+        json_object_object_add(extra, "attribute", json_object_new_string("node"));
+        json_object_object_add(extra, "value", json_object_new_string(node));
+        r = sf_store_update_then(ctx->store, "instance", uuid, NULL, set_placement,
+                                 &(placement_t){.artifacts = arts, .node = node}, sf_event_write_then, &ev, ret_doc,
+                                 &stored_ts);
+        if (r == 0 && stored_ts)
+                sf_event_write_publish(&ev, stored_ts);
+        sf_event_write_done(&ev);
+        return r;
 }
 
 /* Step: intents, recorded in Redis then published; each worker converges its part. */
@@ -756,9 +774,7 @@ int sf_api_instances_post(sf_http_req_t *req, sf_http_resp_t *resp) {
                                                       .metadata = c.metadata, .instance = uuid},
                                     resp, node);
         if (r == 0)
-                r = instance_resolve_images(ctx, &c, uuid);
-        if (r == 0)
-                r = instance_record_node(ctx, &c, uuid, node);
+                r = instance_place(ctx, &c, uuid, node, &final);
         if (r < 0) {
                 _cleanup_json_ json_object *answer = resp->status ? json_tokener_parse(resp->body) : NULL;
 
@@ -770,9 +786,8 @@ int sf_api_instances_post(sf_http_req_t *req, sf_http_resp_t *resp) {
         r = instance_publish(ctx, &c, uuid, ifaces, node);
         if (r < 0)
                 goto cleanup;
-        r = sf_store_get(ctx->store, "instance", uuid, &final, NULL);
-        if (r < 0)
-                goto cleanup;
+        /* The record as this request wrote it (state initial): a worker that already
+         * moved it on is seen by the next GET. */
         r = sf_http_json(resp, 200, sf_view_instance(ctx, final));
 cleanup:
         create_req_done(&c);

@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <nats/nats.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,10 @@ struct sf_bus {
         natsConnection *nc;
         jsCtx *js;
         _Atomic uint64_t reconnects;
+        /* An async publish found no stream (the server lost its store): the next publish
+         * creates the streams first. */
+        atomic_bool streams_lost;
+        _Atomic uint64_t async_failed;
 };
 
 static void on_reconnected(natsConnection *nc, void *closure) {
@@ -57,8 +63,24 @@ static int nats_errno(natsStatus s) {
         }
 }
 
+/* An async publish the server refused or did not acknowledge in time (on the client's
+ * own thread).  Its data is in Redis already (events are stored first): it is only
+ * missing from the stream's live copy, as a failed synchronous publish would be. */
+static void on_async_error(jsCtx *js, jsPubAckErr *pae, void *closure) {
+        sf_bus_t *b = closure;
+
+        (void)js;
+        b->async_failed++;
+        if (pae->Err == NATS_NO_RESPONDERS)
+                atomic_store(&b->streams_lost, true);
+        fprintf(stderr, "bus: async publish on %s failed: %s\n",
+                pae->Msg ? natsMsg_GetSubject(pae->Msg) : "?",
+                pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err));
+}
+
 int sf_bus_connect(const char *url, const char *user, const char *password, sf_bus_t **ret) {
         natsOptions *opts = NULL;
+        jsOptions jo;
         sf_bus_t *b = calloc(1, sizeof(*b));
         natsStatus s;
         int r = -ENOMEM;
@@ -83,8 +105,14 @@ int sf_bus_connect(const char *url, const char *user, const char *password, sf_b
                 s = natsOptions_SetReconnectedCB(opts, on_reconnected, b);
         if (s == NATS_OK)
                 s = natsConnection_Connect(&b->nc, opts);
-        if (s == NATS_OK)
-                s = natsConnection_JetStream(&b->js, b->nc, NULL);
+        if (s == NATS_OK) {
+                jsOptions_Init(&jo);
+                jo.PublishAsync.ErrHandler = on_async_error;
+                jo.PublishAsync.ErrHandlerClosure = b;
+                /* Bounded: past this many unacknowledged, a publish waits (StallWait, 200 ms). */
+                jo.PublishAsync.MaxPending = 4096;
+                s = natsConnection_JetStream(&b->js, b->nc, &jo);
+        }
         r = nats_errno(s);
         if (r < 0)
                 goto cleanup;
@@ -101,6 +129,15 @@ uint64_t sf_bus_reconnects(sf_bus_t *b) { return b->reconnects; }
 void sf_bus_free(sf_bus_t *b) {
         if (!b)
                 return;
+        if (b->js) {
+                /* Async publishes still in flight get their acks (bounded) before the end. */
+                jsPubOptions po;
+
+                jsPubOptions_Init(&po);
+                po.MaxWait = 2000;
+                if (natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED)
+                        js_PublishAsyncComplete(b->js, &po);
+        }
         jsCtx_Destroy(b->js);
         natsConnection_Destroy(b->nc);
         free(b);
@@ -171,6 +208,30 @@ int sf_bus_publish(sf_bus_t *b, const char *subject, const char *msg_id, const v
         }
         return nats_errno(s);
 }
+
+int sf_bus_publish_async(sf_bus_t *b, const char *subject, const void *data, size_t len) {
+        jsPubOptions po;
+        natsStatus s;
+
+        if (natsConnection_Status(b->nc) != NATS_CONN_STATUS_CONNECTED)
+                return -ENOTCONN;
+        if (atomic_exchange(&b->streams_lost, false))
+                sf_bus_ensure_streams(b);
+        jsPubOptions_Init(&po);
+        po.MaxWait = 5000; /* no ack by then: on_async_error */
+        s = js_PublishAsync(b->js, subject, data, (int)len, &po);
+        return nats_errno(s);
+}
+
+int sf_bus_async_flush(sf_bus_t *b, int timeout_ms) {
+        jsPubOptions po;
+
+        jsPubOptions_Init(&po);
+        po.MaxWait = timeout_ms;
+        return nats_errno(js_PublishAsyncComplete(b->js, &po));
+}
+
+uint64_t sf_bus_async_failed(sf_bus_t *b) { return b->async_failed; }
 
 int sf_bus_consumer(sf_bus_t *b, const char *stream, const char *durable, const char *filter,
                     int ack_wait_s, sf_bus_sub_t **ret) {
@@ -257,34 +318,47 @@ void sf_bus_sub_free(sf_bus_sub_t *s) {
         free(s);
 }
 
-int sf_bus_fetch(sf_bus_sub_t *s, int timeout_ms, sf_bus_msg_t **ret) {
+int sf_bus_fetch_many(sf_bus_sub_t *s, int max, int timeout_ms, sf_bus_msg_t **ret, int *ret_n) {
         natsMsgList list = {0};
         jsErrCode jerr = 0;
-        jsMsgMetaData *meta = NULL;
-        sf_bus_msg_t *m;
         natsStatus st;
+        int n = 0;
 
-        st = natsSubscription_Fetch(&list, s->sub, 1, timeout_ms, &jerr);
+        *ret_n = 0;
+        if (max < 1)
+                return -EINVAL;
+        st = natsSubscription_Fetch(&list, s->sub, max, timeout_ms, &jerr);
         if (st != NATS_OK || list.Count == 0) {
                 natsMsgList_Destroy(&list);
-                return st == NATS_OK ? -ETIMEDOUT : nats_errno(st);
+                return st == NATS_OK || st == NATS_TIMEOUT ? -ETIMEDOUT : nats_errno(st);
         }
-        m = calloc(1, sizeof(*m));
-        if (!m) {
-                natsMsgList_Destroy(&list);
-                return -ENOMEM;
+        for (int i = 0; i < list.Count && n < max; i++) {
+                jsMsgMetaData *meta = NULL;
+                sf_bus_msg_t *m = calloc(1, sizeof(*m));
+
+                if (!m)
+                        break; /* the rest is redelivered after the ack wait */
+                m->msg = list.Msgs[i];
+                list.Msgs[i] = NULL;
+                m->delivered = 1;
+                if (natsMsg_GetMetaData(&meta, m->msg) == NATS_OK) {
+                        m->delivered = meta->NumDelivered;
+                        m->seq = meta->Sequence.Stream;
+                        jsMsgMetaData_Destroy(meta);
+                }
+                ret[n++] = m;
         }
-        m->msg = list.Msgs[0];
-        list.Msgs[0] = NULL;
         natsMsgList_Destroy(&list);
-        m->delivered = 1;
-        if (natsMsg_GetMetaData(&meta, m->msg) == NATS_OK) {
-                m->delivered = meta->NumDelivered;
-                m->seq = meta->Sequence.Stream;
-                jsMsgMetaData_Destroy(meta);
-        }
-        *ret = m;
-        return 0;
+        *ret_n = n;
+        return n > 0 ? 0 : -ENOMEM;
+}
+
+int sf_bus_fetch(sf_bus_sub_t *s, int timeout_ms, sf_bus_msg_t **ret) {
+        int n = 0, r = sf_bus_fetch_many(s, 1, timeout_ms, ret, &n);
+
+        if (r == -ETIMEDOUT)
+                return r;
+        return r < 0 ? r : 0;
 }
 
 const void *sf_bus_msg_data(sf_bus_msg_t *m, size_t *ret_len) {

@@ -27,6 +27,17 @@ int sf_bus_ensure_streams(sf_bus_t *b);
 int sf_bus_publish(sf_bus_t *b, const char *subject, const char *msg_id, const void *data,
                    size_t len);
 
+/* Publish without waiting for the stream's ack: for messages whose truth is elsewhere
+ * (events: Redis has them first), so a lost one costs only its live copy.  Messages of
+ * one connection reach the server in publish order.  A refusal or a missing ack (5 s)
+ * is logged on the client's thread and counted (sf_bus_async_failed); a refusal for a
+ * missing stream makes the next async publish create the streams again.  sf_bus_free
+ * waits (bounded) for the acks still due. */
+int sf_bus_publish_async(sf_bus_t *b, const char *subject, const void *data, size_t len);
+/* Wait up to timeout_ms until every async publish so far is acknowledged (tests). */
+int sf_bus_async_flush(sf_bus_t *b, int timeout_ms);
+uint64_t sf_bus_async_failed(sf_bus_t *b);
+
 /* Create the durable pull consumer explicitly (explicit ack, filter subject,
  * unlimited deliveries: the caller counts attempts in Redis) and bind to it.
  * Destroying the subscription never deletes the durable. */
@@ -39,6 +50,10 @@ int sf_bus_sub_check(sf_bus_sub_t **sub);
 
 /* One message, or -ETIMEDOUT when none arrived within timeout_ms. */
 int sf_bus_fetch(sf_bus_sub_t *s, int timeout_ms, sf_bus_msg_t **ret);
+/* Up to max messages in one pull request (ret has room for max): as soon as at least one
+ * is there, it returns what the server sent (*ret_n), or -ETIMEDOUT when none arrived
+ * within timeout_ms.  Each message's ack timer runs from its delivery. */
+int sf_bus_fetch_many(sf_bus_sub_t *s, int max, int timeout_ms, sf_bus_msg_t **ret, int *ret_n);
 const void *sf_bus_msg_data(sf_bus_msg_t *m, size_t *ret_len);
 const char *sf_bus_msg_subject(sf_bus_msg_t *m);
 uint64_t sf_bus_msg_delivered(sf_bus_msg_t *m); /* 1 on first delivery */

@@ -141,6 +141,41 @@ static int event_store(sf_ctx_t *ctx, const char *objtype, const char *uuid, con
         return 0;
 }
 
+/* The bus copy of a stored event, with the timestamp Redis stored. */
+static int event_publish(sf_ctx_t *ctx, const char *objtype, const char *uuid, const char *ns, const char *type,
+                         const char *message, json_object *extra, double duration, double stored) {
+        Sf__Event ev = SF__EVENT__INIT;
+        char subject[512], t_ns[80], t_uuid[80];
+        uint8_t *buf;
+        size_t len;
+
+        if (!ctx->bus)
+                return 0;
+        ev.object_type = (char *)objtype;
+        ev.object_uuid = (char *)uuid;
+        ev.ns = (char *)(ns ? ns : "");
+        ev.type = (char *)type;
+        /* The stored timestamp (perhaps bumped), so both copies name one event. */
+        ev.timestamp = stored;
+        ev.fqdn = ctx->cfg.node;
+        ev.has_duration = duration >= 0;
+        ev.duration = duration >= 0 ? duration : 0;
+        ev.message = (char *)message;
+        ev.extra_json = (char *)(extra ? json_object_to_json_string_ext(extra, JSON_C_TO_STRING_PLAIN) : "{}");
+        len = sf__event__get_packed_size(&ev);
+        buf = malloc(len ? len : 1);
+        if (!buf)
+                return -ENOMEM;
+        sf__event__pack(&ev, buf);
+        subject_token(ns, t_ns, sizeof(t_ns));
+        subject_token(uuid, t_uuid, sizeof(t_uuid));
+        snprintf(subject, sizeof(subject), "sf.event.%s.%s.%s", t_ns, objtype, t_uuid);
+        if (sf_bus_publish_async(ctx->bus, subject, buf, len) < 0)
+                log_warn("event %s/%s: not published", objtype, uuid);
+        free(buf);
+        return 0;
+}
+
 int sf_event_emit(sf_ctx_t *ctx, const char *objtype, const char *uuid, const char *ns,
                   const char *type, const char *message, json_object *extra, double duration) {
         double now = sf_now(), stored = now;
@@ -149,37 +184,90 @@ int sf_event_emit(sf_ctx_t *ctx, const char *objtype, const char *uuid, const ch
         r = event_store(ctx, objtype, uuid, ns, type, message, extra, duration, now, &stored);
         if (r < 0)
                 return r;
-        if (ctx->bus) {
-                Sf__Event ev = SF__EVENT__INIT;
-                char subject[512], t_ns[80], t_uuid[80];
-                uint8_t *buf;
-                size_t len;
+        return event_publish(ctx, objtype, uuid, ns, type, message, extra, duration, stored);
+}
 
-                ev.object_type = (char *)objtype;
-                ev.object_uuid = (char *)uuid;
-                ev.ns = (char *)(ns ? ns : "");
-                ev.type = (char *)type;
-                /* The stored timestamp (perhaps bumped), so both copies name one event. */
-                ev.timestamp = stored;
-                ev.fqdn = ctx->cfg.node;
-                ev.has_duration = duration >= 0;
-                ev.duration = duration >= 0 ? duration : 0;
-                ev.message = (char *)message;
-                ev.extra_json = (char *)(extra ? json_object_to_json_string_ext(extra, JSON_C_TO_STRING_PLAIN)
-                                               : "{}");
-                len = sf__event__get_packed_size(&ev);
-                buf = malloc(len ? len : 1);
-                if (!buf)
-                        return -ENOMEM;
-                sf__event__pack(&ev, buf);
-                subject_token(ns, t_ns, sizeof(t_ns));
-                subject_token(uuid, t_uuid, sizeof(t_uuid));
-                snprintf(subject, sizeof(subject), "sf.event.%s.%s.%s", t_ns, objtype, t_uuid);
-                if (sf_bus_publish(ctx->bus, subject, NULL, buf, len) < 0)
-                        log_warn("event %s/%s: not published", objtype, uuid);
-                free(buf);
+/* PUSH_LUA as the `then_` of a write (sf_store_update_then): k = {list, lastkey[,
+ * mirror list, mirror lastkey]}, a = {now, rest, cap, retention, mirror rest}. */
+static const char THEN_LUA[] =
+        "local function push(list, lastkey, rest, now, keep, ret)\n"
+        "  local ts = now\n"
+        "  local last = redis.call('GET', lastkey)\n"
+        "  if last and tonumber(last) >= ts then ts = tonumber(last) + 0.00001 end\n"
+        "  redis.call('SET', lastkey, string.format('%.6f', ts))\n"
+        "  redis.call('LPUSH', list, string.format('{\"timestamp\": %.6f, ', ts) .. rest)\n"
+        "  redis.call('LTRIM', list, 0, keep - 1)\n"
+        "  if ret < 0 then redis.call('PERSIST', list) return ts end\n"
+        "  local cutoff = now - ret\n"
+        "  for i = 1, 100 do\n"
+        "    local oldest = redis.call('LINDEX', list, -1)\n"
+        "    local t = oldest and tonumber(string.match(oldest, '^{\"timestamp\": ([%d%.]+)'))\n"
+        "    if not t or t >= cutoff then break end\n"
+        "    redis.call('RPOP', list)\n"
+        "  end\n"
+        "  redis.call('EXPIRE', list, ret + 1)\n"
+        "  return ts\n"
+        "end\n"
+        "local function then_(k, a)\n"
+        "  local now, keep, ret = tonumber(a[1]), tonumber(a[3]), tonumber(a[4])\n"
+        "  local ts = push(k[1], k[2], a[2], now, keep, ret)\n"
+        "  if k[3] then push(k[3], k[4], a[5], now, keep, ret) end\n"
+        "  return string.format('%.6f', ts)\n"
+        "end\n";
+
+void sf_event_write_done(sf_event_write_t *ev) {
+        free(ev->rest);
+        free(ev->mirror);
+        free(ev->ns);
+        ev->rest = ev->mirror = ev->ns = NULL;
+}
+
+int sf_event_write_then(json_object *doc, void *userdata, sf_store_then_t *then) {
+        sf_event_write_t *ev = userdata;
+        const char *ns = sf_json_str(doc, "namespace");
+        int ti = type_index(ev->type);
+        bool mirrored;
+
+        sf_event_write_done(ev);
+        if (ev->skip && ev->skip(doc, ev->skip_ud))
+                return 1;
+        if (ti < 0)
+                return -EINVAL;
+        mirrored = ti == 0 && ns && *ns && strcmp(ev->objtype, "namespace") != 0;
+        ev->ns = ns ? strdup(ns) : NULL;
+        ev->rest = record_rest(ev->ctx, ev->type, ev->message, ev->extra, ev->duration);
+        if (mirrored)
+                ev->mirror = mirror_rest(ev->ctx, ev->objtype, ev->uuid, ev->message, ev->extra, ev->duration);
+        if ((ns && !ev->ns) || !ev->rest || (mirrored && !ev->mirror))
+                return -ENOMEM;
+        ev->now = sf_now();
+        snprintf(ev->now_s, sizeof(ev->now_s), "%.6f", ev->now);
+        snprintf(ev->key, sizeof(ev->key), SF_KEY_EVENTS, ev->objtype, ev->uuid, ev->type);
+        snprintf(ev->lastkey, sizeof(ev->lastkey), SF_KEY_EVENTTS, ev->objtype, ev->uuid);
+        snprintf(ev->keep, sizeof(ev->keep), "%d", SF_EVENTS_KEEP);
+        snprintf(ev->ret, sizeof(ev->ret), "%lld", (long long)retention_s[ti]);
+        *then = (sf_store_then_t){.lua = THEN_LUA, .nkeys = 2, .nargs = 4};
+        then->keys[0] = ev->key;
+        then->keys[1] = ev->lastkey;
+        then->args[0] = ev->now_s;
+        then->args[1] = ev->rest;
+        then->args[2] = ev->keep;
+        then->args[3] = ev->ret;
+        if (mirrored) {
+                snprintf(ev->nskey, sizeof(ev->nskey), SF_KEY_EVENTS, "namespace", ns, ev->type);
+                snprintf(ev->nslast, sizeof(ev->nslast), SF_KEY_EVENTTS, "namespace", ns);
+                then->keys[then->nkeys++] = ev->nskey;
+                then->keys[then->nkeys++] = ev->nslast;
+                then->args[then->nargs++] = ev->mirror;
         }
         return 0;
+}
+
+int sf_event_write_publish(sf_event_write_t *ev, const char *stored_ts) {
+        double ts = stored_ts ? strtod(stored_ts, NULL) : ev->now;
+
+        return event_publish(ev->ctx, ev->objtype, ev->uuid, ev->ns, ev->type, ev->message, ev->extra, ev->duration,
+                             ts);
 }
 
 /* Read one list's newest `want` records younger than their type's retention into all
@@ -255,32 +343,46 @@ int sf_event_list(sf_store_t *s, const char *objtype, const char *uuid, const ch
 
 /* PUSH_LUA for several records of one object and type: ARGV[1] now, ARGV[2] cap,
  * ARGV[3] retention, then per record its rest and its mirror's ("" without a mirror).
- * Returns the stored timestamps. */
+ * Returns the stored timestamps.  What PUSH_LUA does per record is done once per list
+ * here (one GET and SET of the last timestamp, one LPUSH of all records, one trim),
+ * with the same result: the same timestamps (each past the previous one, as stored
+ * with %.6f) and the same list. */
 static const char PUSH_MANY_LUA[] =
-        "local keep, ret = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
-        "local function push(list, lastkey, rest)\n"
-        "  local ts = tonumber(ARGV[1])\n"
+        "local now, keep, ret = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+        "local function push_all(list, lastkey, recs)\n"
         "  local last = redis.call('GET', lastkey)\n"
-        "  if last and tonumber(last) >= ts then ts = tonumber(last) + 0.00001 end\n"
-        "  redis.call('SET', lastkey, string.format('%.6f', ts))\n"
-        "  redis.call('LPUSH', list, string.format('{\"timestamp\": %.6f, ', ts) .. rest)\n"
+        "  last = last and tonumber(last)\n"
+        "  local vals, tss = {}, {}\n"
+        "  for i, rest in ipairs(recs) do\n"
+        "    local ts = now\n"
+        "    if last and last >= ts then ts = last + 0.00001 end\n"
+        "    last = tonumber(string.format('%.6f', ts))\n"
+        "    tss[i] = ts\n"
+        "    vals[i] = string.format('{\"timestamp\": %.6f, ', ts) .. rest\n"
+        "  end\n"
+        "  redis.call('SET', lastkey, string.format('%.6f', tss[#tss]))\n"
+        "  redis.call('LPUSH', list, unpack(vals))\n"
         "  redis.call('LTRIM', list, 0, keep - 1)\n"
-        "  if ret < 0 then redis.call('PERSIST', list) return ts end\n"
-        "  local cutoff = tonumber(ARGV[1]) - ret\n"
-        "  for i = 1, 100 do\n"
+        "  if ret < 0 then redis.call('PERSIST', list) return tss end\n"
+        "  local cutoff = now - ret\n"
+        "  for i = 1, 100 * #recs do\n"
         "    local oldest = redis.call('LINDEX', list, -1)\n"
         "    local t = oldest and tonumber(string.match(oldest, '^{\"timestamp\": ([%d%.]+)'))\n"
         "    if not t or t >= cutoff then break end\n"
         "    redis.call('RPOP', list)\n"
         "  end\n"
         "  redis.call('EXPIRE', list, ret + 1)\n"
-        "  return ts\n"
+        "  return tss\n"
         "end\n"
-        "local out = {}\n"
+        "local recs, mrecs, out = {}, {}, {}\n"
         "for i = 4, #ARGV, 2 do\n"
-        "  out[#out + 1] = string.format('%.6f', push(KEYS[1], KEYS[2], ARGV[i]))\n"
-        "  if KEYS[3] and ARGV[i + 1] ~= '' then push(KEYS[3], KEYS[4], ARGV[i + 1]) end\n"
+        "  recs[#recs + 1] = ARGV[i]\n"
+        "  if KEYS[3] and ARGV[i + 1] ~= '' then mrecs[#mrecs + 1] = ARGV[i + 1] end\n"
         "end\n"
+        "if #recs > 0 then\n"
+        "  for i, ts in ipairs(push_all(KEYS[1], KEYS[2], recs)) do out[i] = string.format('%.6f', ts) end\n"
+        "end\n"
+        "if #mrecs > 0 then push_all(KEYS[3], KEYS[4], mrecs) end\n"
         "return out\n";
 
 int sf_event_emit_many(sf_ctx_t *ctx, const char *objtype, const char *uuid, const char *ns, const char *type,
@@ -370,7 +472,7 @@ int sf_event_emit_many(sf_ctx_t *ctx, const char *objtype, const char *uuid, con
                 subject_token(ns, t_ns, sizeof(t_ns));
                 subject_token(uuid, t_uuid, sizeof(t_uuid));
                 snprintf(subject, sizeof(subject), "sf.event.%s.%s.%s", t_ns, objtype, t_uuid);
-                if (sf_bus_publish(ctx->bus, subject, NULL, buf, len) < 0)
+                if (sf_bus_publish_async(ctx->bus, subject, buf, len) < 0)
                         log_warn("event %s/%s: not published", objtype, uuid);
                 free(buf);
         }

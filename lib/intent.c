@@ -161,6 +161,48 @@ int sf_intent_load(sf_store_t *s, const char *id, Sf__Intent **ret, char ret_sta
         return 0;
 }
 
+/* KEYS[1] the record.  ARGV[1] the message's id ("" for none), ARGV[2] now (us).
+ * Returns false without a record, else {payload, state, attempts, run}: what
+ * sf_intent_load, sf_intent_current, sf_intent_attempt and sf_intent_touch did in four
+ * round trips.  A record without msgid (older than message generations) runs any copy. */
+static const char BEGIN_LUA[] =
+        "local f = redis.call('HMGET', KEYS[1], 'payload', 'state', 'attempts', 'msgid')\n"
+        "if not f[1] then return false end\n"
+        "if f[2] ~= 'pending' then return {f[1], f[2] or '', f[3] or '0', -1} end\n"
+        "if ARGV[1] ~= '' and f[4] and f[4] ~= ARGV[1] then return {f[1], f[2], f[3] or '0', 0} end\n"
+        "local a = redis.call('HINCRBY', KEYS[1], 'attempts', 1)\n"
+        "redis.call('HSET', KEYS[1], 'seen_us', ARGV[2])\n"
+        "return {f[1], f[2], tostring(a), 1}\n";
+
+int sf_intent_begin(sf_store_t *s, const char *id, const char *msgid, Sf__Intent **ret, char ret_state[16],
+                    int *ret_attempts, int *ret_run) {
+        char key[64], now[24];
+        const char *argv[] = {"EVAL", BEGIN_LUA, "1", key, msgid ? msgid : "", now};
+        _cleanup_reply_ redisReply *r = NULL;
+        Sf__Intent *in;
+
+        snprintf(key, sizeof(key), SF_KEY_INTENT, id);
+        snprintf(now, sizeof(now), "%lld", (long long)sf_now_us());
+        /* Once: a re-sent script after a lost reply would count one attempt twice. */
+        r = sf_store_cmdargv_once(s, (int)SF_ARRAY_SIZE(argv), argv, NULL);
+        if (!r || r->type == REDIS_REPLY_ERROR)
+                return r ? sf_store_reply_errno(r) ?: -EIO : -EIO;
+        if (r->type == REDIS_REPLY_NIL)
+                return -ENOENT;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 || r->element[0]->type != REDIS_REPLY_STRING ||
+            r->element[1]->type != REDIS_REPLY_STRING || r->element[2]->type != REDIS_REPLY_STRING ||
+            r->element[3]->type != REDIS_REPLY_INTEGER)
+                return -EIO;
+        in = sf__intent__unpack(NULL, r->element[0]->len, (const uint8_t *)r->element[0]->str);
+        if (!in)
+                return -EBADMSG;
+        snprintf(ret_state, 16, "%s", r->element[1]->str);
+        *ret_attempts = atoi(r->element[2]->str);
+        *ret_run = (int)r->element[3]->integer;
+        *ret = in;
+        return 0;
+}
+
 int sf_intent_attempt(sf_store_t *s, const char *id, int delta, int *ret_attempts) {
         /* Once: a re-sent HINCRBY after a lost reply would count one attempt twice. */
         _cleanup_reply_ redisReply *r = sf_store_cmd_once(s, "HINCRBY " SF_KEY_INTENT " attempts %d", id, delta);

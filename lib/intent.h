@@ -35,6 +35,13 @@ void sf_intent_subject(const char *node, const char *worker, char *out, size_t l
 /* The record: decoded intent, its state and attempts so far. */
 int sf_intent_load(sf_store_t *s, const char *id, Sf__Intent **ret, char ret_state[16],
                    int *ret_attempts);
+/* What a worker does before running a handler, in one round trip (one script, sent
+ * once): load the record; if it is pending and msgid (the message's Nats-Msg-Id, NULL
+ * for none) is its current copy, count one attempt and mark it seen.  *ret_run: 1 = run
+ * it (*ret_attempts is the new count), 0 = pending but a newer copy superseded this
+ * one, -1 = not pending (*ret_state says what).  -ENOENT if there is no record. */
+int sf_intent_begin(sf_store_t *s, const char *id, const char *msgid, Sf__Intent **ret, char ret_state[16],
+                    int *ret_attempts, int *ret_run);
 /* Count one attempt before running a handler (so a crash counts); returns the new count. */
 int sf_intent_attempt(sf_store_t *s, const char *id, int delta, int *ret_attempts);
 /* A worker saw it just now: the reconciler leaves it alone. */

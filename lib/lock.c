@@ -27,7 +27,25 @@ struct sf_lock {
         pthread_cond_t cv;
         char host[128];
         int port;
+        /* boot_ms() taken before the request that last found the lock ours (acquire
+         * or refresh): the lock is ours at least until then + ttl_ms. */
+        _Atomic int64_t confirmed_ms;
 };
+
+/* Milliseconds on a clock that also runs while the machine sleeps (Redis's expiry does). */
+static int64_t boot_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_BOOTTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A check this soon after the lock was last found ours is answered without asking
+ * Redis: the lock cannot have expired meanwhile (it lives ttl_ms from that request), and
+ * nothing else removes a live holder's lock (sf_lock_break_dead only a dead process's). */
+static int64_t check_window_ms(const sf_lock_t *l) {
+        return l->ttl_ms / 10 < 1000 ? l->ttl_ms / 10 : 1000;
+}
 
 /* KEYS: lock, fence counter, fence-of-resource.  ARGV: holder, ttl. */
 static const char ACQUIRE_LUA[] =
@@ -45,6 +63,7 @@ static const char RELEASE_LUA[] =
         "return 0\n";
 
 static int refresh_with(sf_store_t *s, sf_lock_t *l) {
+        int64_t sent = boot_ms();
         _cleanup_reply_ redisReply *r = sf_store_cmd(s, "EVAL %s 1 %s %s %d", REFRESH_LUA, l->key,
                                                      l->value, l->ttl_ms);
         if (!r || r->type != REDIS_REPLY_INTEGER)
@@ -53,6 +72,7 @@ static int refresh_with(sf_store_t *s, sf_lock_t *l) {
                 atomic_store(&l->lost, true);
                 return -ENOLCK;
         }
+        atomic_store(&l->confirmed_ms, sent);
         return 0;
 }
 
@@ -107,6 +127,7 @@ int sf_lock_acquire(sf_store_t *s, const char *name, const char *holder, int ttl
         pthread_mutex_init(&l->mu, NULL);
         pthread_cond_init(&l->cv, NULL);
         for (int delay = 10;; delay = delay < 200 ? delay * 2 : 200) {
+                int64_t sent = boot_ms();
                 /* Once: after a lost reply the lock may be ours already, and a re-send
                  * would see it taken (or INCR the counter again).  If it was applied,
                  * it expires after ttl_ms: nobody refreshes it. */
@@ -120,6 +141,7 @@ int sf_lock_acquire(sf_store_t *s, const char *name, const char *holder, int ttl
                 }
                 if (r->integer > 0) {
                         l->token = (uint64_t)r->integer;
+                        atomic_store(&l->confirmed_ms, sent);
                         break;
                 }
                 if (sf_mono_ms() >= deadline) {
@@ -147,6 +169,8 @@ int sf_lock_check(sf_store_t *s, sf_lock_t *l) {
                 return -ENOLCK;
         if (atomic_load(&l->lost))
                 return -ENOLCK;
+        if (boot_ms() - atomic_load(&l->confirmed_ms) < check_window_ms(l))
+                return 0;
         return refresh_with(s, l);
 }
 

@@ -22,8 +22,10 @@ int sf_lock_acquire(sf_store_t *s, const char *name, const char *holder, int ttl
 int sf_lock_refresh(sf_store_t *s, sf_lock_t *l);
 /* Before a side effect no fence can guard (libvirt, files): 0 if the lock is still ours
  * (its TTL is extended too), -ENOLCK if it was lost (also remembered: sf_lock_lost), -EIO
- * if Redis did not answer (do not act either).  One round trip; a process paused right
- * after it can still act late, so a resource that can, is fenced as well. */
+ * if Redis did not answer (do not act either).  One round trip, except within
+ * min(ttl/10, 1 s) (CLOCK_BOOTTIME: stops and suspends count) of the request that last found
+ * it ours: then it cannot have expired yet and the answer is 0 at once.  A process paused
+ * right after a check can still act late, so a resource that can, is fenced as well. */
 int sf_lock_check(sf_store_t *s, sf_lock_t *l);
 /* True once a refresh found the lock taken over or expired. */
 bool sf_lock_lost(const sf_lock_t *l);

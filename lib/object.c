@@ -13,17 +13,20 @@
 #include <string.h>
 
 int sf_obj_create(sf_ctx_t *ctx, const char *type, const char *uuid, json_object *doc) {
-        const char *ns = sf_json_str(doc, "namespace");
+        _cleanup_free_ char *stored_ts = NULL;
+        /* Mirrored onto the namespace's events (every audit event is), and stored in the
+         * record's own script (sf_event_write_then). */
+        sf_event_write_t ev = {.ctx = ctx, .objtype = type, .uuid = uuid, .type = "audit",
+                               .message = "db record created", .duration = -1};
         int r;
 
-        r = sf_store_put(ctx->store, type, uuid, 0, doc, NULL, NULL);
+        r = sf_store_put_then(ctx->store, type, uuid, 0, doc, NULL, sf_event_write_then, &ev, NULL, &stored_ts);
+        if (r == 0 && stored_ts)
+                sf_event_write_publish(&ev, stored_ts);
+        sf_event_write_done(&ev);
         if (r == -ESTALE)
                 return -EEXIST;
-        if (r < 0)
-                return r;
-        /* Mirrored onto the namespace's events by sf_event_emit (every audit event is). */
-        sf_event_emit(ctx, type, uuid, ns, "audit", "db record created", NULL, -1);
-        return 0;
+        return r;
 }
 
 typedef struct {
@@ -48,28 +51,42 @@ static int apply_state(json_object *doc, void *ud) {
         return 0;
 }
 
+/* A write that leaves the state as it was (an error message added) carries no event. */
+static bool state_unchanged(json_object *doc, void *ud) {
+        const state_change_t *c = ud;
+
+        (void)doc;
+        return strcmp(c->from, c->to) == 0;
+}
+
 int sf_obj_set_state(sf_ctx_t *ctx, const char *type, const char *uuid, const char *to,
                      const char *error_message, const sf_fence_t *fence, json_object **ret_doc) {
         state_change_t c = {.type = type, .to = to, .error_message = error_message, .now = sf_now()};
-        _cleanup_json_ json_object *doc = NULL;
+        _cleanup_json_ json_object *doc = NULL, *extra = json_object_new_object();
+        _cleanup_free_ char *stored_ts = NULL;
+        sf_event_write_t ev = {.ctx = ctx, .objtype = type, .uuid = uuid, .type = "mutate",
+                               .message = "set attribute", .extra = extra, .duration = -1,
+                               .skip = state_unchanged, .skip_ud = &c};
         int r;
 
-        r = sf_store_update(ctx->store, type, uuid, fence, apply_state, &c, &doc);
+        if (!extra)
+                return -ENOMEM;
+        json_object_object_add(extra, "attribute", json_object_new_string("state"));
+        json_object_object_add(extra, "value", json_object_new_string(to));
+        json_object_object_add(extra, "update_time", json_object_new_double(c.now));
+        if (error_message)
+                json_object_object_add(extra, "message", json_object_new_string(error_message));
+        /* The record and its event in one script (sf_event_write_then). */
+        r = sf_store_update_then(ctx->store, type, uuid, fence, apply_state, &c, sf_event_write_then, &ev, &doc,
+                                 &stored_ts);
         if (r == -EINVAL)
                 log_warn("%s %s: refused transition %s -> %s", type, uuid, c.from[0] ? c.from : "(none)",
                          to);
+        if (r == 0 && stored_ts)
+                sf_event_write_publish(&ev, stored_ts);
+        sf_event_write_done(&ev);
         if (r < 0)
                 return r;
-        if (strcmp(c.from, to) != 0) {
-                _cleanup_json_ json_object *extra = json_object_new_object();
-                json_object_object_add(extra, "attribute", json_object_new_string("state"));
-                json_object_object_add(extra, "value", json_object_new_string(to));
-                json_object_object_add(extra, "update_time", json_object_new_double(c.now));
-                if (error_message)
-                        json_object_object_add(extra, "message", json_object_new_string(error_message));
-                sf_event_emit(ctx, type, uuid, sf_json_str(doc, "namespace"), "mutate", "set attribute",
-                              extra, -1);
-        }
         if (ret_doc)
                 *ret_doc = json_object_get(doc);
         return 0;
@@ -90,15 +107,21 @@ static int apply_field(json_object *doc, void *ud) {
 int sf_obj_set_field(sf_ctx_t *ctx, const char *type, const char *uuid, const char *field,
                      json_object *value, const sf_fence_t *fence) {
         field_change_t c = {.field = field, .value = value};
-        _cleanup_json_ json_object *doc = NULL, *extra = json_object_new_object();
-        int r;
+        _cleanup_json_ json_object *extra = json_object_new_object();
+        _cleanup_free_ char *stored_ts = NULL;
+        sf_event_write_t ev = {.ctx = ctx, .objtype = type, .uuid = uuid, .type = "mutate",
+                               .message = "set attribute", .extra = extra, .duration = -1};
+        int r = -ENOMEM;
 
-        r = sf_store_update(ctx->store, type, uuid, fence, apply_field, &c, &doc);
-        if (r == 0) {
+        if (extra) {
                 json_object_object_add(extra, "attribute", json_object_new_string(field));
                 json_object_object_add(extra, "value", json_object_get(value));
-                sf_event_emit(ctx, type, uuid, sf_json_str(doc, "namespace"), "mutate", "set attribute",
-                              extra, -1);
+                /* The record and its event in one script (sf_event_write_then). */
+                r = sf_store_update_then(ctx->store, type, uuid, fence, apply_field, &c, sf_event_write_then, &ev,
+                                         NULL, &stored_ts);
+                if (r == 0 && stored_ts)
+                        sf_event_write_publish(&ev, stored_ts);
+                sf_event_write_done(&ev);
         }
         json_object_put(value);
         return r;

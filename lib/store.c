@@ -12,11 +12,26 @@
 #include <string.h>
 #include <time.h>
 
+/* The documents this connection last read or wrote, by object: only ever sf_store_update's
+ * first guess (never an answer to a read).  Every write is a compare-and-set on the
+ * revision, so a stale guess costs one refused write and a fresh read, never a lost
+ * change; and a guess on which the caller's function decides not to write is read again
+ * before that decision counts. */
+#define SEEN_SLOTS 16
+typedef struct seen_doc {
+        char key[160]; /* "<type>/<uuid>"; "" = free */
+        uint64_t rev;
+        char *text;
+        uint64_t used; /* for eviction: the least recently used slot goes */
+} seen_doc_t;
+
 struct sf_store {
         redisContext *c;
         char host[128];
         int port;
         int timeout_ms; /* per reply */
+        seen_doc_t seen[SEEN_SLOTS];
+        uint64_t seen_clock;
 };
 
 /* Bump a type's generation (SF_KEY_GEN): a counter that a missing key (a new or wiped
@@ -33,11 +48,14 @@ struct sf_store {
 
 /* KEYS[1] object hash, KEYS[2] fence key (or "-"), KEYS[3] the type's generation,
  * KEYS[4..] index sets.
- * ARGV[1] expected rev, ARGV[2] doc, ARGV[3] fence token ("0" = none), ARGV[4] uuid. */
+ * ARGV[1] expected rev, ARGV[2] doc, ARGV[3] fence token ("0" = none), ARGV[4] uuid,
+ * ARGV[5] the expected current document ("" = any at that rev: a write from a guess
+ * checks the text too, as a record deleted and made again restarts its revisions). */
 static const char PUT_LUA[] =
         GEN_BUMP_LUA
         "local cur = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')\n"
         "if cur ~= tonumber(ARGV[1]) then return {-1, cur} end\n"
+        "if ARGV[5] ~= '' and redis.call('HGET', KEYS[1], 'doc') ~= ARGV[5] then return {-1, cur} end\n"
         "if ARGV[3] ~= '0' then\n"
         "  local hi = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
         "  if tonumber(ARGV[3]) < hi then return {-2, hi} end\n"
@@ -47,6 +65,29 @@ static const char PUT_LUA[] =
         "for i = 4, #KEYS do redis.call('SADD', KEYS[i], ARGV[4]) end\n"
         "bump(KEYS[3])\n"
         "return {0, cur + 1}\n";
+
+/* PUT_LUA with something more stored only if the write happens (sf_store_update_then):
+ * the script is GEN_BUMP_LUA, the caller's `then_` function, then this.  KEYS[1..4] as
+ * PUT_LUA's, KEYS[5..4+nt] then_'s keys, the index sets after them.  ARGV[1..5] as
+ * PUT_LUA's, ARGV[6] nt, ARGV[7] na, ARGV[8..7+na] then_'s args. */
+static const char PUT_THEN_BODY_LUA[] =
+        "local nt, na = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
+        "local cur = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')\n"
+        "if cur ~= tonumber(ARGV[1]) then return {-1, cur} end\n"
+        "if ARGV[5] ~= '' and redis.call('HGET', KEYS[1], 'doc') ~= ARGV[5] then return {-1, cur} end\n"
+        "if ARGV[3] ~= '0' then\n"
+        "  local hi = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
+        "  if tonumber(ARGV[3]) < hi then return {-2, hi} end\n"
+        "  redis.call('SET', KEYS[2], ARGV[3])\n"
+        "end\n"
+        "redis.call('HSET', KEYS[1], 'rev', cur + 1, 'doc', ARGV[2])\n"
+        "redis.call('SADD', KEYS[4], ARGV[4])\n"
+        "for i = 5 + nt, #KEYS do redis.call('SADD', KEYS[i], ARGV[4]) end\n"
+        "bump(KEYS[3])\n"
+        "local tk, ta = {}, {}\n"
+        "for i = 1, nt do tk[i] = KEYS[4 + i] end\n"
+        "for i = 1, na do ta[i] = ARGV[7 + i] end\n"
+        "return {0, cur + 1, then_(tk, ta)}\n";
 
 /* The hard delete of the record, in one step (so a crash never leaves an object out of
  * its indexes but still there, behind an unchanged generation).  KEYS[1] object, KEYS[2]
@@ -144,7 +185,53 @@ void sf_store_free(sf_store_t *s) {
                 return;
         if (s->c)
                 redisFree(s->c);
+        for (size_t i = 0; i < SEEN_SLOTS; i++)
+                free(s->seen[i].text);
         free(s);
+}
+
+static seen_doc_t *seen_find(sf_store_t *s, const char *type, const char *uuid) {
+        char key[160];
+
+        snprintf(key, sizeof(key), "%s/%s", type, uuid);
+        for (size_t i = 0; i < SEEN_SLOTS; i++)
+                if (s->seen[i].key[0] && strcmp(s->seen[i].key, key) == 0)
+                        return &s->seen[i];
+        return NULL;
+}
+
+/* Remember (rev, text) of type/uuid; text NULL forgets it. */
+static void seen_note(sf_store_t *s, const char *type, const char *uuid, uint64_t rev, const char *text) {
+        seen_doc_t *d = seen_find(s, type, uuid);
+        char *copy = NULL;
+
+        if (!d && !text)
+                return;
+        if (text && !(copy = strdup(text))) {
+                if (d) {
+                        free(d->text);
+                        *d = (seen_doc_t){0};
+                }
+                return;
+        }
+        if (!d) {
+                d = &s->seen[0];
+                for (size_t i = 1; i < SEEN_SLOTS && d->key[0]; i++)
+                        if (!s->seen[i].key[0] || s->seen[i].used < d->used)
+                                d = &s->seen[i];
+                free(d->text);
+                *d = (seen_doc_t){0};
+                snprintf(d->key, sizeof(d->key), "%s/%s", type, uuid);
+        }
+        if (!copy) {
+                free(d->text);
+                *d = (seen_doc_t){0};
+                return;
+        }
+        free(d->text);
+        d->text = copy;
+        d->rev = rev;
+        d->used = ++s->seen_clock;
 }
 
 const char *sf_store_host(const sf_store_t *s) { return s->host; }
@@ -279,11 +366,14 @@ int sf_store_get(sf_store_t *s, const char *type, const char *uuid, json_object 
         int ret;
 
         ret = sf_store_reply_obj(r, type, uuid, &rev, &text, NULL);
+        if (ret == -ENOENT)
+                seen_note(s, type, uuid, 0, NULL);
         if (ret < 0)
                 return ret;
         ret = sf_store_doc_parse(text, type, uuid, &doc);
         if (ret < 0)
                 return ret;
+        seen_note(s, type, uuid, rev, text);
         if (ret_rev)
                 *ret_rev = rev;
         if (ret_doc)
@@ -431,24 +521,37 @@ cleanup:
         return r;
 }
 
-int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t expect_rev,
-                 json_object *doc, const sf_fence_t *fence, uint64_t *ret_rev) {
-        const char *argv[16];
-        char keybuf[4][256], revs[24], toks[24], nkeys[16];
+/* sf_store_put, with then (optional: sf_store_update_then) in the same script; its
+ * result (a string) into *ret_then.  expect_text (optional): the write also needs the
+ * stored document to be exactly that (a guess: see sf_store_update_then). */
+static int store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t expect_rev, json_object *doc,
+                     const sf_fence_t *fence, const sf_store_then_t *then, const char *expect_text,
+                     uint64_t *ret_rev, char **ret_then) {
+        const char *argv[17 + 2 * SF_STORE_THEN_MAX];
+        char keybuf[4][256], revs[24], toks[24], nkeys[16], nt[8], na[8];
         const char *fields[3] = {"namespace", "name", "node"};
         const char *names[3] = {"ns", "name", "node"};
         int argc = 0, nk = 0;
         const char *text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN);
+        _cleanup_free_ char *script = NULL;
         _cleanup_reply_ redisReply *r = NULL;
 
+        if (then && (then->nkeys > SF_STORE_THEN_MAX || then->nargs > SF_STORE_THEN_MAX))
+                return -EINVAL;
+        if (then) {
+                script = sf_strdupf("%s%s\n%s", GEN_BUMP_LUA, then->lua, PUT_THEN_BODY_LUA);
+                if (!script)
+                        return -ENOMEM;
+        }
         snprintf(keybuf[0], sizeof(keybuf[0]), SF_KEY_OBJ, type, uuid);
         snprintf(keybuf[1], sizeof(keybuf[1]), SF_KEY_FENCE, fence ? fence->resource : "-");
         snprintf(keybuf[2], sizeof(keybuf[2]), SF_KEY_GEN, type);
         snprintf(keybuf[3], sizeof(keybuf[3]), SF_KEY_IDX_ALL, type);
         nk = 4;
         argv[argc++] = "EVAL";
-        argv[argc++] = PUT_LUA;
-        /* Keys: object, fence, generation, all-index, then up to three field indexes. */
+        argv[argc++] = then ? script : PUT_LUA;
+        /* Keys: object, fence, generation, all-index, [then_'s keys,] then up to three
+         * field indexes. */
         char idx[3][256];
         int nidx = 0;
         for (int i = 0; i < 3; i++) {
@@ -456,12 +559,14 @@ int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t exp
                 if (v && *v)
                         snprintf(idx[nidx++], sizeof(idx[0]), SF_KEY_IDX, type, names[i], v);
         }
-        snprintf(nkeys, sizeof(nkeys), "%d", nk + nidx);
+        snprintf(nkeys, sizeof(nkeys), "%d", nk + nidx + (then ? (int)then->nkeys : 0));
         argv[argc++] = nkeys;
         argv[argc++] = keybuf[0];
         argv[argc++] = keybuf[1];
         argv[argc++] = keybuf[2];
         argv[argc++] = keybuf[3];
+        for (size_t i = 0; then && i < then->nkeys; i++)
+                argv[argc++] = then->keys[i];
         for (int i = 0; i < nidx; i++)
                 argv[argc++] = idx[i];
         snprintf(revs, sizeof(revs), "%llu", (unsigned long long)expect_rev);
@@ -470,6 +575,15 @@ int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t exp
         argv[argc++] = text;
         argv[argc++] = toks;
         argv[argc++] = uuid;
+        argv[argc++] = expect_text ? expect_text : "";
+        if (then) {
+                snprintf(nt, sizeof(nt), "%zu", then->nkeys);
+                snprintf(na, sizeof(na), "%zu", then->nargs);
+                argv[argc++] = nt;
+                argv[argc++] = na;
+                for (size_t i = 0; i < then->nargs; i++)
+                        argv[argc++] = then->args[i];
+        }
         /* Once: a lost reply may mean it was applied, and a second try would then report
          * a conflict with our own write (or, in sf_store_update, apply the change twice). */
         r = sf_store_cmdargv_once(s, argc, argv, NULL);
@@ -479,49 +593,130 @@ int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t exp
                 log_err("store put %s/%s: %s", type, uuid, r->str);
                 return sf_store_reply_errno(r);
         }
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+        if (r->type != REDIS_REPLY_ARRAY || r->elements < 2)
                 return -EIO;
-        if (r->element[0]->integer == -1)
+        if (r->element[0]->integer == -1) {
+                seen_note(s, type, uuid, 0, NULL);
                 return -ESTALE;
+        }
         if (r->element[0]->integer == -2)
                 return -ENOLCK;
+        seen_note(s, type, uuid, (uint64_t)r->element[1]->integer, text);
         if (ret_rev)
                 *ret_rev = (uint64_t)r->element[1]->integer;
+        if (ret_then && r->elements > 2 && r->element[2]->type == REDIS_REPLY_STRING)
+                *ret_then = strdup(r->element[2]->str);
         return 0;
 }
 
-int sf_store_update(sf_store_t *s, const char *type, const char *uuid, const sf_fence_t *fence,
-                    sf_store_mutate_fn fn, void *userdata, json_object **ret_doc) {
+int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t expect_rev,
+                 json_object *doc, const sf_fence_t *fence, uint64_t *ret_rev) {
+        return store_put(s, type, uuid, expect_rev, doc, fence, NULL, NULL, ret_rev, NULL);
+}
+
+int sf_store_put_then(sf_store_t *s, const char *type, const char *uuid, uint64_t expect_rev, json_object *doc,
+                      const sf_fence_t *fence, sf_store_then_fn then_fn, void *then_ud, uint64_t *ret_rev,
+                      char **ret_then) {
+        sf_store_then_t then = {0};
+        int t = then_fn(doc, then_ud, &then);
+
+        if (t < 0)
+                return t;
+        return store_put(s, type, uuid, expect_rev, doc, fence, t == 0 ? &then : NULL, NULL, ret_rev, ret_then);
+}
+
+/* The first guess of sf_store_update: the document this connection last read or wrote,
+ * if any.  1 with *ret_doc and *ret_rev set, 0 without a guess. */
+static int seen_guess(sf_store_t *s, const char *type, const char *uuid, json_object **ret_doc, uint64_t *ret_rev,
+                      char **ret_text) {
+        seen_doc_t *d = seen_find(s, type, uuid);
+        json_object *doc;
+        char *text;
+
+        if (!d || !d->text)
+                return 0;
+        doc = json_tokener_parse(d->text);
+        if (!doc || !json_object_is_type(doc, json_type_object) || !(text = strdup(d->text))) {
+                json_object_put(doc);
+                return 0;
+        }
+        d->used = ++s->seen_clock;
+        *ret_doc = doc;
+        *ret_rev = d->rev;
+        *ret_text = text;
+        return 1;
+}
+
+/* One write of sf_store_update(_then): fn applied to doc, and if it wants a write, doc
+ * written at rev with what then_fn adds.  Returns fn's result (0 written, 1 nothing to
+ * do) or a negative errno; *ret_wrote says whether it came from the write (-ESTALE: a
+ * conflict) rather than from fn or then_fn. */
+static int update_once(sf_store_t *s, const char *type, const char *uuid, const sf_fence_t *fence,
+                       sf_store_mutate_fn fn, void *userdata, sf_store_then_fn then_fn, void *then_ud,
+                       json_object *doc, uint64_t rev, const char *expect_text, char **ret_then, bool *ret_wrote) {
+        sf_store_then_t then = {0};
+        int r = fn(doc, userdata), t = 1;
+
+        *ret_wrote = false;
+        if (r != 0)
+                return r;
+        if (then_fn && (t = then_fn(doc, then_ud, &then)) < 0)
+                return t;
+        *ret_wrote = true;
+        return store_put(s, type, uuid, rev, doc, fence, t == 0 ? &then : NULL, expect_text, NULL, ret_then);
+}
+
+int sf_store_update_then(sf_store_t *s, const char *type, const char *uuid, const sf_fence_t *fence,
+                         sf_store_mutate_fn fn, void *userdata, sf_store_then_fn then_fn, void *then_ud,
+                         json_object **ret_doc, char **ret_then) {
         for (int attempt = 0; attempt < 100; attempt++) {
                 _cleanup_json_ json_object *doc = NULL;
+                _cleanup_free_ char *guess = NULL;
                 uint64_t rev;
+                bool wrote;
                 int r;
 
+                /* First try: the document as this connection last saw it (no read).  Only
+                 * a write validates a guess (same revision and the very same text: a
+                 * record deleted and made again restarts its revisions); whatever fn
+                 * decided on it, and a conflict, are decided again on a fresh read. */
+                if (attempt == 0 && seen_guess(s, type, uuid, &doc, &rev, &guess) == 1) {
+                        r = update_once(s, type, uuid, fence, fn, userdata, then_fn, then_ud, doc, rev, guess,
+                                        ret_then, &wrote);
+                        if (r == 0 && wrote)
+                                goto done;
+                        if (wrote && r != -ESTALE)
+                                return r;
+                        json_object_put(doc);
+                        doc = NULL;
+                }
                 r = sf_store_get(s, type, uuid, &doc, &rev);
                 if (r < 0)
                         return r;
-                r = fn(doc, userdata);
+                r = update_once(s, type, uuid, fence, fn, userdata, then_fn, then_ud, doc, rev, NULL, ret_then,
+                                &wrote);
+                if (r == -ESTALE && wrote) {
+                        /* Somebody else wrote first: back off a random little while (so one
+                         * writer cannot starve), re-read, re-apply. */
+                        uint32_t rnd = 0;
+                        sf_random_bytes(&rnd, sizeof(rnd));
+                        struct timespec ts = {0, (long)(rnd % (uint32_t)(attempt + 1)) * 200000L};
+                        nanosleep(&ts, NULL);
+                        continue;
+                }
                 if (r < 0)
                         return r;
-                if (r == 0) {
-                        r = sf_store_put(s, type, uuid, rev, doc, fence, NULL);
-                        if (r == -ESTALE) {
-                                /* Somebody else wrote first: back off a random little while
-                                 * (so one writer cannot starve), re-read, re-apply. */
-                                uint32_t rnd = 0;
-                                sf_random_bytes(&rnd, sizeof(rnd));
-                                struct timespec ts = {0, (long)(rnd % (uint32_t)(attempt + 1)) * 200000L};
-                                nanosleep(&ts, NULL);
-                                continue;
-                        }
-                        if (r < 0)
-                                return r;
-                }
+        done:
                 if (ret_doc)
                         *ret_doc = json_object_get(doc);
                 return 0;
         }
         return -ESTALE;
+}
+
+int sf_store_update(sf_store_t *s, const char *type, const char *uuid, const sf_fence_t *fence,
+                    sf_store_mutate_fn fn, void *userdata, json_object **ret_doc) {
+        return sf_store_update_then(s, type, uuid, fence, fn, userdata, NULL, NULL, ret_doc, NULL);
 }
 
 int sf_store_index(sf_store_t *s, const char *type, const char *index, const char *value,
@@ -567,6 +762,7 @@ int sf_store_purge(sf_store_t *s, const char *type, const char *uuid) {
         const char *argv[12] = {"EVAL", PURGE_LUA, nkeys};
         int r = sf_store_get(s, type, uuid, &doc, NULL), argc = 3, nk = 4;
 
+        seen_note(s, type, uuid, 0, NULL);
         if (r == -ENOENT) {
                 events_purge(s, type, uuid); /* events of an object whose record went first */
                 return 0;

@@ -70,10 +70,41 @@ int sf_store_put(sf_store_t *s, const char *type, const char *uuid, uint64_t exp
 
 /* Read-modify-write with CAS retries.  fn returns 0 to write, 1 for "nothing to do"
  * (no write, success), or a negative errno to abort with it.  *ret_doc (optional)
- * gets the resulting document (caller puts it). */
+ * gets the resulting document (caller puts it).  The first try applies fn to the
+ * document this connection last read or wrote (if any) without reading it: the write
+ * validates it (the stored revision and text must still be that document's), and if it
+ * was stale, or fn returned non-zero on it, fn is applied again to a fresh read.  So fn
+ * may run more than once (as on any conflict). */
 typedef int (*sf_store_mutate_fn)(json_object *doc, void *userdata);
 int sf_store_update(sf_store_t *s, const char *type, const char *uuid, const sf_fence_t *fence,
                     sf_store_mutate_fn fn, void *userdata, json_object **ret_doc);
+
+/* What sf_store_update_then writes in the same script as the document, only if the
+ * document is written: Lua source defining `local function then_(k, a)` (k and a the
+ * tables of keys and args below, at most SF_STORE_THEN_MAX each), whose return value (a
+ * string) comes back in *ret_then.  Strings are borrowed until the next call of the
+ * then_fn or the return of sf_store_update_then. */
+#define SF_STORE_THEN_MAX 8
+typedef struct sf_store_then {
+        const char *lua;
+        size_t nkeys, nargs;
+        const char *keys[SF_STORE_THEN_MAX];
+        const char *args[SF_STORE_THEN_MAX];
+} sf_store_then_t;
+/* Called with the document about to be written (after fn returned 0): fill *then and
+ * return 0, or return 1 for nothing to add to this write, or a negative errno to abort. */
+typedef int (*sf_store_then_fn)(json_object *doc, void *userdata, sf_store_then_t *then);
+/* sf_store_update, with what then_fn adds stored atomically with the write: one round
+ * trip instead of two (events of a change, lib/event.c).  ret_then (optional, caller
+ * frees) gets the then_ function's result, NULL when nothing was added. */
+int sf_store_update_then(sf_store_t *s, const char *type, const char *uuid, const sf_fence_t *fence,
+                         sf_store_mutate_fn fn, void *userdata, sf_store_then_fn then_fn, void *then_ud,
+                         json_object **ret_doc, char **ret_then);
+
+/* sf_store_put with what then_fn adds stored in the same script (as sf_store_update_then). */
+int sf_store_put_then(sf_store_t *s, const char *type, const char *uuid, uint64_t expect_rev, json_object *doc,
+                      const sf_fence_t *fence, sf_store_then_fn then_fn, void *then_ud, uint64_t *ret_rev,
+                      char **ret_then);
 
 /* Members of an index: index is "all", "ns", "name" or "node"; value is ignored for
  * "all".  Returns a NULL-terminated vector (free with sf_strv_free); an error

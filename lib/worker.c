@@ -12,6 +12,11 @@
 #include <time.h>
 
 void sf_work_progress(sf_work_t *w) {
+        int64_t now = sf_mono_ms();
+
+        if (now - w->progressed_ms < SF_WORK_PROGRESS_MS)
+                return;
+        w->progressed_ms = now;
         if (w->msg)
                 sf_bus_progress(w->msg);
         sf_intent_touch(w->ctx->store, w->intent->id);
@@ -43,13 +48,15 @@ static void fail_intent(sf_work_t *work, const sf_handler_t *h, const char *mess
 
 static void handle_intent(sf_ctx_t *ctx, const sf_worker_t *w, sf_bus_msg_t *msg,
                           volatile sig_atomic_t *stop) {
-        sf_work_t work = {.ctx = ctx, .msg = msg, .wait_ms = 500, .user = w->user, .stop = stop};
+        /* The fetch just started the ack timer and sf_intent_begin touches the record. */
+        sf_work_t work = {.ctx = ctx, .msg = msg, .wait_ms = 500, .user = w->user, .stop = stop,
+                          .progressed_ms = sf_mono_ms()};
         Sf__Intent *wire = NULL, *in = NULL;
         const sf_handler_t *h;
         const void *data;
         size_t len;
         char state[16];
-        int attempts = 0, r, res;
+        int attempts = 0, run = 0, r, res;
 
         data = sf_bus_msg_data(msg, &len);
         wire = sf__intent__unpack(NULL, len, data);
@@ -58,8 +65,9 @@ static void handle_intent(sf_ctx_t *ctx, const sf_worker_t *w, sf_bus_msg_t *msg
                 sf_bus_term(msg);
                 goto cleanup;
         }
-        /* Redis is the truth: the record decides, the message only names it. */
-        r = sf_intent_load(ctx->store, wire->id, &in, state, &attempts);
+        /* Redis is the truth: the record decides, the message only names it.  Loaded,
+         * checked, counted and touched in one round trip (sf_intent_begin). */
+        r = sf_intent_begin(ctx->store, wire->id, sf_bus_msg_id(msg), &in, state, &attempts, &run);
         if (r == -ENOENT) {
                 log_warn("intent %s has no record; dropping", wire->id);
                 sf_bus_term(msg);
@@ -69,18 +77,13 @@ static void handle_intent(sf_ctx_t *ctx, const sf_worker_t *w, sf_bus_msg_t *msg
                 sf_bus_nak(msg, 2000); /* Redis unreachable: try again later */
                 goto cleanup;
         }
-        if (strcmp(state, SF_INTENT_PENDING) != 0) {
+        if (run < 0) {
                 log_debug("intent %s already %s; ack", in->id, state);
                 sf_bus_ack(msg);
                 goto cleanup;
         }
         /* A newer copy of this intent was published (re-drive, re-submit): that one runs. */
-        r = sf_intent_current(ctx->store, in->id, sf_bus_msg_id(msg));
-        if (r < 0) {
-                sf_bus_nak(msg, 2000);
-                goto cleanup;
-        }
-        if (r == 0) {
+        if (run == 0) {
                 log_debug("intent %s: copy %s superseded; ack", in->id, sf_bus_msg_id(msg) ?: "?");
                 sf_bus_ack(msg);
                 goto cleanup;
@@ -88,11 +91,8 @@ static void handle_intent(sf_ctx_t *ctx, const sf_worker_t *w, sf_bus_msg_t *msg
         work.intent = in;
         h = find_handler(w, in->kind);
         if (!h) {
+                sf_intent_attempt(ctx->store, in->id, -1, NULL); /* not a run: uncounted */
                 fail_intent(&work, NULL, "no handler for this intent kind");
-                goto cleanup;
-        }
-        if (sf_intent_attempt(ctx->store, in->id, 1, &attempts) < 0) {
-                sf_bus_nak(msg, 2000);
                 goto cleanup;
         }
         if (attempts > ctx->cfg.max_attempts) {
@@ -101,7 +101,6 @@ static void handle_intent(sf_ctx_t *ctx, const sf_worker_t *w, sf_bus_msg_t *msg
                 fail_intent(&work, h, m);
                 goto cleanup;
         }
-        sf_intent_touch(ctx->store, in->id);
         log_debug("intent %s %s %s attempt %d", in->id, in->kind, in->object_uuid, attempts);
         res = h->fn(&work);
         switch (res) {
@@ -230,10 +229,11 @@ static int pool_start(pool_t *p, const sf_ctx_t *parent, const sf_worker_t *w, v
         return 0;
 }
 
-/* Wait up to timeout_ms for a thread with nothing queued for it. */
-static bool pool_wait_free(pool_t *p, int timeout_ms) {
+/* Wait up to timeout_ms for a thread with nothing queued for it; how many such threads
+ * there are (0 after the timeout). */
+static int pool_wait_free(pool_t *p, int timeout_ms) {
         struct timespec until;
-        bool free_slot;
+        int free_slots;
 
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += timeout_ms / 1000;
@@ -243,11 +243,11 @@ static bool pool_wait_free(pool_t *p, int timeout_ms) {
                 until.tv_nsec -= 1000000000L;
         }
         pthread_mutex_lock(&p->mu);
-        while (!(free_slot = p->idle > (int)p->nqueued))
+        while ((free_slots = p->idle - (int)p->nqueued) <= 0)
                 if (pthread_cond_timedwait(&p->changed, &p->mu, &until) != 0)
                         break;
         pthread_mutex_unlock(&p->mu);
-        return free_slot;
+        return free_slots > 0 ? free_slots : 0;
 }
 
 static bool pool_busy(pool_t *p) {
@@ -311,7 +311,8 @@ int sf_worker_run(sf_ctx_t *ctx, const sf_worker_t *w, volatile sig_atomic_t *st
                         log_info("re-published %d pending intent(s) left by a previous run", n);
         }
         while (!*stop) {
-                sf_bus_msg_t *msg = NULL;
+                sf_bus_msg_t *msgs[POOL_MAX];
+                int n = 0, nfree = 1;
 
                 /* A server that lost its store (lazy fsync, power loss) comes back without
                  * our stream or consumer: notice, recreate, and re-publish from Redis. */
@@ -337,10 +338,11 @@ int sf_worker_run(sf_ctx_t *ctx, const sf_worker_t *w, volatile sig_atomic_t *st
                         w->tick(ctx, w->user);
                         next_tick = sf_mono_ms() + (w->tick_ms > 0 ? w->tick_ms : 5000);
                 }
-                /* Fetch only for a free thread: a fetched message's ack timer is running. */
-                if (pooled && !pool_wait_free(&pool, 1000))
+                /* Fetch only for free threads (as many messages as there are, in one
+                 * pull request): a fetched message's ack timer is running. */
+                if (pooled && !(nfree = pool_wait_free(&pool, 1000)))
                         continue;
-                r = sf_bus_fetch(sub, 1000, &msg);
+                r = sf_bus_fetch_many(sub, pooled ? nfree : 1, 1000, msgs, &n);
                 if (r == -ETIMEDOUT)
                         continue;
                 if (r < 0) {
@@ -349,19 +351,23 @@ int sf_worker_run(sf_ctx_t *ctx, const sf_worker_t *w, volatile sig_atomic_t *st
                         continue;
                 }
                 /* Stopping (SIGTERM came during the fetch): take nothing new.  Handed
-                 * back at once, so the next start (or another worker) gets it without
+                 * back at once, so the next start (or another worker) gets them without
                  * waiting out the ack timer. */
                 if (*stop) {
-                        sf_bus_nak(msg, 0);
-                        sf_bus_msg_free(msg);
+                        for (int i = 0; i < n; i++) {
+                                sf_bus_nak(msgs[i], 0);
+                                sf_bus_msg_free(msgs[i]);
+                        }
                         break;
                 }
-                if (pooled) {
-                        pool_hand_over(&pool, msg);
-                        continue;
+                for (int i = 0; i < n; i++) {
+                        if (pooled) {
+                                pool_hand_over(&pool, msgs[i]);
+                                continue;
+                        }
+                        handle_intent(ctx, w, msgs[i], stop);
+                        sf_bus_msg_free(msgs[i]);
                 }
-                handle_intent(ctx, w, msg, stop);
-                sf_bus_msg_free(msg);
         }
         log_info("stopping: %s", pooled ? "letting the running handlers finish" : "no handler running");
         if (pooled)

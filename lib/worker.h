@@ -33,6 +33,7 @@ typedef struct sf_work {
         int wait_ms;     /* handler may set the WAIT delay (default 500) */
         void *user;      /* worker-wide state (libvirt connection, ...) */
         volatile sig_atomic_t *stop; /* non-zero once the worker is stopping: long handlers may give up */
+        int64_t progressed_ms; /* sf_mono_ms() of the run's start or its last progress report */
 } sf_work_t;
 
 typedef int (*sf_work_fn)(sf_work_t *w);
@@ -65,7 +66,10 @@ int sf_worker_main(const char *progname, sf_worker_t *w, int (*setup)(sf_ctx_t *
 /* Runs until *stop becomes non-zero. */
 int sf_worker_run(sf_ctx_t *ctx, const sf_worker_t *w, volatile sig_atomic_t *stop);
 
-/* Long handlers call this now and then: resets the ack timer, keeps the reconciler off. */
+/* Long handlers call this now and then: resets the ack timer, keeps the reconciler off.
+ * At most every SF_WORK_PROGRESS_MS (a run's start counts as one): more often changes
+ * nothing either timer can see. */
+#define SF_WORK_PROGRESS_MS 250
 void sf_work_progress(sf_work_t *w);
 /* Format the handler's error message. */
 void sf_work_error(sf_work_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

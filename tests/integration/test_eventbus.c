@@ -100,9 +100,54 @@ static void test_bus_copy_is_the_stored_record(void **state) {
         sf_bus_follow_free(f);
 }
 
+/* Several events of one object in one script (the scheduler's stages): each timestamp
+ * past the previous one (and past the object's last), newest first in Redis, each audit
+ * event mirrored on its namespace, and the bus copies carry the stored timestamps. */
+static void test_emit_many(void **state) {
+        char uuid[SF_UUID_LEN], ns[32], filter[256], ts[32], msg[64], want[32];
+        const char *const messages[] = {"one", "two", "three"};
+        _cleanup_json_ json_object *list = NULL, *nslist = NULL;
+        _cleanup_reply_ redisReply *r = NULL;
+        sf_bus_follow_t *f = NULL;
+        uint64_t first, last, seq;
+        double future = sf_now() + 100;
+        size_t mirrored = 0;
+
+        (void)state;
+        sf_uuid_new(uuid);
+        snprintf(ns, sizeof(ns), "evns%.8s", uuid);
+        snprintf(filter, sizeof(filter), "sf.event.%s.instance.%s", ns, uuid);
+        assert_int_equal(sf_bus_stream_seqs(ctx.bus, SF_BUS_EVENTS, &first, &last), 0);
+        assert_int_equal(sf_bus_follow(ctx.bus, SF_BUS_EVENTS, filter, last + 1, &f), 0);
+        r = sf_store_cmd(ctx.store, "SET " SF_KEY_EVENTTS " %.6f", "instance", uuid, future);
+        assert_non_null(r);
+        assert_int_equal(sf_event_emit_many(&ctx, "instance", uuid, ns, "audit", 3, messages, NULL), 0);
+        assert_int_equal(sf_event_list(ctx.store, "instance", uuid, NULL, 10, &list), 0);
+        assert_int_equal(json_object_array_length(list), 3);
+        for (size_t i = 0; i < 3; i++) {
+                json_object *ev = json_object_array_get_idx(list, 2 - i);
+                assert_string_equal(sf_json_str(ev, "message"), messages[i]);
+                snprintf(want, sizeof(want), "%.6f", future + 0.00001 * (double)(i + 1));
+                snprintf(ts, sizeof(ts), "%.6f", json_object_get_double(json_object_object_get(ev, "timestamp")));
+                assert_string_equal(ts, want);
+                bus_next(f, &seq, ts, sizeof(ts), msg, sizeof(msg));
+                assert_string_equal(msg, messages[i]);
+                assert_string_equal(ts, want);
+        }
+        assert_int_equal(sf_event_list(ctx.store, "namespace", ns, "audit", 10, &nslist), 0);
+        for (size_t i = 0; i < json_object_array_length(nslist); i++) {
+                json_object *x = json_object_object_get(json_object_array_get_idx(nslist, i), "extra");
+                if (strcmp(sf_json_str(x, "object_uuid") ?: "", uuid) == 0)
+                        mirrored++;
+        }
+        assert_int_equal(mirrored, 3);
+        sf_bus_follow_free(f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_bus_copy_is_the_stored_record),
+                cmocka_unit_test(test_emit_many),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -19,6 +19,7 @@
 #include "object.h"
 #include "intent.h"
 #include "ipam.h"
+#include "keys.h"
 #include "lock.h"
 #include "store.h"
 #include "util.h"
@@ -138,6 +139,93 @@ static void test_lock_expiry_and_fencing(void **state) {
         sf_lock_release(ctx.store, b);
         assert_int_equal(sf_lock_acquire(ctx.store, name, "holder-c", 300, 0, false, &a), 0);
         sf_lock_release(ctx.store, a);
+}
+
+/* A check right after the lock was found ours is answered at once; past the window
+ * (ttl/10) it asks Redis again, and so sees a lock that is gone. */
+static void test_lock_check_window(void **state) {
+        char name[64], uuid[SF_UUID_LEN], key[128];
+        sf_lock_t *a = NULL;
+        _cleanup_reply_ redisReply *r = NULL;
+
+        (void)state;
+        sf_uuid_new(uuid);
+        snprintf(name, sizeof(name), "test/%s", uuid);
+        snprintf(key, sizeof(key), SF_KEY_LOCK, name);
+        assert_int_equal(sf_lock_acquire(ctx.store, name, "holder-a", 2000, 0, false, &a), 0);
+        assert_int_equal(sf_lock_check(ctx.store, a), 0);
+        /* Taken away behind its back (as a wiped Redis would). */
+        r = sf_store_cmd(ctx.store, "DEL %s", key);
+        assert_non_null(r);
+        msleep(250); /* past the window: 200 ms for a 2 s lock */
+        assert_int_equal(sf_lock_check(ctx.store, a), -ENOLCK);
+        assert_true(sf_lock_lost(a));
+        sf_lock_release(ctx.store, a);
+}
+
+/* sf_store_update's first guess (the connection's last view of the document) is only
+ * trusted by a successful write: a stale guess is re-read, and a decision not to write
+ * made on the guess is made again on the current document. */
+static int add_one(json_object *doc, void *ud) {
+        (void)ud;
+        json_object_object_add(doc, "n", json_object_new_int64(sf_json_int(doc, "n", 0) + 1));
+        return 0;
+}
+
+static int only_if_open(json_object *doc, void *ud) {
+        (void)ud;
+        if (strcmp(sf_json_str(doc, "state") ?: "", "open") != 0)
+                return 1;
+        json_object_object_add(doc, "state", json_object_new_string("closed"));
+        return 0;
+}
+
+static void test_update_guess(void **state) {
+        char uuid[SF_UUID_LEN];
+        sf_store_t *other = NULL;
+        _cleanup_json_ json_object *doc = json_object_new_object(), *got = NULL, *theirs = NULL;
+        uint64_t rev = 0, ours = 0;
+
+        (void)state;
+        sf_uuid_new(uuid);
+        assert_int_equal(sf_store_connect(ctx.cfg.redis_host, ctx.cfg.redis_port, &other), 0);
+        json_object_object_add(doc, "state", json_object_new_string("closed"));
+        assert_int_equal(sf_store_put(ctx.store, "thing", uuid, 0, doc, NULL, &rev), 0);
+        /* Another connection changes it: our guess (n absent, closed) is stale. */
+        assert_int_equal(sf_store_get(other, "thing", uuid, &theirs, &rev), 0);
+        json_object_object_add(theirs, "n", json_object_new_int64(41));
+        json_object_object_add(theirs, "state", json_object_new_string("open"));
+        assert_int_equal(sf_store_put(other, "thing", uuid, rev, theirs, NULL, NULL), 0);
+        /* "Nothing to do" on the stale guess (closed) must not stand: it is open now. */
+        assert_int_equal(sf_store_update(ctx.store, "thing", uuid, NULL, only_if_open, NULL, &got), 0);
+        assert_string_equal(sf_json_str(got, "state"), "closed");
+        json_object_put(got);
+        got = NULL;
+        /* A stale guess for a write: refused by the revision, applied to a fresh read. */
+        assert_int_equal(sf_store_get(other, "thing", uuid, &got, &rev), 0);
+        assert_int_equal(sf_store_put(other, "thing", uuid, rev, got, NULL, NULL), 0);
+        json_object_put(got);
+        got = NULL;
+        assert_int_equal(sf_store_update(ctx.store, "thing", uuid, NULL, add_one, NULL, NULL), 0);
+        assert_int_equal(sf_store_get(ctx.store, "thing", uuid, &got, &ours), 0);
+        assert_int_equal(sf_json_int(got, "n", 0), 42);
+        json_object_put(got);
+        got = NULL;
+        /* Deleted and made again by another connection, up to the revision of our guess:
+         * the revision matches, the text does not, so the guess is not written back. */
+        assert_int_equal(sf_store_purge(other, "thing", uuid), 0);
+        json_object_put(theirs);
+        theirs = json_object_new_object();
+        json_object_object_add(theirs, "fresh", json_object_new_boolean(true));
+        assert_int_equal(sf_store_put(other, "thing", uuid, 0, theirs, NULL, &rev), 0);
+        while (rev < ours)
+                assert_int_equal(sf_store_put(other, "thing", uuid, rev, theirs, NULL, &rev), 0);
+        assert_int_equal(rev, ours);
+        assert_int_equal(sf_store_update(ctx.store, "thing", uuid, NULL, add_one, NULL, NULL), 0);
+        assert_int_equal(sf_store_get(ctx.store, "thing", uuid, &got, NULL), 0);
+        assert_true(sf_json_bool(got, "fresh", false));
+        assert_int_equal(sf_json_int(got, "n", 0), 1);
+        sf_store_free(other);
 }
 
 static void test_lock_keepalive(void **state) {
@@ -451,6 +539,8 @@ int main(void) {
                 cmocka_unit_test(test_cas_concurrent_updates),
                 cmocka_unit_test(test_lock_expiry_and_fencing),
                 cmocka_unit_test(test_lock_keepalive),
+                cmocka_unit_test(test_lock_check_window),
+                cmocka_unit_test(test_update_guess),
                 cmocka_unit_test(test_lock_break_dead_holder),
                 cmocka_unit_test(test_intent_recorded_before_publish),
                 cmocka_unit_test(test_purge_deleted),

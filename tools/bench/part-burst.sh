@@ -18,6 +18,9 @@ mkdir -p "$OUT"
 # These domains only ever lived in the test driver: no virsh calls for them at cleanup.
 bench_cleanup() {
     local rc=$?
+    # Not under set -e: `(exit "$rc")` of a failed run must not end the trap before
+    # e2e_cleanup has stopped redis-server and nats-server.
+    set +e
     stop_pid sf-api; stop_pid sf-compute
     rm -rf "$STORAGE/instances"
     (exit "$rc"); e2e_cleanup
@@ -55,8 +58,14 @@ node_up() { api GET "/nodes/$NODE"; [ "$CODE" = 200 ]; }
 wait_until 30 "node heartbeat" node_up
 log "node up (api $API, compute on test:///default)"
 
-# CONNS threads POST their share back to back; a poller counts `created` in GET /instances
-# every 20 ms.  Rate = N / (last created - first POST).
+# CPU time (utime + stime, clock ticks) of each server process, to show where the
+# burst's work went.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+declare -A CPU0=()
+for p in redis nats sf-api sf-compute; do CPU0[$p]=$(cpu_ticks "${PIDS[$p]}"); done
+
+# CONNS threads POST their share back to back; once all are answered, a poller counts
+# `created` in GET /instances every 20 ms.  Rate = N / (last created - first POST).
 python3 - "$API" "$TOKEN" "$N" "$CONNS" > "$W/burst.json" <<'EOF' || fail "burst failed"
 import http.client, json, sys, threading, time, urllib.parse
 api, token, n, conns = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -72,13 +81,14 @@ def post(k):
         if r.status != 200:
             errors.append("%d %s" % (r.status, d[:200]))
 threads = [threading.Thread(target=post, args=(k,)) for k in range(conns)]
-t0 = time.monotonic()
+t0, c0 = time.monotonic(), time.process_time()
 for t in threads: t.start()
 c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
-posted = None
+# The last create cannot finish before the last POST is answered: polling starts then,
+# so the poller's GETs do not compete with the POSTs for the CPU they measure.
+for t in threads: t.join()
+posted = time.monotonic() - t0
 while True:
-    if posted is None and not any(t.is_alive() for t in threads):
-        posted = time.monotonic() - t0
     c.request("GET", "/instances", "", h)
     r = c.getresponse(); d = json.loads(r.read())
     states = {}
@@ -93,9 +103,14 @@ while True:
     time.sleep(0.02)
 total = time.monotonic() - t0
 print(json.dumps({"n": n, "posted_s": round(posted or total, 3), "created_s": round(total, 3),
-                  "rate": round(n / total, 1)}))
+                  "rate": round(n / total, 1), "client_cpu_ms": round((time.process_time() - c0) * 1000)}))
 EOF
 log "burst: $(cat "$W/burst.json")"
+hz=$(getconf CLK_TCK)
+for p in redis nats sf-api sf-compute; do
+    echo "  cpu $p $(( ($(cpu_ticks "${PIDS[$p]}") - CPU0[$p]) * 1000 / hz )) ms"
+done
+echo "  cpu load-generator (python) $(json_get client_cpu_ms < "$W/burst.json") ms"
 # Where the work went: Redis commands over the whole burst (per create: divide by N).
 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" info commandstats |
     sed -n 's/^cmdstat_\([a-z]*\):calls=\([0-9]*\),usec=\([0-9]*\).*/  redis \1 \2 calls \3 us/p' | sort -k3 -n -r

@@ -418,43 +418,69 @@ static int create_config_drive(create_t *c) {
         return SF_WORK_DONE;
 }
 
+/* The port fields an instance may have, in the order assign_ports fills them. */
+static const char *const PORT_FIELDS[] = {"console_port", "vdi_port", "vdi_tls_port"};
+
 typedef struct {
-        const char *field;
-        int port;
-} port_field_t;
+        const int *ports; /* one per PORT_FIELDS entry; 0 = leave that field */
+        const bool *set;
+        size_t n;
+} port_fields_t;
 
-static int set_port_field(json_object *doc, void *ud) {
-        port_field_t *p = ud;
+static int set_port_fields(json_object *doc, void *ud) {
+        const port_fields_t *p = ud;
 
-        json_object_object_add(doc, p->field, p->port ? json_object_new_int(p->port) : NULL);
+        for (size_t i = 0; i < p->n; i++)
+                if (p->set[i])
+                        json_object_object_add(doc, PORT_FIELDS[i], p->ports[i] ? json_object_new_int(p->ports[i]) : NULL);
         return 0;
 }
 
-/* One port of this instance: the recorded one while it is still ours to claim, else a
- * fresh one, recorded before it is claimed so that a crash in between leaves every claim
- * named by the record (delete releases what the record names). */
-static int port_assign(create_t *c, const char *field, int recorded, const int *avoid, int navoid, int *ret) {
+/* The instance's ports (ports[i] for PORT_FIELDS[i], i < n): the recorded ones while
+ * they are still ours to claim, else fresh ones.  Fresh ones are recorded (all in one
+ * write) before they are claimed (all in one round trip), so that a crash in between
+ * leaves every claim named by the record (delete releases what the record names).  A
+ * port found taken is picked again, up to 20 rounds. */
+static int ports_assign(create_t *c, int *ports, size_t n, const int *avoid, int navoid) {
         sf_ctx_t *ctx = c->w->ctx;
-        int port = recorded, r;
+        int r;
 
         for (int attempt = 0; attempt < 20; attempt++) {
-                if (!port) {
-                        r = sf_ports_pick(ctx->cfg.console_bind, avoid, navoid, &port);
+                bool picked[SF_ARRAY_SIZE(PORT_FIELDS)] = {false}, taken[SF_ARRAY_SIZE(PORT_FIELDS)] = {false};
+                bool any_picked = false, any_taken = false;
+
+                for (size_t i = 0; i < n; i++) {
+                        int av[SF_ARRAY_SIZE(PORT_FIELDS) * 2];
+                        int nav = 0;
+
+                        if (ports[i])
+                                continue;
+                        for (int k = 0; k < navoid && nav < (int)SF_ARRAY_SIZE(av); k++)
+                                av[nav++] = avoid[k];
+                        for (size_t k = 0; k < n && nav < (int)SF_ARRAY_SIZE(av); k++)
+                                if (ports[k])
+                                        av[nav++] = ports[k];
+                        r = sf_ports_pick(ctx->cfg.console_bind, av, nav, &ports[i]);
                         if (r < 0)
                                 return r;
-                        r = sf_store_update(ctx->store, "instance", c->uuid, &c->fence, set_port_field,
-                                            &(port_field_t){field, port}, NULL);
+                        picked[i] = any_picked = true;
+                }
+                if (any_picked) {
+                        r = sf_store_update(ctx->store, "instance", c->uuid, &c->fence, set_port_fields,
+                                            &(port_fields_t){.ports = ports, .set = picked, .n = n}, NULL);
                         if (r < 0)
                                 return r;
                 }
-                r = sf_ports_claim(ctx->store, ctx->cfg.node, c->uuid, port);
-                if (r == 0) {
-                        *ret = port;
-                        return 0;
-                }
-                if (r != -EADDRINUSE)
+                r = sf_ports_claim_many(ctx->store, ctx->cfg.node, c->uuid, ports, n, taken);
+                if (r < 0)
                         return r;
-                port = 0;
+                for (size_t i = 0; i < n; i++)
+                        if (taken[i]) {
+                                ports[i] = 0;
+                                any_taken = true;
+                        }
+                if (!any_taken)
+                        return 0;
         }
         return -EADDRINUSE;
 }
@@ -480,7 +506,8 @@ static int assign_ports(create_t *c, bool fresh) {
         sf_ctx_t *ctx = c->w->ctx;
         json_object *video = NULL;
         const char *vdi;
-        int avoid[3] = {c->console_port, c->vdi_port, c->vdi_tls_port}, r;
+        int avoid[3] = {c->console_port, c->vdi_port, c->vdi_tls_port}, ports[3] = {0}, r;
+        size_t n = 2;
 
         json_object_object_get_ex(c->inst, "video", &video);
         vdi = sf_json_str(video, "vdi") ?: "spice";
@@ -489,20 +516,19 @@ static int assign_ports(create_t *c, bool fresh) {
                         if (avoid[i])
                                 sf_ports_release(ctx->store, ctx->cfg.node, c->uuid, avoid[i]);
         } else {
-                c->console_port = (int)sf_json_int(c->inst, "console_port", 0);
-                c->vdi_port = (int)sf_json_int(c->inst, "vdi_port", 0);
-                c->vdi_tls_port = (int)sf_json_int(c->inst, "vdi_tls_port", 0);
+                for (size_t i = 0; i < SF_ARRAY_SIZE(PORT_FIELDS); i++)
+                        ports[i] = (int)sf_json_int(c->inst, PORT_FIELDS[i], 0);
         }
-        r = port_assign(c, "console_port", fresh ? 0 : c->console_port, avoid, 3, &c->console_port);
-        if (r == 0) {
-                avoid[0] = c->console_port;
-                r = port_assign(c, "vdi_port", fresh ? 0 : c->vdi_port, avoid, 3, &c->vdi_port);
-        }
-        if (r == 0 && strncmp(vdi, "spice", 5) == 0 && spice_tls()) {
-                avoid[1] = c->vdi_port;
-                r = port_assign(c, "vdi_tls_port", fresh ? 0 : c->vdi_tls_port, avoid, 3, &c->vdi_tls_port);
-        }
-        return r;
+        if (strncmp(vdi, "spice", 5) == 0 && spice_tls())
+                n = 3;
+        r = ports_assign(c, ports, n, avoid, fresh ? 3 : 0);
+        if (r < 0)
+                return r;
+        c->console_port = ports[0];
+        c->vdi_port = ports[1];
+        if (n == 3)
+                c->vdi_tls_port = ports[2];
+        return 0;
 }
 
 static int create_ports(create_t *c) {
@@ -615,24 +641,39 @@ static int create_define_start(create_t *c) {
         return SF_WORK_DONE;
 }
 
+/* A write that leaves the power state as it was carries no event. */
+static bool power_unchanged(json_object *doc, void *ud) {
+        const built_t *b = ud;
+
+        (void)doc;
+        return !b->power_changed;
+}
+
 static int create_record(create_t *c) {
         built_t built = {.disks = c->disk_view, .power = "on"};
+        _cleanup_json_ json_object *extra = json_object_new_object();
+        _cleanup_free_ char *stored_ts = NULL;
+        /* A power change is an attribute write like any other: a "set attribute" event, so
+         * event readers and the live stream see it (lib/object.c does the same), stored in
+         * the record's own write. */
+        sf_event_write_t ev = {.ctx = c->w->ctx, .objtype = "instance", .uuid = c->uuid, .type = "mutate",
+                               .message = "set attribute", .extra = extra, .duration = -1,
+                               .skip = power_unchanged, .skip_ud = &built};
         int r;
 
-        r = sf_store_update(c->w->ctx->store, "instance", c->uuid, &c->fence, apply_built, &built, NULL);
+        if (!extra)
+                return sf_work_error(c->w, "out of memory"), SF_WORK_RETRY;
+        json_object_object_add(extra, "attribute", json_object_new_string("power_state"));
+        json_object_object_add(extra, "value", json_object_new_string(built.power));
+        r = sf_store_update_then(c->w->ctx->store, "instance", c->uuid, &c->fence, apply_built, &built,
+                                 sf_event_write_then, &ev, NULL, &stored_ts);
+        if (r == 0 && stored_ts)
+                sf_event_write_publish(&ev, stored_ts);
+        sf_event_write_done(&ev);
         if (r == -ENOLCK)
                 return sf_work_error(c->w, "instance lock lost"), SF_WORK_WAIT;
         if (r < 0)
                 return sf_work_error(c->w, "cannot record disks: %s", strerror(-r)), SF_WORK_RETRY;
-        /* A power change is an attribute write like any other: a "set attribute" event, so
-         * event readers and the live stream see it (lib/object.c does the same). */
-        if (built.power_changed) {
-                _cleanup_json_ json_object *extra = json_object_new_object();
-
-                json_object_object_add(extra, "attribute", json_object_new_string("power_state"));
-                json_object_object_add(extra, "value", json_object_new_string(built.power));
-                sf_event_emit(c->w->ctx, "instance", c->uuid, c->ns, "mutate", "set attribute", extra, -1);
-        }
         return SF_WORK_DONE;
 }
 

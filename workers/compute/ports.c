@@ -15,6 +15,11 @@
  * A SET NX re-sent after a lost reply finds its own value: still ours. */
 static const char CLAIM_LUA[] = "if redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 1 end "
                                 "if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end return 0";
+/* CLAIM_LUA for each of KEYS, ARGV[1] owner: a list of 1 (owner's) or 0 (another's). */
+static const char CLAIM_MANY_LUA[] = "local out = {} for i = 1, #KEYS do "
+                                     "if redis.call('SET', KEYS[i], ARGV[1], 'NX') or "
+                                     "redis.call('GET', KEYS[i]) == ARGV[1] then out[i] = 1 else out[i] = 0 end "
+                                     "end return out";
 /* KEYS[1] port key, ARGV[1] owner: delete only the owner's claim. */
 static const char RELEASE_LUA[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then "
                                   "return redis.call('DEL', KEYS[1]) end return 0";
@@ -39,6 +44,35 @@ int sf_ports_claim(sf_store_t *st, const char *node, const char *owner, int port
         if (r < 0)
                 return r;
         return v == 1 ? 0 : -EADDRINUSE;
+}
+
+int sf_ports_claim_many(sf_store_t *st, const char *node, const char *owner, const int *ports, size_t n,
+                        bool *ret_taken) {
+        char keys[SF_PORTS_CLAIM_MAX][160], nkeys[8];
+        const char *argv[4 + SF_PORTS_CLAIM_MAX] = {"EVAL", CLAIM_MANY_LUA, nkeys};
+        _cleanup_reply_ redisReply *r = NULL;
+        int argc = 3;
+
+        if (n == 0)
+                return 0;
+        if (n > SF_PORTS_CLAIM_MAX)
+                return -EINVAL;
+        snprintf(nkeys, sizeof(nkeys), "%zu", n);
+        for (size_t i = 0; i < n; i++) {
+                snprintf(keys[i], sizeof(keys[i]), SF_KEY_PORT, node, ports[i]);
+                argv[argc++] = keys[i];
+        }
+        argv[argc++] = owner;
+        /* Idempotent (a claim re-sent finds its own value), so it may be sent again. */
+        r = sf_store_cmdargv(st, argc, argv, NULL);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != n)
+                return -EIO;
+        for (size_t i = 0; i < n; i++)
+                if (r->element[i]->type != REDIS_REPLY_INTEGER)
+                        return -EIO;
+        for (size_t i = 0; i < n; i++)
+                ret_taken[i] = r->element[i]->integer != 1;
+        return 0;
 }
 
 int sf_ports_release(sf_store_t *st, const char *node, const char *owner, int port) {

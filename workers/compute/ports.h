@@ -7,10 +7,18 @@
 
 #include <json-c/json.h>
 #include <stdbool.h>
+#include <stddef.h>
+
+/* The most ports one sf_ports_claim_many call takes (an instance has three). */
+#define SF_PORTS_CLAIM_MAX 8
 
 /* Claim port for owner: 0 if it is (now) owner's, -EADDRINUSE if another's, -EIO if
  * Redis cannot tell. */
 int sf_ports_claim(sf_store_t *st, const char *node, const char *owner, int port);
+/* Claim n ports for owner in one round trip: ret_taken[i] is true when port i is
+ * another's (the others are owner's now).  -EIO if Redis cannot tell. */
+int sf_ports_claim_many(sf_store_t *st, const char *node, const char *owner, const int *ports, size_t n,
+                        bool *ret_taken);
 /* Release port if owner holds it (another owner's claim is left alone).  0 or -EIO. */
 int sf_ports_release(sf_store_t *st, const char *node, const char *owner, int port);
 /* A random port in the range that nothing on this host listens on at addr (a bind test)
