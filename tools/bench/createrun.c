@@ -139,6 +139,8 @@ static const char *jstr(json_object *o, const char *k) {
 
 /* ---- helpers ---- */
 /* Every occurrence of from in s replaced by to; s is freed. */
+#define SETTLE_US 1000000 /* quiet time before each timed start */
+
 static char *replace_all(char *s, const char *from, const char *to) {
         size_t fl = strlen(from), tl = strlen(to), n = 0;
         char *p, *out, *o;
@@ -298,6 +300,9 @@ int main(int argc, char **argv) {
                 /* -- sf -- */
                 snprintf(name, sizeof(name), "%s-%d", base, i);
                 json_object_object_add(body, "name", json_object_new_string(name));
+                /* Both starts begin on a settled node: the last repetition's delete (its
+                 * network refresh, QEMU exiting, files removed) is not on sf's clock. */
+                usleep(SETTLE_US);
                 t0 = now_ms();
                 ans = http("POST", "/instances", json_object_to_json_string(body), &code);
                 if (code != 200 || !ans || !jstr(ans, "uuid")) {
@@ -376,6 +381,7 @@ int main(int argc, char **argv) {
                                 }
                         }
                 }
+                usleep(SETTLE_US);
                 t0 = now_ms();
                 raw = virDomainDefineXML(conn, xml);
                 if (!raw || virDomainCreate(raw) < 0) {
